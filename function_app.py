@@ -1,0 +1,13 @@
+"""Entry point the Azure Functions Python worker indexes: one DFApp, registration only.
+
+All logic lives in the `shared` package; each trigger module contributes a blueprint.
+"""
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from shared.triggers import BLUEPRINTS
+
+app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
+for blueprint in BLUEPRINTS:
+    app.register_functions(blueprint)

@@ -1,0 +1,230 @@
+"""ARM adapter: AKS and VMSS calls through the Azure management SDKs.
+
+The only module that talks to Azure Resource Manager. It returns the project's plain
+models (`shared.models`) and raises the project's errors (`shared.errors`), never SDK
+types. Long-running operations are *started* here and polled separately
+(`operation_state`), so an orchestration can wait between polls with durable timers
+instead of blocking an activity for a 30-minute reimage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from azure.core import MatchConditions
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError, ServiceResponseError
+from azure.core.rest import HttpRequest
+
+from shared.adapters.arm_parse import (
+    classify,
+    cluster_from_arm,
+    error_from_response,
+    operation_state_from_response,
+    pool_from_arm,
+)
+from shared.adapters.credentials import arm_client_options
+from shared.errors import ArmError, NotFoundError, TransientError
+from shared.models import Cluster, ClusterRef, MaintenanceConfig, Operation, OperationState, Pool, SshAccess, Vmss
+
+T = TypeVar("T")
+POOL_NAME_TAG = "aks-managed-poolName"
+RUN_SHELL_SCRIPT = "RunShellScript"
+
+
+class Arm:
+    """One per ARM endpoint; clients per subscription are made on first use and reused.
+
+    `retries`: the SDK's own retries per request. Orchestrations pass 0 because they
+    retry with durable timers themselves; the read-only CLI keeps the SDK's default.
+    """
+
+    def __init__(self, endpoint: str, *, local: bool, retries: int | None = None):
+        self._options = arm_client_options(endpoint, local=local)
+        if retries is not None:
+            self._options["retry_total"] = retries
+        self._aks: dict[str, Any] = {}
+        self._compute: dict[str, Any] = {}
+
+    def close(self) -> None:
+        for client in [*self._aks.values(), *self._compute.values()]:
+            client.close()
+        self._aks.clear()
+        self._compute.clear()
+
+    def __enter__(self) -> Arm:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- AKS: reads -------------------------------------------------------------------
+
+    def list_clusters(self, subscription: str) -> list[Cluster]:
+        with translated_errors():
+            return [cluster_from_arm(c.as_dict()) for c in self.aks(subscription).managed_clusters.list()]
+
+    def get_cluster(self, ref: ClusterRef) -> Cluster:
+        with translated_errors():
+            return cluster_from_arm(
+                self.aks(ref.subscription).managed_clusters.get(ref.resource_group, ref.name).as_dict()
+            )
+
+    def list_pools(self, ref: ClusterRef) -> list[Pool]:
+        with translated_errors():
+            pools = self.aks(ref.subscription).agent_pools.list(ref.resource_group, ref.name)
+            return [pool_from_arm(ref, p.as_dict()) for p in pools]
+
+    def get_pool(self, ref: ClusterRef, pool: str) -> Pool:
+        with translated_errors():
+            return pool_from_arm(
+                ref, self.aks(ref.subscription).agent_pools.get(ref.resource_group, ref.name, pool).as_dict()
+            )
+
+    def list_maintenance_configurations(self, ref: ClusterRef) -> list[MaintenanceConfig]:
+        with translated_errors():
+            configs = self.aks(ref.subscription).maintenance_configurations.list_by_managed_cluster(
+                ref.resource_group, ref.name
+            )
+            return [
+                MaintenanceConfig(c.name, (c.as_dict().get("properties") or {}).get("maintenanceWindow") or {})
+                for c in configs
+            ]
+
+    # --- AKS: writes (each starts a long-running operation) ------------------------------
+
+    def set_pool_ssh_access(self, ref: ClusterRef, pool: str, mode: SshAccess) -> Operation:
+        """GET the pool and PUT it whole with only `securityProfile.sshAccess` changed.
+
+        Whole-pool PUT because a partial body resets what it omits; the ETag makes a
+        write that raced another writer fail (412) instead of overwriting it.
+        """
+        from azure.mgmt.containerservice.models import AgentPoolSecurityProfile
+
+        client = self.aks(ref.subscription)
+        with translated_errors():
+            body = client.agent_pools.get(ref.resource_group, ref.name, pool)
+            profile = body.properties.security_profile or AgentPoolSecurityProfile()
+            profile.ssh_access = mode.value
+            body.properties.security_profile = profile
+            return self._start(
+                client.agent_pools.begin_create_or_update,
+                ref.resource_group,
+                ref.name,
+                pool,
+                body,
+                etag=body.properties.e_tag,
+                match_condition=MatchConditions.IfNotModified if body.properties.e_tag else None,
+            )
+
+    def start_node_image_upgrade(self, ref: ClusterRef, pool: str) -> Operation:
+        client = self.aks(ref.subscription)
+        with translated_errors():
+            return self._start(client.agent_pools.begin_upgrade_node_image_version, ref.resource_group, ref.name, pool)
+
+    def operation_state(self, operation: Operation, subscription: str) -> OperationState:
+        """One poll of a started operation, by the URL ARM returned for it."""
+        with translated_errors():
+            response = self.aks(subscription).send_request(HttpRequest("GET", operation.url))
+            return operation_state_from_response(operation, response)
+
+    # --- Compute: the pool's scale set and its nodes --------------------------------------
+
+    def find_pool_vmss(self, cluster: Cluster, pool: str) -> Vmss | None:
+        """The VMSS tagged `aks-managed-poolName=<pool>` in the node resource group, if any."""
+        with translated_errors():
+            for vmss in self.compute(cluster.ref.subscription).virtual_machine_scale_sets.list(
+                cluster.node_resource_group
+            ):
+                if (vmss.tags or {}).get(POOL_NAME_TAG, "").lower() == pool.lower():
+                    return Vmss(cluster.ref.subscription, cluster.node_resource_group, vmss.name, pool)
+        return None
+
+    def list_instances(self, vmss: Vmss) -> list[str]:
+        with translated_errors():
+            vms = self.compute(vmss.subscription).virtual_machine_scale_set_vms.list(vmss.resource_group, vmss.name)
+            return [vm.instance_id or vm.id.rsplit("/", 1)[-1] for vm in vms]
+
+    def start_run_command(self, vmss: Vmss, instance_id: str, script: list[str]) -> Operation:
+        from azure.mgmt.compute.models import RunCommandInput
+
+        client = self.compute(vmss.subscription)
+        with translated_errors():
+            return self._start(
+                client.virtual_machine_scale_set_vms.begin_run_command,
+                vmss.resource_group,
+                vmss.name,
+                instance_id,
+                RunCommandInput(command_id=RUN_SHELL_SCRIPT, script=script),
+            )
+
+    def run_command_output(self, operation: Operation, subscription: str) -> str | None:
+        """The run-command's message once done (stdout/stderr as ARM formats it), else None."""
+        with translated_errors():
+            response = self.compute(subscription).send_request(HttpRequest("GET", operation.url))
+            if response.status_code == 202:
+                return None
+            if response.status_code >= 400:
+                raise error_from_response(response)
+            return "\n".join(s.get("message") or "" for s in (response.json() or {}).get("value", []))
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    def aks(self, subscription: str):
+        if subscription not in self._aks:
+            from azure.mgmt.containerservice import ContainerServiceClient
+
+            self._aks[subscription] = ContainerServiceClient(subscription_id=subscription, **self._options)
+        return self._aks[subscription]
+
+    def compute(self, subscription: str):
+        if subscription not in self._compute:
+            from azure.mgmt.compute import ComputeManagementClient
+
+            self._compute[subscription] = ComputeManagementClient(subscription_id=subscription, **self._options)
+        return self._compute[subscription]
+
+    @staticmethod
+    def _start(begin: Callable[..., Any], *args: Any, **kwargs: Any) -> Operation:
+        """Send the initial request of a long-running operation and return where to poll it."""
+        responses: list[Any] = []
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        begin(*args, polling=False, raw_response_hook=lambda r: responses.append(r.http_response), **kwargs)
+        headers = responses[-1].headers
+        if headers.get("Azure-AsyncOperation"):
+            return Operation(headers["Azure-AsyncOperation"], "async")
+        if headers.get("Location"):
+            return Operation(headers["Location"], "location")
+        return Operation("", "done")  # completed synchronously (200 with no operation headers)
+
+
+@contextmanager
+def translated_errors() -> Iterator[None]:
+    """SDK exceptions -> the project's error classes, chained for the traceback."""
+    try:
+        yield
+    except ArmError:
+        raise
+    except ResourceNotFoundError as e:
+        raise NotFoundError(*_code_message(e), status=404) from e
+    except HttpResponseError as e:
+        raise classify(e.status_code, *_code_message(e), _retry_after(e)) from e
+    except (ServiceRequestError, ServiceResponseError) as e:
+        raise TransientError("ConnectionError", str(e)) from e
+
+
+def _code_message(e: HttpResponseError) -> tuple[str, str]:
+    error = getattr(e, "error", None)
+    code = getattr(error, "code", None) or type(e).__name__
+    message = getattr(error, "message", None) or e.message or str(e)
+    return str(code), str(message)
+
+
+def _retry_after(e: HttpResponseError) -> float | None:
+    response = getattr(e, "response", None)
+    value = response.headers.get("Retry-After") if response is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,75 @@
+"""The project's error classes.
+
+Adapters translate SDK errors into these, so the layers above never see an SDK type.
+Two families matter to callers: `retryable` errors (conflict, throttled, transient) are
+retried with backoff; every other `ArmError` is terminal for the pool it concerns.
+"""
+
+from __future__ import annotations
+
+
+class WardenError(Exception):
+    """Base class of every error the warden raises on purpose."""
+
+
+class ConfigError(WardenError):
+    """A setting or the policy is invalid. The CLI exits 2 and nothing is written."""
+
+
+class PolicyError(ConfigError):
+    """The policy does not validate; `path` is the JSON path of the offending field."""
+
+    def __init__(self, path: str, message: str):
+        super().__init__(f"policy {path}: {message}")
+        self.path = path
+
+
+class OutOfScopeError(WardenError):
+    """A resource id outside `WARDEN_SUBSCRIPTIONS`, or not an AKS cluster/pool id."""
+
+
+class StoreConflictError(WardenError):
+    """A row changed since it was read (stale ETag): re-read and decide again."""
+
+
+class ArmError(WardenError):
+    """An Azure Resource Manager request failed. `code`/`message` are ARM's own."""
+
+    retryable = False
+
+    def __init__(self, code: str, message: str, *, status: int | None = None, retry_after: float | None = None):
+        super().__init__(f"{code}: {message}" if code else message)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after
+
+
+class NotFoundError(ArmError):
+    """404: the cluster, pool or operation is gone."""
+
+
+class ConflictError(ArmError):
+    """409 `OperationNotAllowed`: another operation runs on the cluster; wait for idle, retry."""
+
+    retryable = True
+
+
+class ThrottledError(ArmError):
+    """429: retry after `retry_after` seconds."""
+
+    retryable = True
+
+
+class TransientError(ArmError):
+    """5xx or a connection failure: retry with capped exponential backoff."""
+
+    retryable = True
+
+
+class PermanentError(ArmError):
+    """Any other 4xx: terminal for the pool, recorded with ARM's code and message."""
+
+
+class OperationFailedError(ArmError):
+    """A long-running operation ended `Failed` or `Canceled`: terminal for the pool."""

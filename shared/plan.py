@@ -1,0 +1,106 @@
+"""Desired vs actual -> a plan for one pool: its status, the reason, and the steps.
+
+Pure. The same function serves the read-only `plan` report and the reconcile
+orchestration, so what the report promises is exactly what enforcement does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from shared.models import Cluster, Pool, SshAccess, kubernetes_minor
+from shared.policy import Policy
+
+# From Kubernetes 1.37 a change of sshAccess reimages the nodes itself: no second upgrade.
+SELF_REIMAGE_FROM = (1, 37)
+VMSS = "VirtualMachineScaleSets"
+
+
+class Status(StrEnum):
+    COMPLIANT = "compliant"
+    DRIFTED = "drifted"
+    PENDING_REIMAGE = "pending-reimage"
+    UNSUPPORTED = "unsupported"
+    IGNORED = "ignored"
+
+
+class Step(StrEnum):
+    UPDATE_SSH_ACCESS = "update-ssh-access"
+    UPGRADE_NODE_IMAGE = "upgrade-node-image"
+
+
+@dataclass(frozen=True)
+class PoolPlan:
+    cluster: Cluster
+    pool: Pool
+    desired: SshAccess | None
+    status: Status
+    reason: str
+    steps: tuple[Step, ...] = ()
+
+    @property
+    def current(self) -> SshAccess:
+        return self.pool.ssh_access
+
+
+def unsupported_reason(cluster: Cluster, pool: Pool, mode: SshAccess) -> str | None:
+    """The AKS limitations: the pools on which `mode` cannot be set at all."""
+    if mode is SshAccess.ENTRA_ID and pool.os_type.lower() == "windows":
+        return "EntraId SSH is not supported on Windows node pools"
+    if mode is SshAccess.ENTRA_ID and cluster.is_automatic:
+        return "EntraId SSH is not supported on AKS Automatic clusters"
+    if mode is SshAccess.DISABLED and pool.type != VMSS:
+        return f"Disabled SSH needs a {VMSS} pool; this pool is of type {pool.type!r}"
+    return None
+
+
+def reimages_itself(pool: Pool) -> bool:
+    return kubernetes_minor(pool.orchestrator_version) >= SELF_REIMAGE_FROM
+
+
+def plan_pool(cluster: Cluster, pool: Pool, policy: Policy, *, pending_reimage: bool = False) -> PoolPlan:
+    """`pending_reimage`: sshAccess was set earlier but the node-image upgrade has not run yet."""
+    decision = policy.decide(cluster, pool)
+    desired = decision.desired
+    if desired is None:
+        return PoolPlan(cluster, pool, None, Status.IGNORED, f"{decision.rule} says ignore")
+    unsupported = unsupported_reason(cluster, pool, desired)
+    if unsupported:
+        return PoolPlan(
+            cluster, pool, desired, Status.UNSUPPORTED, f"{unsupported} ({decision.rule} asks for {desired.value})"
+        )
+    if pool.ssh_access is desired and not pending_reimage:
+        return PoolPlan(cluster, pool, desired, Status.COMPLIANT, f"{decision.rule}: {desired.value}")
+    if pool.ssh_access is desired:
+        return PoolPlan(
+            cluster,
+            pool,
+            desired,
+            Status.PENDING_REIMAGE,
+            f"{decision.rule}: {desired.value} is set; nodes wait for a node-image upgrade",
+            (Step.UPGRADE_NODE_IMAGE,),
+        )
+    return _drifted(cluster, pool, desired, decision.rule)
+
+
+def _drifted(cluster: Cluster, pool: Pool, desired: SshAccess, rule: str) -> PoolPlan:
+    change = f"{rule}: {pool.ssh_access.value} -> {desired.value}"
+    if cluster.is_stopped:
+        return PoolPlan(
+            cluster, pool, desired, Status.DRIFTED, f"{change}; cluster is stopped (only start/delete are allowed)"
+        )
+    steps = (Step.UPDATE_SSH_ACCESS,) if reimages_itself(pool) else (Step.UPDATE_SSH_ACCESS, Step.UPGRADE_NODE_IMAGE)
+    suffix = (
+        "; the update reimages the nodes (Kubernetes >= 1.37)"
+        if reimages_itself(pool)
+        else "; then a node-image upgrade"
+    )
+    return PoolPlan(cluster, pool, desired, Status.DRIFTED, change + suffix, steps)
+
+
+def apply_plan(plan: PoolPlan) -> Pool:
+    """The pool as it is once the plan's steps have run (used to prove plans converge)."""
+    if Step.UPDATE_SSH_ACCESS in plan.steps and plan.desired is not None:
+        return replace(plan.pool, ssh_access=plan.desired)
+    return plan.pool
