@@ -1,0 +1,18 @@
+# Two entry points for a fresh machine; both set themselves up first.
+.PHONY: demo test lint bench setup
+
+setup:
+	@bash scripts/bootstrap.sh
+
+demo: setup
+	.venv/bin/python -m shared demo
+
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/lint-imports
+
+test: lint
+	.venv/bin/python -m pytest -q
+
+bench: setup
+	.venv/bin/python -m bench

@@ -1,0 +1,335 @@
+"""Table Storage adapter: the only importer of `azure.data.tables`.
+
+`WardenStore` reads and writes the four tables described in docs/tables.md. Rows are the
+records of `shared.records`; this module adds the SDK's typing, batches writes into
+transactions, and turns `azure.core` exceptions into the warden's own errors.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import re
+import secrets
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from azure.core import MatchConditions
+from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential, TokenCredential
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
+from azure.data.tables import EdmType, EntityProperty, TableClient, TableServiceClient, UpdateMode
+
+from shared.errors import ConfigError, StoreConflictError, WardenError
+from shared.records import (
+    CHECK_PREFIX,
+    LATEST_CHECK_PREFIX,
+    AuditRecord,
+    KeyRotation,
+    NodeCheck,
+    PoolState,
+    chronological_row_key,
+    cluster_partition,
+    from_entity,
+    pool_row_key,
+    prefix_range,
+    time_key,
+    to_entity,
+)
+
+POOL_STATE_TABLE = "WardenPoolState"
+AUDIT_TABLE = "WardenAudit"
+NODE_CHECKS_TABLE = "WardenNodeChecks"
+KEY_ROTATIONS_TABLE = "WardenKeyRotations"
+TABLES = (POOL_STATE_TABLE, AUDIT_TABLE, NODE_CHECKS_TABLE, KEY_ROTATIONS_TABLE)
+# Table Storage's limit per transaction; Azurite fails obscurely past it, so it is checked here.
+MAX_TRANSACTION_OPERATIONS = 100
+_PREFIX = re.compile(r"^([A-Za-z][A-Za-z0-9]{0,29})?$")
+_LOOPBACK_NAMES = ("localhost",)
+
+# Orders rows written by this process within one microsecond (see `chronological_row_key`).
+_sequence = itertools.count()
+
+_R = TypeVar("_R")
+Credential = TokenCredential | AzureNamedKeyCredential | AzureSasCredential
+
+
+class StoreError(WardenError):
+    """A Table Storage request failed (service error, connection failure, malformed row)."""
+
+
+class StoreNotFoundError(StoreError):
+    """The row (or table) asked for does not exist."""
+
+
+class WardenStore:
+    """The warden's tables in one storage account.
+
+    `setting` is the `WARDEN_TABLES` value: a connection string (Azurite, development) or an
+    account URL `https://<account>.table.core.windows.net`, which authenticates with
+    `credential` or else `DefaultAzureCredential` (managed identity on Azure). `table_prefix`
+    (letters and digits) gives tests their own tables. Use as a context manager, or `close()`.
+    """
+
+    def __init__(
+        self, setting: str, *, credential: Credential | None = None, table_prefix: str = "", **client_options: Any
+    ):
+        if not _PREFIX.match(table_prefix):
+            raise ConfigError(
+                f"table prefix {table_prefix!r} is invalid: use up to 30 letters and digits, starting with a letter"
+            )
+        self._owned_credential = None
+        self._service = self._connect(setting.strip(), credential, client_options)
+        self.table_prefix = table_prefix
+        self.table_names = {name: table_prefix + name for name in TABLES}
+        self._tables: dict[str, TableClient] = {}
+
+    def _connect(self, setting: str, credential: Credential | None, options: dict[str, Any]) -> TableServiceClient:
+        if not setting:
+            raise ConfigError("WARDEN_TABLES is empty: set a connection string or https://<account>.table.core.windows.net")
+        if setting.lower().startswith(("https://", "http://")):
+            _check_account_url(setting)
+            if credential is None:
+                from azure.identity import DefaultAzureCredential  # only account URLs need it
+
+                credential = self._owned_credential = DefaultAzureCredential()
+            return TableServiceClient(endpoint=setting, credential=credential, **options)
+        try:
+            return TableServiceClient.from_connection_string(setting, **options)
+        except (ValueError, TypeError) as error:
+            # The value is not shown: a connection string carries the account key.
+            raise ConfigError(
+                "WARDEN_TABLES is neither an account URL (https://<account>.table.core.windows.net) nor a valid "
+                f"connection string ({error}; value not shown, it may hold a key)"
+            ) from error
+
+    def close(self) -> None:
+        for table in self._tables.values():
+            table.close()
+        self._service.close()
+        if self._owned_credential is not None:
+            self._owned_credential.close()
+
+    def __enter__(self) -> WardenStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _table(self, name: str) -> TableClient:
+        if name not in self._tables:
+            self._tables[name] = self._service.get_table_client(self.table_names[name])
+        return self._tables[name]
+
+    # --- tables -----------------------------------------------------------------------
+
+    def ensure_tables(self) -> None:
+        """Create the tables that are missing; safe to call any number of times."""
+        for full_name in self.table_names.values():
+            with _translated(f"create table {full_name}"):
+                self._service.create_table_if_not_exists(full_name)
+
+    def delete_tables(self) -> None:
+        """Drop the tables (tests and local resets); missing ones are fine."""
+        for full_name in self.table_names.values():
+            with _translated(f"delete table {full_name}"):
+                self._service.delete_table(full_name)
+
+    # --- pool state -------------------------------------------------------------------
+
+    def get_pool_state(self, cluster_key: str, pool: str) -> PoolState:
+        """The pool's row with its ETag; raises `StoreNotFoundError` when there is none."""
+        with _translated(f"read pool state {cluster_key!r} pool {pool!r}"):
+            entity = self._table(POOL_STATE_TABLE).get_entity(cluster_partition(cluster_key), pool_row_key(pool))
+        return _record(PoolState, entity, etag=entity.metadata["etag"])
+
+    def put_pool_state(self, state: PoolState, etag: str | None = None) -> str:
+        """Write the pool's row and return its new ETag.
+
+        With `etag` (from `get_pool_state`) the write succeeds only if the row is unchanged;
+        without, only if there is no row yet. Otherwise `StoreConflictError`: re-read, decide again.
+        """
+        if state.updated_time is None:
+            state = replace(state, updated_time=datetime.now(UTC))
+        entity = _sdk_entity(to_entity(state, state.partition_key, state.row_key))
+        table = self._table(POOL_STATE_TABLE)
+        with _translated(f"write pool state {state.cluster_id!r} pool {state.pool!r}"):
+            if etag is None:
+                metadata = table.create_entity(entity)
+            else:
+                metadata = table.update_entity(
+                    entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
+                )
+        return metadata["etag"]
+
+    def list_pool_states(self, cluster_key: str | None = None) -> list[PoolState]:
+        """Rows of one cluster (or all), ordered by cluster then pool, each with its ETag."""
+        entities = self._query(POOL_STATE_TABLE, cluster_key)
+        return [_record(PoolState, entity, etag=entity.metadata["etag"]) for entity in entities]
+
+    # --- audit ------------------------------------------------------------------------
+
+    def append_audit(self, records: Iterable[AuditRecord]) -> None:
+        """Append rows in time order; each cluster's rows go in transactions of at most 100."""
+        nonce = secrets.token_hex(4)
+        entities = [
+            to_entity(record, record.partition_key, chronological_row_key(record.time, next(_sequence), nonce))
+            for record in records
+        ]
+        self._submit(AUDIT_TABLE, [("create", entity) for entity in entities])
+
+    def list_audit(self, cluster_key: str | None = None, since: datetime | None = None) -> list[AuditRecord]:
+        """Rows of one cluster (or all) at or after `since`, oldest first."""
+        low = time_key(since) if since is not None else None
+        entities = self._query(AUDIT_TABLE, cluster_key, low=low)
+        return [_record(AuditRecord, entity) for entity in _chronological(entities, cluster_key)]
+
+    # --- node checks ------------------------------------------------------------------
+
+    def record_node_checks(self, checks: Iterable[NodeCheck]) -> None:
+        """Append one history row per check and replace each node's `latest-` row, in the
+        same transaction per cluster. Of several checks of one node, the newest is latest."""
+        nonce = secrets.token_hex(4)
+        operations: list[tuple] = []
+        latest: dict[tuple[str, str], NodeCheck] = {}
+        for check in checks:
+            row_key = chronological_row_key(check.time, next(_sequence), nonce, prefix=CHECK_PREFIX)
+            operations.append(("create", to_entity(check, check.partition_key, row_key)))
+            slot = (check.partition_key, check.node_key)
+            if slot not in latest or check.time >= latest[slot].time:
+                latest[slot] = check
+        for (partition, node), check in latest.items():
+            entity = to_entity(check, partition, LATEST_CHECK_PREFIX + node)
+            operations.append(("upsert", entity, {"mode": UpdateMode.REPLACE}))
+        self._submit(NODE_CHECKS_TABLE, operations)
+
+    def list_node_checks(self, cluster_key: str | None = None, since: datetime | None = None) -> list[NodeCheck]:
+        """Every check of one cluster (or all) at or after `since`, oldest first."""
+        low, high = prefix_range(CHECK_PREFIX)
+        if since is not None:
+            low = CHECK_PREFIX + time_key(since)
+        entities = self._query(NODE_CHECKS_TABLE, cluster_key, low=low, high=high)
+        return [_record(NodeCheck, entity) for entity in _chronological(entities, cluster_key)]
+
+    def latest_node_checks(self, cluster_key: str | None = None) -> list[NodeCheck]:
+        """The most recent check of each node of one cluster (or all): one range query."""
+        low, high = prefix_range(LATEST_CHECK_PREFIX)
+        entities = self._query(NODE_CHECKS_TABLE, cluster_key, low=low, high=high)
+        return [_record(NodeCheck, entity) for entity in entities]
+
+    # --- key rotations ----------------------------------------------------------------
+
+    def record_key_rotation(self, rotation: KeyRotation) -> None:
+        row_key = chronological_row_key(rotation.time, next(_sequence), secrets.token_hex(4))
+        self._submit(KEY_ROTATIONS_TABLE, [("create", to_entity(rotation, rotation.partition_key, row_key))])
+
+    def list_key_rotations(self, cluster_key: str | None = None) -> list[KeyRotation]:
+        """Rotations of one cluster (or all), oldest first."""
+        entities = self._query(KEY_ROTATIONS_TABLE, cluster_key)
+        return [_record(KeyRotation, entity) for entity in _chronological(entities, cluster_key)]
+
+    # --- I/O helpers ------------------------------------------------------------------
+
+    def _query(self, table_name: str, cluster_key: str | None, low: str | None = None, high: str | None = None) -> list:
+        """Entities of one partition (or all) with RowKey in [low, high), in key order."""
+        clauses, parameters = [], {}
+        for clause, name, value in (
+            ("PartitionKey eq @pk", "pk", None if cluster_key is None else cluster_partition(cluster_key)),
+            ("RowKey ge @low", "low", low),
+            ("RowKey lt @high", "high", high),
+        ):
+            if value is not None:
+                clauses.append(clause)
+                parameters[name] = value
+        table = self._table(table_name)
+        with _translated(f"query {table.table_name}"):
+            if not clauses:
+                return list(table.list_entities())
+            return list(table.query_entities(" and ".join(clauses), parameters=parameters))
+
+    def _submit(self, table_name: str, operations: list[tuple]) -> None:
+        """Send operations as transactions: one partition each, at most 100 operations."""
+        table = self._table(table_name)
+        for batch in _transactions(operations):
+            batch = [(op[0], _sdk_entity(op[1]), *op[2:]) for op in batch]
+            with _translated(f"write {len(batch)} rows to {table.table_name}"):
+                table.submit_transaction(batch)
+
+
+def _transactions(operations: list[tuple]) -> Iterator[list[tuple]]:
+    """Group operations by partition (keeping their order) and cut each group into chunks."""
+    by_partition: dict[str, list[tuple]] = {}
+    for operation in operations:
+        by_partition.setdefault(operation[1]["PartitionKey"], []).append(operation)
+    for group in by_partition.values():
+        for start in range(0, len(group), MAX_TRANSACTION_OPERATIONS):
+            yield group[start : start + MAX_TRANSACTION_OPERATIONS]
+
+
+def _chronological(entities: list, cluster_key: str | None) -> list:
+    """One partition is already in RowKey (time) order; several need merging by RowKey."""
+    return entities if cluster_key is not None else sorted(entities, key=lambda entity: entity["RowKey"])
+
+
+def _sdk_entity(entity: dict[str, Any]) -> dict[str, Any]:
+    """Every int as Edm.Int64: one type per column, and values above 2**31 survive."""
+    return {
+        name: EntityProperty(value, EdmType.INT64) if isinstance(value, int) and not isinstance(value, bool) else value
+        for name, value in entity.items()
+    }
+
+
+def _record(kind: type[_R], entity: Any, **extra: Any) -> _R:
+    plain = {name: value.value if isinstance(value, EntityProperty) else value for name, value in entity.items()}
+    try:
+        return from_entity(kind, plain, **extra)
+    except ValueError as error:
+        raise StoreError(str(error)) from error
+
+
+def _check_account_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme.lower() == "https" and parts.hostname:
+        return
+    if parts.scheme.lower() == "http" and _is_loopback(parts.hostname or ""):
+        return
+    shown = f"{parts.scheme}://{parts.netloc}{parts.path}"  # without a query: it could be a SAS token
+    raise ConfigError(
+        f"WARDEN_TABLES account URL {shown!r} must be https://<account>.table.core.windows.net "
+        "(plain http only on a loopback host)"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@contextmanager
+def _translated(action: str) -> Iterator[None]:
+    """SDK errors -> warden errors. 409/412 only arise from conditional writes (create-if-absent,
+    If-Match, transaction inserts): someone else wrote first."""
+    try:
+        yield
+    except ResourceNotFoundError as error:
+        raise StoreNotFoundError(f"{action}: not found ({_describe(error)})") from error
+    except HttpResponseError as error:
+        if error.status_code in (409, 412):
+            raise StoreConflictError(f"{action}: changed concurrently ({_describe(error)})") from error
+        raise StoreError(f"{action} failed: {_describe(error)}") from error
+    except AzureError as error:
+        raise StoreError(f"{action} failed: {error}") from error
+
+
+def _describe(error: HttpResponseError) -> str:
+    code = getattr(error, "error_code", None)
+    code = getattr(code, "value", code) or "no error code"  # the SDK's TableErrorCode is an Enum
+    lines = (error.message or "").strip().splitlines()
+    return f"HTTP {error.status_code} {code}" + (f": {lines[0]}" if lines else "")

@@ -1,0 +1,351 @@
+"""The rows the warden keeps in Table Storage, and their keys: plain data, no I/O.
+
+Each record is a frozen dataclass whose fields map one-to-one onto entity properties
+(`cluster_id` -> `ClusterId`). `to_entity`/`from_entity` convert with plain Python values;
+the store adapter adds the SDK's typing (Int64) and does the I/O. docs/tables.md is the
+schema these functions implement.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from enum import Enum, StrEnum
+from typing import Any, TypeVar
+
+from shared.plan import Status
+
+# --- keys -------------------------------------------------------------------------------
+
+# Table Storage forbids these in PartitionKey/RowKey (plus control characters). `%` is the
+# escape character itself, and `|` separates the parts of composite keys.
+_ESCAPED = frozenset("/\\#?%|")
+_ESCAPE = re.compile(r"%(?:u([0-9A-F]{4})|([0-9A-F]{2}))")
+KEY_SEPARATOR = "|"
+LATEST_CHECK_PREFIX = "latest-"
+CHECK_PREFIX = "check-"
+
+
+def _needs_escape(char: str) -> bool:
+    # Cc: C0/C1 control characters; Cs: lone surrogates, which UTF-8 cannot carry.
+    return char in _ESCAPED or unicodedata.category(char) in ("Cc", "Cs")
+
+
+def table_key(text: str) -> str:
+    """`text` as a legal, reversible PartitionKey/RowKey: forbidden characters become `%XX`
+    (or `%uXXXX` above U+00FF); every other character is kept, so keys stay readable."""
+    return "".join(_escape(c) if _needs_escape(c) else c for c in text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"%{code:02X}" if code <= 0xFF else f"%u{code:04X}"
+
+
+def from_table_key(key: str) -> str:
+    """Inverse of `table_key`."""
+    return _ESCAPE.sub(lambda m: chr(int(m.group(1) or m.group(2), 16)), key)
+
+
+def cluster_partition(cluster_key: str) -> str:
+    """PartitionKey of a cluster: its `ClusterRef.key` (the lower-cased ARM id), escaped."""
+    return table_key(cluster_key.lower())
+
+
+def pool_row_key(pool: str) -> str:
+    return table_key(pool.lower())
+
+
+def time_key(moment: datetime) -> str:
+    """Fixed-width UTC timestamp that sorts chronologically as text."""
+    moment = utc(moment)
+    # Explicit widths: strftime does not zero-pad years before 1000 everywhere.
+    return f"{moment.year:04d}{moment:%m%d}T{moment:%H%M%S}.{moment.microsecond:06d}Z"
+
+
+def chronological_row_key(moment: datetime, sequence: int, nonce: str, prefix: str = "") -> str:
+    """`<prefix><time>-<sequence>-<nonce>`: sorts by time, then by the writer's sequence (so rows
+    written in the same microsecond keep their order); `nonce` keeps concurrent writers apart."""
+    return f"{prefix}{time_key(moment)}-{sequence:012d}-{table_key(nonce)}"
+
+
+def node_key(pool: str, vmss: str, instance_id: str) -> str:
+    return KEY_SEPARATOR.join(table_key(part.lower()) for part in (pool, vmss, instance_id))
+
+
+def prefix_range(prefix: str) -> tuple[str, str]:
+    """[low, high) bounds that select exactly the keys starting with `prefix` (non-empty)."""
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+# --- values -----------------------------------------------------------------------------
+
+
+def utc(moment: datetime) -> datetime:
+    """A plain timezone-aware UTC datetime; naive values are refused (their zone is a guess)."""
+    if not isinstance(moment, datetime):
+        raise ValueError(f"expected a datetime, got {moment!r}")
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"datetime {moment.isoformat()} has no timezone; pass a timezone-aware (UTC) value")
+    converted = moment.astimezone(UTC)
+    return datetime.combine(converted.date(), converted.time(), UTC)
+
+
+def clip(text: str, limit: int) -> str:
+    """At most `limit` characters, keeping the start; idempotent."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_SECRET_PATTERNS = [
+    # A private key block, whole or cut off at either end (run-command keeps only the tail).
+    (re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)", re.S),
+     "[redacted private key]"),
+    (re.compile(r"\A.*?-----END [A-Z0-9 ]*PRIVATE KEY-----", re.S), "[redacted private key]"),
+    (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]+"), "Bearer [redacted]"),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), "[redacted token]"),
+    (re.compile(r"(?i)\b(account_?key|shared_?access_?key|password|passwd|pwd|secret|client_secret|token|sig)"
+                r"(\s*[=:]\s*)(?!\[redacted\])[^\s;&,]+"), r"\1\2[redacted]"),
+    # Long base64 runs are key material or tokens, never sshd status text.
+    (re.compile(r"[A-Za-z0-9+/]{64,}={0,2}"), "[redacted]"),
+]
+EXCERPT_LIMIT = 1024
+
+
+def safe_excerpt(text: str, limit: int = EXCERPT_LIMIT) -> str:
+    """Command output fit to store: secrets masked first, then the last `limit` characters
+    (the status lines are at the end); idempotent."""
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    if len(text) <= limit:
+        return text
+    # Start after a whitespace: a word cut in half could read as a new, unmasked match.
+    tail = text[-(limit - 1):]
+    start = next((index + 1 for index, char in enumerate(tail) if char.isspace()), 0)
+    return "…" + tail[start:]
+
+
+_E = TypeVar("_E", bound=Enum)
+
+
+def _parse_enum(kind: type[_E], value: Any, name: str) -> _E:
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(member.value for member in kind)
+        raise ValueError(f"{name} {value!r} is not one of: {allowed}") from None
+
+
+def _optional_utc(moment: datetime | None) -> datetime | None:
+    return None if moment is None else utc(moment)
+
+
+def _normalise(record: Any, **values: Any) -> None:
+    """Assign normalised field values on a frozen dataclass from `__post_init__`."""
+    for name, value in values.items():
+        object.__setattr__(record, name, value)
+
+
+# --- records ----------------------------------------------------------------------------
+
+MESSAGE_LIMIT = 8000  # characters: keeps a 100-row transaction far below its 4 MiB cap
+TEXT_LIMIT = 1024
+
+
+# The planner owns the statuses; the pool-state row stores the same values.
+PoolStatus = Status
+
+
+class Outcome(StrEnum):
+    PLANNED = "planned"
+    SKIPPED = "skipped"
+    STARTED = "started"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    RETRIED = "retried"
+    WAITING = "waiting"  # e.g. for the node-OS maintenance window
+    GONE = "gone"  # the pool or cluster was deleted meanwhile
+
+
+# Fields with this metadata are kept on the record but are not entity properties.
+_NOT_STORED = {"stored": False}
+
+
+@dataclass(frozen=True)
+class PoolState:
+    """The warden's view of one pool. `etag` is the row's version when read from the store."""
+
+    cluster_id: str
+    pool: str
+    desired_mode: str
+    configured_mode: str
+    status: PoolStatus
+    reason: str = ""
+    pending_reimage: bool = False
+    last_upgrade_time: datetime | None = None
+    last_upgrade_operation_id: str = ""
+    last_verified_time: datetime | None = None
+    nodes_checked: int = 0
+    nodes_drifted: int = 0
+    verification_summary: str = ""
+    updated_time: datetime | None = None
+    etag: str | None = field(default=None, compare=False, metadata=_NOT_STORED)
+
+    def __post_init__(self) -> None:
+        _normalise(
+            self,
+            status=_parse_enum(PoolStatus, self.status, "status"),
+            reason=clip(self.reason, TEXT_LIMIT),
+            verification_summary=clip(self.verification_summary, TEXT_LIMIT),
+            last_upgrade_time=_optional_utc(self.last_upgrade_time),
+            last_verified_time=_optional_utc(self.last_verified_time),
+            updated_time=_optional_utc(self.updated_time),
+        )
+
+    @property
+    def partition_key(self) -> str:
+        return cluster_partition(self.cluster_id)
+
+    @property
+    def row_key(self) -> str:
+        return pool_row_key(self.pool)
+
+    @property
+    def pool_key(self) -> str:
+        """The pool's normalised id, equal to `shared.models.Pool.key`."""
+        return f"{self.cluster_id}/agentPools/{self.pool}".lower()
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One decision or step. `pool` is empty for cluster-level steps; `code` is a reason code
+    or ARM's error code, `message` the text that goes with it."""
+
+    time: datetime
+    cluster_id: str
+    step: str
+    outcome: Outcome
+    pool: str = ""
+    mode_before: str = ""
+    mode_after: str = ""
+    operation_id: str = ""
+    correlation_id: str = ""
+    code: str = ""
+    message: str = ""
+    instance_id: str = ""
+    actor: str = ""
+    attempt: int = 0
+
+    def __post_init__(self) -> None:
+        _normalise(
+            self,
+            time=utc(self.time),
+            outcome=_parse_enum(Outcome, self.outcome, "outcome"),
+            message=clip(self.message, MESSAGE_LIMIT),
+        )
+
+    @property
+    def partition_key(self) -> str:
+        return cluster_partition(self.cluster_id)
+
+
+@dataclass(frozen=True)
+class NodeCheck:
+    """sshd state seen on one node. `None` means the output did not say. The excerpt is
+    masked and cut by `safe_excerpt` on construction, so no record can carry a secret."""
+
+    cluster_id: str
+    pool: str
+    vmss: str
+    instance_id: str
+    time: datetime
+    expected_mode: str
+    sshd_active: bool | None = None
+    sshd_enabled: bool | None = None
+    drift: bool = False
+    output_excerpt: str = ""
+
+    def __post_init__(self) -> None:
+        _normalise(self, time=utc(self.time), output_excerpt=safe_excerpt(self.output_excerpt))
+
+    @property
+    def partition_key(self) -> str:
+        return cluster_partition(self.cluster_id)
+
+    @property
+    def node_key(self) -> str:
+        return node_key(self.pool, self.vmss, self.instance_id)
+
+
+_FINGERPRINT = re.compile(r"^(SHA256:[A-Za-z0-9+/]{43}=?|MD5:([0-9a-f]{2}:){15}[0-9a-f]{2})$")
+
+
+@dataclass(frozen=True)
+class KeyRotation:
+    """One node SSH key rotation. Holds the public key's fingerprint, never a key."""
+
+    cluster_id: str
+    time: datetime
+    fingerprint: str
+    outcome: Outcome
+    secret_id: str = ""
+    secret_version: str = ""
+    key_bits: int = 0
+    message: str = ""
+    instance_id: str = ""
+
+    def __post_init__(self) -> None:
+        if self.fingerprint and not _FINGERPRINT.match(self.fingerprint):
+            # The value is not echoed: a caller passing the wrong thing may be passing a key.
+            raise ValueError(
+                "fingerprint must be 'SHA256:<43 base64 chars>' or 'MD5:<16 hex pairs>' "
+                f"({len(self.fingerprint)} characters given, value not shown)"
+            )
+        _normalise(
+            self,
+            time=utc(self.time),
+            outcome=_parse_enum(Outcome, self.outcome, "outcome"),
+            message=clip(self.message, MESSAGE_LIMIT),
+        )
+
+    @property
+    def partition_key(self) -> str:
+        return cluster_partition(self.cluster_id)
+
+
+# --- entities ---------------------------------------------------------------------------
+
+_R = TypeVar("_R")
+
+
+def column_name(field_name: str) -> str:
+    """`last_upgrade_time` -> `LastUpgradeTime`."""
+    return "".join(part.capitalize() for part in field_name.split("_"))
+
+
+def to_entity(record: Any, partition_key: str, row_key: str) -> dict[str, Any]:
+    """The record as an entity: one property per stored field; `None` is left out
+    (Table Storage has no null)."""
+    entity: dict[str, Any] = {"PartitionKey": partition_key, "RowKey": row_key}
+    for spec in fields(record):
+        value = getattr(record, spec.name)
+        if spec.metadata.get("stored", True) and value is not None:
+            entity[column_name(spec.name)] = value.value if isinstance(value, Enum) else value
+    return entity
+
+
+def from_entity(kind: type[_R], entity: Mapping[str, Any], **extra: Any) -> _R:
+    """Rebuild a record from an entity's properties (plain Python values); properties the
+    record does not know are ignored, missing optional ones take their defaults."""
+    values = {
+        spec.name: entity[column_name(spec.name)]
+        for spec in fields(kind)  # type: ignore[arg-type]
+        if spec.metadata.get("stored", True) and column_name(spec.name) in entity
+    }
+    try:
+        return kind(**values, **extra)
+    except (TypeError, ValueError) as error:
+        where = f"PartitionKey={entity.get('PartitionKey')!r} RowKey={entity.get('RowKey')!r}"
+        raise ValueError(f"row {where} is not a valid {kind.__name__}: {error}") from error

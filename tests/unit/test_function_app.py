@@ -1,0 +1,32 @@
+"""Index `function_app.py` the way the Python worker does: one app object, get_functions()."""
+
+import importlib
+import json
+
+import azure.functions as func
+
+
+def index_app():
+    module = importlib.import_module("function_app")
+    apps = [v for v in vars(module).values() if isinstance(v, func.FunctionRegister)]
+    assert len(apps) == 1, f"the worker needs exactly one FunctionApp/DFApp, found {len(apps)}"
+    app = apps[0]
+    app.functions_bindings = None  # get_functions() may run once per app; tests index again
+    return app.get_functions()
+
+
+def test_function_app_indexes_with_unique_names_and_valid_bindings():
+    functions = index_app()
+    names = [f.get_function_name() for f in functions]
+    assert names and len(names) == len(set(names))
+    for function in functions:
+        metadata = json.loads(str(function))
+        assert metadata["scriptFile"] == "function_app.py"
+        assert any(b["direction"] == "IN" and b["type"].endswith("Trigger") for b in metadata["bindings"])
+
+
+def test_http_endpoints_require_a_function_key():
+    for function in index_app():
+        for binding in json.loads(str(function))["bindings"]:
+            if binding["type"] == "httpTrigger":
+                assert binding["authLevel"] == "FUNCTION", function.get_function_name()
