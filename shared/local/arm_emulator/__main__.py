@@ -1,0 +1,42 @@
+"""`python -m shared.local.arm_emulator [--fleet FILE] [--port N]`: serve until SIGINT/SIGTERM.
+
+Prints the base URL on stdout (one line, flushed) so a parent process can read it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from shared.local.arm_emulator import ArmEmulator
+
+DEMO_FLEET = Path(__file__).resolve().parent.parent / "demo_fleet.json"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shared.local.arm_emulator", description=__doc__)
+    parser.add_argument("--fleet", type=Path, default=DEMO_FLEET, help="fleet JSON (default: the demo fleet)")
+    parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (default 0: a free port)")
+    parser.add_argument("--lro-polls", type=int, default=1, help="status reads an operation stays InProgress")
+    parser.add_argument("--retry-after", type=int, default=0, help="Retry-After seconds on long-running answers")
+    args = parser.parse_args(argv)
+    try:
+        fleet = json.loads(args.fleet.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        print(f"cannot read fleet file {args.fleet}: {error}; expected a JSON fleet document", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with ArmEmulator(fleet, lro_polls=args.lro_polls, retry_after=args.retry_after) as emulator:
+        print(emulator.base_url, flush=True)
+        stop.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""The admin API under /_emulator/: drive an emulator that runs in another process.
+
+    GET    /_emulator/requests                 {"requests": [{"method", "path", "query"}]}
+    DELETE /_emulator/requests                 forget them
+    POST   /_emulator/faults                   {"method", "path", "status", "code"?, "message"?, "headers"?, "times"?}
+    POST   /_emulator/operation-faults         {"path", "code", "message", "status"?: "Failed"|"Canceled"}
+    DELETE /_emulator/faults                   disarm everything
+    GET    /_emulator/nodes[?pool=POOL_ID]     {"pools": [{"id", "nodes": [{"instanceId", "name", "active", "enabled"}]}]}
+    POST   /_emulator/provisioning-state       {"id": cluster or pool id, "state": "Updating"}
+
+Admin requests need no token and are not recorded. Errors answer 400 with ARM's error shape.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from shared.local.arm_emulator.errors import ArmHttpError
+from shared.local.arm_emulator.wire import Request, Response, Router
+
+if TYPE_CHECKING:
+    from shared.local.arm_emulator.emulator import ArmEmulator
+
+PREFIX = "/_emulator"
+
+
+def admin_router(emulator: ArmEmulator) -> Router:
+    router = Router()
+
+    def requests_log(req: Request) -> Response:
+        return Response(200, {"requests": [r._asdict() for r in emulator.requests]})
+
+    def clear_requests(req: Request) -> Response:
+        emulator.clear_requests()
+        return Response(204)
+
+    def arm_fault(req: Request) -> Response:
+        spec = req.json()
+        options = {k: spec[k] for k in ("code", "message", "headers", "times") if k in spec}
+        _apply(
+            emulator.faults.arm, spec.get("method", "*"), _required(spec, "path"), _required(spec, "status"), **options
+        )
+        return Response(204)
+
+    def fail_operation(req: Request) -> Response:
+        spec = req.json()
+        args = (_required(spec, "path"), _required(spec, "code"), _required(spec, "message"))
+        _apply(emulator.faults.fail_operation, *args, status=spec.get("status", "Failed"))
+        return Response(204)
+
+    def clear_faults(req: Request) -> Response:
+        emulator.faults.clear()
+        return Response(204)
+
+    def nodes(req: Request) -> Response:
+        pool_ids = [req.query["pool"]] if req.query.get("pool") else emulator.pool_ids()
+        return Response(200, {"pools": [{"id": pid, "nodes": _apply(emulator.nodes, pid)} for pid in pool_ids]})
+
+    def provisioning_state(req: Request) -> Response:
+        spec = req.json()
+        _apply(emulator.set_provisioning_state, _required(spec, "id"), _required(spec, "state"))
+        return Response(204)
+
+    router.add("GET", f"{PREFIX}/requests", requests_log)
+    router.add("DELETE", f"{PREFIX}/requests", clear_requests)
+    router.add("POST", f"{PREFIX}/faults", arm_fault)
+    router.add("DELETE", f"{PREFIX}/faults", clear_faults)
+    router.add("POST", f"{PREFIX}/operation-faults", fail_operation)
+    router.add("GET", f"{PREFIX}/nodes", nodes)
+    router.add("POST", f"{PREFIX}/provisioning-state", provisioning_state)
+    return router
+
+
+def _required(spec: dict, key: str):
+    if key not in spec:
+        raise ArmHttpError(400, "InvalidRequestContent", f"missing required field {key!r}; got {sorted(spec)}")
+    return spec[key]
+
+
+def _apply(function, *args, **kwargs):
+    """Call an emulator method; a bad argument becomes a 400 naming it."""
+    try:
+        return function(*args, **kwargs)
+    except (ValueError, TypeError, KeyError) as error:
+        raise ArmHttpError(400, "InvalidRequestContent", str(error)) from None

@@ -1,0 +1,170 @@
+"""`ArmEmulator`: the fleet, its AKS and Compute APIs, ARM's request checks, and the server."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import NamedTuple
+
+from shared.local.arm_emulator import errors
+from shared.local.arm_emulator.admin import PREFIX, admin_router
+from shared.local.arm_emulator.aks import AksApi
+from shared.local.arm_emulator.compute import ComputeApi, vmss_name
+from shared.local.arm_emulator.faults import Faults
+from shared.local.arm_emulator.operations import Operations
+from shared.local.arm_emulator.server import EmulatorServer
+from shared.local.arm_emulator.state import Cluster, Fleet, Pool, cluster_view, pool_view
+from shared.local.arm_emulator.throttle import Throttle
+from shared.local.arm_emulator.wire import Request, Response, Router
+
+
+class RecordedRequest(NamedTuple):
+    method: str
+    path: str
+    query: dict
+
+
+class ArmEmulator:
+    """A loopback ARM for a fleet document (see the package docstring for its format).
+
+    `lro_polls`: status reads an operation stays InProgress; `retry_after`: the Retry-After
+    seconds on long-running answers; `clock`: monotonic seconds for the PUT agentPool throttle.
+    """
+
+    def __init__(
+        self,
+        fleet: dict,
+        *,
+        lro_polls: int = 1,
+        retry_after: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.fleet = Fleet(fleet)
+        self.faults = Faults()
+        self.operations = Operations(self.fleet.lock, lro_polls)
+        self._router = Router()
+        AksApi(self.fleet, self.operations, self.faults, Throttle(clock), retry_after).register(self._router)
+        ComputeApi(self.fleet, self.operations, retry_after).register(self._router)
+        self._admin = admin_router(self)
+        self._requests: list[RecordedRequest] = []
+        self._requests_lock = threading.Lock()
+        self._server: EmulatorServer | None = None
+        self.base_url: str | None = None
+
+    # --- lifecycle ---
+
+    def start(self, port: int = 0) -> str:
+        """Serve on 127.0.0.1:`port` (0: a free port) in a daemon thread; returns the base URL."""
+        if self._server is not None:
+            raise RuntimeError(f"the ARM emulator is already serving at {self.base_url}")
+        self._server = EmulatorServer(port, self.handle)
+        self._server.start()
+        self.base_url = self._server.base_url
+        return self.base_url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def __enter__(self) -> ArmEmulator:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    # --- requests ---
+
+    def handle(self, request: Request) -> Response:
+        """One request, ARM's way: api-version, then the bearer token, then faults, then the API."""
+        try:
+            if request.path.lower().startswith(PREFIX + "/"):
+                return self._admin.dispatch(request)
+            self._record(request)
+            check_api_version(request)
+            check_bearer(request)
+            fault = self.faults.take_request_fault(request.method, request.path)
+            if fault is not None:
+                raise fault
+            return self._router.dispatch(request)
+        except errors.ArmHttpError as error:
+            return Response(error.status, error.body(), error.headers)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every ARM request served so far (admin requests excluded), oldest first."""
+        with self._requests_lock:
+            return list(self._requests)
+
+    def clear_requests(self) -> None:
+        with self._requests_lock:
+            self._requests.clear()
+
+    def _record(self, request: Request) -> None:
+        with self._requests_lock:
+            self._requests.append(RecordedRequest(request.method, request.path, dict(request.query)))
+
+    # --- state, for tests and the admin API (ids in any casing) ---
+
+    def cluster_body(self, cluster_id: str) -> dict:
+        with self.fleet.lock:
+            return cluster_view(self.fleet.by_id(cluster_id)[0])
+
+    def pool_body(self, pool_id: str) -> dict:
+        with self.fleet.lock:
+            return pool_view(self._pool(pool_id)[1])
+
+    def pool_ids(self) -> list[str]:
+        with self.fleet.lock:
+            return [p.body["id"] for c in self.fleet.clusters.values() for p in c.pools.values()]
+
+    def nodes(self, pool_id: str) -> list[dict]:
+        """The pool's nodes: instanceId, VM name, and sshd `active`/`enabled` as systemctl prints them."""
+        with self.fleet.lock:
+            cluster, pool = self._pool(pool_id)
+            prefix = vmss_name(cluster, pool)
+            return [node.as_dict(f"{prefix}_{node.instance_id}") for node in pool.nodes]
+
+    def sshd_states(self, pool_id: str) -> set[tuple[str, str]]:
+        """The distinct (active, enabled) pairs on the pool's nodes, e.g. {("inactive", "disabled")}."""
+        return {(n["active"], n["enabled"]) for n in self.nodes(pool_id)}
+
+    def delete_pool(self, pool_id: str) -> None:
+        """Remove a pool at once, as if someone else deleted it."""
+        with self.fleet.lock:
+            cluster, pool = self._pool(pool_id)
+            cluster.pools.pop(pool.name.lower())
+
+    def set_provisioning_state(self, resource_id: str, state: str) -> None:
+        """Set a cluster's or pool's provisioningState; a non-terminal one blocks writes on the cluster."""
+        with self.fleet.lock:
+            cluster, pool = self.fleet.by_id(resource_id)
+            (pool or cluster).props["provisioningState"] = state
+
+    def set_power_state(self, cluster_id: str, code: str) -> None:
+        with self.fleet.lock:
+            cluster = self.fleet.by_id(cluster_id)[0]
+            for holder in [cluster.props] + [p.props for p in cluster.pools.values()]:
+                holder["powerState"] = {"code": code}
+
+    def _pool(self, pool_id: str) -> tuple[Cluster, Pool]:
+        cluster, pool = self.fleet.by_id(pool_id)
+        if pool is None:
+            raise ValueError(f"{pool_id!r} is a cluster id; expected an agent-pool id (.../agentPools/NAME)")
+        return cluster, pool
+
+
+def check_api_version(request: Request) -> None:
+    if not request.api_version:
+        raise errors.missing_api_version()
+
+
+def check_bearer(request: Request) -> None:
+    header = request.headers.get("Authorization")
+    if header is None:
+        raise errors.authentication_failed(header_present=False)
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise errors.authentication_failed(header_present=True)

@@ -1,0 +1,271 @@
+"""The emulated fleet: managed clusters, their agent pools, pool nodes (VMSS instances) and
+maintenance configurations, held as ARM bodies plus the little node state ARM does not show.
+
+Lookups raise `ArmHttpError` with the 404 the real service sends. All access goes through
+`Fleet.lock` (one re-entrant lock: the emulator serves requests on many threads).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import threading
+import uuid
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from azure.mgmt.core.tools import parse_resource_id
+
+from shared.local.arm_emulator import errors
+
+AKS_TYPE = "Microsoft.ContainerService/managedClusters"
+POOL_TYPE = "Microsoft.ContainerService/managedClusters/agentPools"
+MAINTENANCE_TYPE = "Microsoft.ContainerService/managedClusters/maintenanceConfigurations"
+TERMINAL_STATES = frozenset({"succeeded", "failed", "canceled"})
+REIMAGE_ON_CHANGE_MINOR = (1, 37)  # from Kubernetes 1.37 AKS reimages the pool when sshAccess changes
+
+
+@dataclass
+class Node:
+    """One VMSS instance and its sshd unit state, as `systemctl is-active/is-enabled ssh` print it."""
+
+    instance_id: str
+    active: str
+    enabled: str
+    busy_with: str | None = None  # id of the run-command operation running on it
+
+    def as_dict(self, vm_name: str) -> dict:
+        return {"instanceId": self.instance_id, "name": vm_name, "active": self.active, "enabled": self.enabled}
+
+
+@dataclass
+class Pool:
+    body: dict
+    nodes: list[Node]
+    latest_node_image: str | None = None  # None: every node-image upgrade finds a newer image
+
+    @property
+    def name(self) -> str:
+        return self.body["name"]
+
+    @property
+    def props(self) -> dict:
+        return self.body.setdefault("properties", {})
+
+
+@dataclass
+class Cluster:
+    body: dict  # without agentPoolProfiles: those are rendered from `pools`
+    pools: dict[str, Pool] = field(default_factory=dict)  # by lower-case name
+    maintenance: dict[str, dict] = field(default_factory=dict)  # by lower-case name
+
+    @property
+    def name(self) -> str:
+        return self.body["name"]
+
+    @property
+    def props(self) -> dict:
+        return self.body.setdefault("properties", {})
+
+    @property
+    def id_parts(self) -> dict:
+        return parse_resource_id(self.body["id"])
+
+    @property
+    def resource_group(self) -> str:
+        return self.id_parts["resource_group"]
+
+    @property
+    def subscription(self) -> str:
+        return self.id_parts["subscription"]
+
+    @property
+    def location(self) -> str:
+        return self.body.get("location", "westeurope")
+
+    @property
+    def node_resource_group(self) -> str:
+        return self.props.get("nodeResourceGroup") or f"MC_{self.resource_group}_{self.name}_{self.location}"
+
+    @property
+    def name_suffix(self) -> str:
+        """The 8 digits AKS puts in node VMSS names; stable per cluster."""
+        return f"{zlib.crc32(self.body['id'].lower().encode()) % 10**8:08d}"
+
+    @property
+    def is_stopped(self) -> bool:
+        return str(self.props.get("powerState", {}).get("code", "")).lower() == "stopped"
+
+    def pool(self, name: str) -> Pool:
+        try:
+            return self.pools[name.lower()]
+        except KeyError:
+            raise errors.child_not_found(
+                f"Could not find agent pool '{name}' in managed cluster '{self.name}'."
+            ) from None
+
+
+def new_etag() -> str:
+    return str(uuid.uuid4())
+
+
+def ssh_mode(pool_body: dict) -> str:
+    """`securityProfile.sshAccess`, lower-case; absent means `localuser` (the AKS default)."""
+    return str((pool_body.get("properties", {}).get("securityProfile") or {}).get("sshAccess") or "LocalUser").lower()
+
+
+def sshd_for_mode(mode: str) -> tuple[str, str]:
+    """What a freshly imaged node runs: EntraId nodes keep sshd too (only key auth is off)."""
+    return ("inactive", "disabled") if mode.lower() == "disabled" else ("active", "enabled")
+
+
+def kubernetes_minor(version: str) -> tuple[int, int]:
+    match = re.match(r"^\s*v?(\d+)\.(\d+)", version or "")
+    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+
+
+def reimages_on_ssh_change(pool: Pool) -> bool:
+    return kubernetes_minor(pool.props.get("orchestratorVersion", "")) >= REIMAGE_ON_CHANGE_MINOR
+
+
+def is_terminal(state: str | None) -> bool:
+    return (state or "Succeeded").lower() in TERMINAL_STATES
+
+
+def reimage(pool: Pool) -> None:
+    """Every node boots the current image and configuration."""
+    active, enabled = sshd_for_mode(ssh_mode(pool.body))
+    for node in pool.nodes:
+        node.active, node.enabled = active, enabled
+
+
+def resize(pool: Pool) -> None:
+    """Match the node list to `count`: new nodes boot with the current configuration."""
+    count = int(pool.props.get("count") or len(pool.nodes))
+    del pool.nodes[count:]
+    next_id = max((int(n.instance_id) for n in pool.nodes), default=-1) + 1
+    while len(pool.nodes) < count:
+        pool.nodes.append(Node(str(next_id), *sshd_for_mode(ssh_mode(pool.body))))
+        next_id += 1
+
+
+def next_node_image(pool: Pool) -> str | None:
+    """The image a node-image upgrade moves to, or None when the pool already runs the latest."""
+    current = pool.props.get("nodeImageVersion", "")
+    if pool.latest_node_image is not None:
+        return None if current == pool.latest_node_image else pool.latest_node_image
+    match = re.search(r"(\d+)(\D*)$", current)
+    if not match:
+        return f"{current}.1" if current else "AKSUbuntu-2204gen2containerd-202601.01.0"
+    number = str(int(match.group(1)) + 1).zfill(len(match.group(1)))
+    return current[: match.start(1)] + number + match.group(2)
+
+
+class Fleet:
+    """Clusters by (subscription, resource group, name), all lower-case: ARM paths are case-insensitive."""
+
+    def __init__(self, document: dict):
+        self.lock = threading.RLock()
+        self.clusters: dict[tuple[str, str, str], Cluster] = {}
+        for entry in document.get("clusters", []):
+            self.add_cluster(load_cluster(entry))
+
+    def add_cluster(self, cluster: Cluster) -> None:
+        self.clusters[cluster_key(cluster.subscription, cluster.resource_group, cluster.name)] = cluster
+
+    def in_subscription(self, subscription: str) -> Iterator[Cluster]:
+        return (c for c in self.clusters.values() if c.subscription.lower() == subscription.lower())
+
+    def resource_group_exists(self, subscription: str, resource_group: str) -> bool:
+        wanted = resource_group.lower()
+        return any(
+            wanted in (c.resource_group.lower(), c.node_resource_group.lower())
+            for c in self.in_subscription(subscription)
+        )
+
+    def cluster(self, subscription: str, resource_group: str, name: str) -> Cluster:
+        found = self.clusters.get(cluster_key(subscription, resource_group, name))
+        if found:
+            return found
+        if not self.resource_group_exists(subscription, resource_group):
+            raise errors.resource_group_not_found(resource_group)
+        raise errors.resource_not_found(AKS_TYPE, name, resource_group)
+
+    def by_id(self, resource_id: str) -> tuple[Cluster, Pool | None]:
+        """A cluster or agent-pool id (any casing) to its state."""
+        parts = parse_resource_id(resource_id)
+        cluster = self.cluster(parts.get("subscription", ""), parts.get("resource_group", ""), parts.get("name", ""))
+        pool_name = parts.get("child_name_1")
+        return cluster, cluster.pool(pool_name) if pool_name else None
+
+    def node_pools(self, subscription: str, node_resource_group: str) -> Iterator[tuple[Cluster, Pool]]:
+        """The VMSS-backed pools whose nodes live in this node resource group."""
+        for cluster in self.in_subscription(subscription):
+            if cluster.node_resource_group.lower() == node_resource_group.lower():
+                for pool in cluster.pools.values():
+                    if pool.props.get("type", "VirtualMachineScaleSets") == "VirtualMachineScaleSets":
+                        yield cluster, pool
+
+
+def cluster_key(subscription: str, resource_group: str, name: str) -> tuple[str, str, str]:
+    return subscription.lower(), resource_group.lower(), name.lower()
+
+
+def cluster_view(cluster: Cluster) -> dict:
+    """The managed-cluster body as GET returns it, agentPoolProfiles rendered from the pools."""
+    body = copy.deepcopy(cluster.body)
+    profiles = [{"name": p.name, **copy.deepcopy(p.props)} for p in cluster.pools.values()]
+    body.setdefault("properties", {})["agentPoolProfiles"] = profiles
+    return body
+
+
+def pool_view(pool: Pool) -> dict:
+    return copy.deepcopy(pool.body)
+
+
+def load_cluster(entry: dict) -> Cluster:
+    body = copy.deepcopy(entry["managedCluster"])
+    if not body.get("id") or not body.get("name"):
+        raise ValueError(f"a fleet managedCluster needs 'id' and 'name'; got keys {sorted(body)}")
+    body.setdefault("type", AKS_TYPE)
+    body.setdefault("eTag", new_etag())
+    props = body.setdefault("properties", {})
+    props.pop("agentPoolProfiles", None)
+    props.setdefault("provisioningState", "Succeeded")
+    props.setdefault("powerState", {"code": "Running"})
+    cluster = Cluster(body)
+    for pool_entry in entry.get("agentPools", []):
+        pool = load_pool(cluster, pool_entry)
+        cluster.pools[pool.name.lower()] = pool
+    for config in entry.get("maintenanceConfigurations", []):
+        config = copy.deepcopy(config)
+        config.setdefault("id", f"{body['id']}/maintenanceConfigurations/{config['name']}")
+        config.setdefault("type", MAINTENANCE_TYPE)
+        cluster.maintenance[config["name"].lower()] = config
+    return cluster
+
+
+def load_pool(cluster: Cluster, entry: dict, *, boot_nodes: bool = True) -> Pool:
+    body = copy.deepcopy(entry["agentPool"])
+    name = body.get("name")
+    if not name:
+        raise ValueError(f"an agentPool in cluster {cluster.name!r} has no 'name'")
+    body.setdefault("id", f"{cluster.body['id']}/agentPools/{name}")
+    body.setdefault("type", POOL_TYPE)
+    props = body.setdefault("properties", {})
+    props.setdefault("provisioningState", "Succeeded")
+    props.setdefault("eTag", new_etag())
+    pool = Pool(body, [], entry.get("latestNodeImageVersion"))
+    for index, node in enumerate(entry.get("nodes", [])):
+        default_active, default_enabled = sshd_for_mode(ssh_mode(body))
+        pool.nodes.append(
+            Node(
+                str(node.get("instanceId", index)),
+                node.get("active", default_active),
+                node.get("enabled", default_enabled),
+            )
+        )
+    if boot_nodes and not entry.get("nodes"):
+        resize(pool)
+    return pool

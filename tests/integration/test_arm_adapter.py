@@ -1,0 +1,108 @@
+"""The ARM adapter against the local emulator: real SDK clients over real HTTP."""
+
+import pytest
+
+from shared.adapters.arm import Arm
+from shared.errors import ConflictError, NotFoundError, PermanentError, ThrottledError, TransientError
+from shared.models import ClusterRef, SshAccess
+from tests.integration.conftest import SUB_A, SUB_B
+
+DEV = ClusterRef(SUB_A, "rg-dev-weu", "aks-dev-weu")
+PROD = ClusterRef(SUB_A, "rg-prod-weu", "aks-prod-weu")
+
+
+@pytest.fixture
+def arm(arm_emulator):
+    with Arm(arm_emulator.base_url, local=True, retries=0) as adapter:
+        yield adapter
+
+
+def poll_to_end(arm, operation, subscription=SUB_A, limit=20):
+    for _ in range(limit):
+        state = arm.operation_state(operation, subscription)
+        if state.done:
+            return state
+    raise AssertionError("operation never finished")
+
+
+def test_lists_clusters_and_pools_as_plain_models(arm):
+    clusters = {c.ref.name: c for c in arm.list_clusters(SUB_B)}
+    assert set(clusters) == {"aks-auto-neu", "aks-sandbox-neu"}
+    assert clusters["aks-auto-neu"].is_automatic and clusters["aks-sandbox-neu"].is_stopped
+    pools = {p.name: p for p in arm.list_pools(DEV)}
+    assert pools["nodepool1"].ssh_access is SshAccess.LOCAL_USER  # no securityProfile at all
+    assert pools["spot"].ssh_access is SshAccess.ENTRA_ID
+    assert pools["vmpool"].type == "VirtualMachines"
+    assert arm.get_cluster(DEV).tags["env"] == "dev"
+
+
+def test_get_is_case_insensitive_on_ids(arm):
+    pool = arm.get_pool(ClusterRef(SUB_A, "RG-DEV-WEU", "AKS-DEV-WEU"), "NODEPOOL1")
+    assert pool.name == "nodepool1"
+
+
+def test_set_ssh_access_puts_the_whole_pool_with_one_field_changed(arm, arm_emulator):
+    pool_id = DEV.id + "/agentPools/nodepool1"
+    before = arm_emulator.pool_body(pool_id)["properties"]
+    operation = arm.set_pool_ssh_access(DEV, "nodepool1", SshAccess.DISABLED)
+    assert operation.kind == "async" and operation.url.startswith(arm_emulator.base_url)
+    assert poll_to_end(arm, operation).succeeded
+    after = arm_emulator.pool_body(pool_id)["properties"]
+    assert after["securityProfile"]["sshAccess"] == "Disabled"
+    preserved = {k: v for k, v in before.items() if k not in ("securityProfile", "provisioningState", "eTag")}
+    assert {k: after.get(k) for k in preserved} == preserved
+    writes = [r for r in arm_emulator.requests if r.method != "GET"]
+    assert [(r.method, r.path.rsplit("/", 1)[-1]) for r in writes] == [("PUT", "nodepool1")]
+    assert arm_emulator.sshd_states(pool_id) == {("active", "enabled")}  # nodes keep SSH until a reimage
+
+
+def test_node_image_upgrade_applies_the_mode_to_the_nodes(arm, arm_emulator):
+    pool_id = DEV.id + "/agentPools/nodepool1"
+    assert poll_to_end(arm, arm.set_pool_ssh_access(DEV, "nodepool1", SshAccess.DISABLED)).succeeded
+    assert poll_to_end(arm, arm.start_node_image_upgrade(DEV, "nodepool1")).succeeded
+    assert arm_emulator.sshd_states(pool_id) == {("inactive", "disabled")}
+
+
+def test_errors_are_translated_to_project_classes(arm, arm_emulator):
+    with pytest.raises(NotFoundError):
+        arm.get_pool(DEV, "nosuchpool")
+    arm_emulator.faults.arm("PUT", r"agentPools/nodepool1$", 429, code="Throttled", message="slow down", headers={"Retry-After": "7"})
+    with pytest.raises(ThrottledError) as throttled:
+        arm.set_pool_ssh_access(DEV, "nodepool1", SshAccess.DISABLED)
+    assert throttled.value.retry_after == 7 and throttled.value.code == "Throttled"
+    arm_emulator.faults.arm("GET", r"agentPools/nodepool1$", 500, code="InternalServerError", message="boom")
+    with pytest.raises(TransientError):
+        arm.get_pool(DEV, "nodepool1")
+    with pytest.raises(PermanentError, match="EntraId"):
+        arm.set_pool_ssh_access(PROD, "npwin", SshAccess.ENTRA_ID)
+
+
+def test_a_second_write_during_an_operation_is_a_conflict(arm):
+    arm.set_pool_ssh_access(DEV, "nodepool1", SshAccess.DISABLED)
+    with pytest.raises(ConflictError) as conflict:
+        arm.start_node_image_upgrade(DEV, "spot")
+    assert conflict.value.code == "OperationNotAllowed" and "aka.ms/aks-pending-operation" in conflict.value.message
+
+
+def test_failed_operation_reports_arm_error(arm, arm_emulator):
+    arm_emulator.faults.fail_operation(r"nodepool1", code="ReimageFailed", message="node 0 did not come back")
+    state = poll_to_end(arm, arm.start_node_image_upgrade(DEV, "nodepool1"))
+    assert (state.status, state.error_code, state.error_message) == ("Failed", "ReimageFailed", "node 0 did not come back")
+
+
+def test_maintenance_configuration_and_node_scale_set(arm):
+    [config] = arm.list_maintenance_configurations(DEV)
+    assert config.name == "aksManagedNodeOSUpgradeSchedule" and "schedule" in config.window
+    cluster = arm.get_cluster(DEV)
+    vmss = arm.find_pool_vmss(cluster, "nodepool1")
+    assert vmss is not None and vmss.resource_group == cluster.node_resource_group
+    assert arm.find_pool_vmss(cluster, "vmpool") is None  # VirtualMachines pools have no scale set
+    instances = arm.list_instances(vmss)
+    assert instances
+    operation = arm.start_run_command(vmss, instances[0], ["systemctl is-active ssh; systemctl is-enabled ssh"])
+    output = None
+    for _ in range(10):
+        output = arm.run_command_output(operation, SUB_A)
+        if output is not None:
+            break
+    assert output is not None and "[stdout]\nactive\nenabled" in output
