@@ -74,10 +74,13 @@ def _pending_reimage(settings: Settings) -> frozenset[str]:
     """Pools whose node-image upgrade is still owed, from the pool-state table (if configured)."""
     if not settings.tables:
         return frozenset()
-    from shared.adapters.store import WardenStore
+    from shared.adapters.store import StoreNotFoundError, WardenStore
 
     with WardenStore(settings.tables) as store:
-        return frozenset(s.pool_key for s in store.list_pool_states() if s.pending_reimage)
+        try:
+            return frozenset(s.pool_key for s in store.list_pool_states() if s.pending_reimage)
+        except StoreNotFoundError:  # nothing recorded yet: plan creates no tables
+            return frozenset()
 
 
 def run_demo(args: argparse.Namespace) -> int:
