@@ -84,6 +84,12 @@ def _pending_reimage(settings: Settings) -> frozenset[str]:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from shared.local.demo import run_demo as demo
+    """The warden against a local Azure: the sample fleet, the sample policy, `enforce` mode."""
+    from shared.local.demo import local_stack, say
 
-    return demo(json_output=args.json)
+    with local_stack() as arm:
+        say("1. plan: the read-only fleet report (only GET requests)")
+        code = run_plan(args)
+        writes = sum(1 for r in arm.requests if r.method != "GET")
+        say(f"   ARM requests: {len(arm.requests)}, of which writes: {writes}")
+    return code

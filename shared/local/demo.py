@@ -1,4 +1,4 @@
-"""`python -m shared demo`: the warden end to end against a local Azure.
+"""The local Azure behind `python -m shared demo`.
 
 Starts Azurite (Table Storage) and the ARM emulator with the embedded sample fleet on free
 loopback ports, points the settings at them, and runs the same commands a platform
@@ -49,22 +49,17 @@ def environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def run_demo(json_output: bool = False) -> int:
-    from shared.cli import main as cli
-
+@contextmanager
+def local_stack() -> Iterator[ArmEmulator]:
+    """Azurite and the ARM emulator with the sample fleet, and the settings pointing at them."""
     fleet = json.loads(DEMO_FLEET.read_text(encoding="utf-8"))
     with ExitStack() as stack:
         azurite = stack.enter_context(start_azurite())
         arm = stack.enter_context(ArmEmulator(fleet))
-        env = demo_settings(arm.base_url, azurite.connection_string, fleet)
-        stack.enter_context(environment(env))
-        _say(f"Azurite on port {azurite.port}, ARM emulator at {arm.base_url}, policy {DEMO_POLICY.name}")
-        _say("1. plan: the read-only fleet report (only GET requests)")
-        code = cli(["plan"] + (["--json"] if json_output else []))
-        writes = [r for r in arm.requests if r.method != "GET"]
-        _say(f"   ARM requests: {len(arm.requests)}, of which writes: {len(writes)}")
-        return code
+        stack.enter_context(environment(demo_settings(arm.base_url, azurite.connection_string, fleet)))
+        say(f"Azurite on port {azurite.port}, ARM emulator at {arm.base_url}, policy {DEMO_POLICY.name}")
+        yield arm
 
 
-def _say(message: str) -> None:
+def say(message: str) -> None:
     print(f"\n[demo] {message}", file=sys.stderr, flush=True)
