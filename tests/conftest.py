@@ -3,7 +3,7 @@
 `azurite`: one Azurite Table service for the whole session, on a free loopback port in a
 temporary directory; yields its connection string and always stops it.
 `store`: a `WardenStore` on tables of its own (a unique table prefix), dropped afterwards.
-Tests using either carry the `azurite` marker.
+The ARM emulator fixtures (`arm_emulator`, `start_arm_emulator`) come from tests/emulator_fixtures.py.
 """
 
 from __future__ import annotations
@@ -17,11 +17,18 @@ from shared.adapters.store import WardenStore
 from shared.local.azurite import start_azurite
 
 
+pytest_plugins = ["tests.emulator_fixtures"]
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test that needs Azurite carries the `azurite` marker (`-m "not azurite"` skips them)."""
+    """Tests that need Azurite or the ARM emulator carry the `azurite`/`emulator` marker
+    (`-m "not azurite"` skips them)."""
     for item in items:
-        if "azurite" in getattr(item, "fixturenames", ()):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if "azurite" in fixtures:
             item.add_marker(pytest.mark.azurite)
+        if {"arm_emulator", "start_arm_emulator"} & fixtures:
+            item.add_marker(pytest.mark.emulator)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ import pytest
 from shared.adapters.arm import Arm
 from shared.errors import ConflictError, NotFoundError, PermanentError, ThrottledError, TransientError
 from shared.models import ClusterRef, SshAccess
-from tests.integration.conftest import SUB_A, SUB_B
+from tests.emulator_fixtures import SUB_A, SUB_B
 
 DEV = ClusterRef(SUB_A, "rg-dev-weu", "aks-dev-weu")
 PROD = ClusterRef(SUB_A, "rg-prod-weu", "aks-prod-weu")

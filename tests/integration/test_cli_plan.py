@@ -9,7 +9,7 @@ import pytest
 
 from shared.cli import main
 from shared.local.demo import DEMO_POLICY
-from tests.integration.conftest import SUB_A, SUB_B
+from tests.emulator_fixtures import SUB_A, SUB_B
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""Fixtures for tests against the local ARM emulator over real HTTP.
+"""Fixtures for tests against the local ARM emulator over real HTTP (a plugin of tests/conftest.py).
 
 `arm_emulator`: an `ArmEmulator` on a free loopback port serving the test fleet
 (tests/fixtures/fleet_integration.json, two subscriptions `SUB_A`/`SUB_B`), always stopped after the test.
@@ -20,15 +20,9 @@ from azure.core.credentials import AccessToken
 
 from shared.local.arm_emulator import ArmEmulator
 
-TEST_FLEET = Path(__file__).resolve().parent.parent / "fixtures" / "fleet_integration.json"
+TEST_FLEET = Path(__file__).resolve().parent / "fixtures" / "fleet_integration.json"
 SUB_A = "3f2c8a51-6b0e-4d7a-9c21-5e8f0a1b2c3d"  # aks-dev-weu (rg-dev-weu), aks-prod-weu (rg-prod-weu)
 SUB_B = "8d41e7b2-0c9f-4e35-a6d8-1b2c3d4e5f60"  # aks-auto-neu (Automatic), aks-sandbox-neu (stopped)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if {"arm_emulator", "start_arm_emulator"} & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.emulator)
 
 
 class LocalCredential:
