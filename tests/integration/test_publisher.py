@@ -79,7 +79,7 @@ def test_outcome_is_posted_as_a_cloudevent_batch(receiver):
     (request,) = receiver.requests
     assert request["path"] == "/api/events?api-version=2018-01-01"
     assert request["headers"]["Content-Type"] == CLOUDEVENTS_BATCH
-    assert request["headers"]["aeg-sas-key"] == "local"
+    assert request["headers"]["aeg-sas-key"] == "local"  # the fixed key of a loopback receiver
     (event,) = request["body"]
     assert event["specversion"] == "1.0"
     assert event["type"] == "Warden.SshAccess.Remediated"
@@ -164,4 +164,4 @@ def test_endpoint_must_be_https_unless_loopback(endpoint, message):
 
 def test_https_endpoint_gets_the_default_azure_credential():
     with OutcomePublisher("https://topic.westeurope-1.eventgrid.azure.net/api/events") as publisher:
-        assert type(publisher._owned_credential).__name__ == "DefaultAzureCredential"
+        assert type(publisher.credential).__name__ == "DefaultAzureCredential"
