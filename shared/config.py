@@ -37,6 +37,9 @@ class Settings:
     rotate_schedule: str = DEFAULT_ROTATE_SCHEDULE
     keyvault_url: str | None = None
     events_endpoint: str | None = None
+    # The warden's own identity (client id of its user-assigned managed identity): events
+    # caused by its own writes start no new work.
+    own_identities: frozenset[str] = frozenset()
 
     @property
     def enforcing(self) -> bool:
@@ -67,6 +70,7 @@ class Settings:
             rotate_schedule=_ncrontab(env, "WARDEN_ROTATE_SCHEDULE", DEFAULT_ROTATE_SCHEDULE),
             keyvault_url=_https_url(env, "WARDEN_KEYVAULT_URL"),
             events_endpoint=_https_url(env, "WARDEN_EVENTS_ENDPOINT", allow_loopback=is_loopback_url(arm_endpoint)),
+            own_identities=frozenset(i.lower() for i in [_get(env, "AZURE_CLIENT_ID")] if i),
         )
 
 

@@ -315,6 +315,33 @@ class KeyRotation:
         return cluster_partition(self.cluster_id)
 
 
+WHOLE_CLUSTER = "*"  # RowKey of a request for every pool of the cluster (pool names never hold "*")
+
+
+@dataclass(frozen=True)
+class ReconcileRequest:
+    """A pending request to reconcile a cluster (`pool` empty) or one pool. Rows are created
+    by triggers and taken (read and deleted) by the cluster's reconcile, so a storm of events
+    for one target is one row, and nothing asked for is forgotten while a reconcile runs."""
+
+    cluster_id: str
+    pool: str
+    time: datetime
+    reason: str = ""
+    actor: str = ""
+
+    def __post_init__(self) -> None:
+        _normalise(self, time=utc(self.time), reason=clip(self.reason, TEXT_LIMIT))
+
+    @property
+    def partition_key(self) -> str:
+        return cluster_partition(self.cluster_id)
+
+    @property
+    def row_key(self) -> str:
+        return pool_row_key(self.pool) if self.pool else WHOLE_CLUSTER
+
+
 # --- entities ---------------------------------------------------------------------------
 
 _R = TypeVar("_R")

@@ -7,6 +7,7 @@ transactions, and turns `azure.core` exceptions into the warden's own errors.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import itertools
 import re
@@ -31,6 +32,7 @@ from shared.records import (
     KeyRotation,
     NodeCheck,
     PoolState,
+    ReconcileRequest,
     chronological_row_key,
     cluster_partition,
     from_entity,
@@ -44,7 +46,8 @@ POOL_STATE_TABLE = "WardenPoolState"
 AUDIT_TABLE = "WardenAudit"
 NODE_CHECKS_TABLE = "WardenNodeChecks"
 KEY_ROTATIONS_TABLE = "WardenKeyRotations"
-TABLES = (POOL_STATE_TABLE, AUDIT_TABLE, NODE_CHECKS_TABLE, KEY_ROTATIONS_TABLE)
+REQUESTS_TABLE = "WardenRequests"
+TABLES = (POOL_STATE_TABLE, AUDIT_TABLE, NODE_CHECKS_TABLE, KEY_ROTATIONS_TABLE, REQUESTS_TABLE)
 # Table Storage's limit per transaction; Azurite fails obscurely past it, so it is checked here.
 MAX_TRANSACTION_OPERATIONS = 100
 _PREFIX = re.compile(r"^([A-Za-z][A-Za-z0-9]{0,29})?$")
@@ -230,6 +233,32 @@ class WardenStore:
         """Rotations of one cluster (or all), oldest first."""
         entities = self._query(KEY_ROTATIONS_TABLE, cluster_key)
         return [_record(KeyRotation, entity) for entity in _chronological(entities, cluster_key)]
+
+    # --- reconcile requests -----------------------------------------------------------
+
+    def add_request(self, request: ReconcileRequest) -> bool:
+        """Record a pending request; False when the same target is already pending."""
+        entity = _sdk_entity(to_entity(request, request.partition_key, request.row_key))
+        try:
+            with _translated(f"add reconcile request {request.cluster_id!r} {request.pool!r}"):
+                self._table(REQUESTS_TABLE).create_entity(entity)
+        except StoreConflictError:
+            return False
+        return True
+
+    def take_requests(self, cluster_key: str) -> list[ReconcileRequest]:
+        """Read and delete the cluster's pending requests, oldest first."""
+        table = self._table(REQUESTS_TABLE)
+        entities = self._query(REQUESTS_TABLE, cluster_key)
+        for entity in entities:
+            with contextlib.suppress(StoreNotFoundError), _translated(f"take reconcile request {entity['RowKey']!r}"):
+                table.delete_entity(entity["PartitionKey"], entity["RowKey"])
+        return sorted((_record(ReconcileRequest, e) for e in entities), key=lambda r: r.time)
+
+    def drop_request(self, request: ReconcileRequest) -> None:
+        """Remove a request whose reconcile could not be started (so a retry can add it again)."""
+        with _translated(f"drop reconcile request {request.cluster_id!r} {request.pool!r}"):
+            self._table(REQUESTS_TABLE).delete_entity(request.partition_key, request.row_key)
 
     # --- I/O helpers ------------------------------------------------------------------
 

@@ -1,8 +1,10 @@
-"""Functions triggers: the only modules (with orchestrations) that import azure.functions.
+"""Functions triggers: with the orchestration blueprint, the only importers of azure.functions.
 
 Each module defines one `df.Blueprint`; `function_app.py` registers `BLUEPRINTS`.
 """
 
+from shared.orchestration.functions import bp as orchestrations
+from shared.triggers.event_grid import bp as event_grid
 from shared.triggers.http_api import bp as http_api
 
-BLUEPRINTS = (http_api,)
+BLUEPRINTS = (orchestrations, event_grid, http_api)

@@ -3,18 +3,82 @@
 from __future__ import annotations
 
 import json
+import re
+from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
 
+from shared.errors import ConfigError, OutOfScopeError
+from shared.models import Target
+from shared.orchestration.runtime import runtime
+from shared.triggers.start import request_reconcile
+
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 
 STATUS_FUNCTION = "http_status"
+RECONCILE_FUNCTION = "http_reconcile"
+# AKS pool names: lowercase letters and digits, starting with a letter, at most 12 characters.
+POOL_NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
 
 
 def error_response(status: int, code: str, message: str) -> func.HttpResponse:
     body = json.dumps({"error": {"code": code, "message": message}})
     return func.HttpResponse(body, status_code=status, mimetype="application/json")
+
+
+def json_body(req: func.HttpRequest) -> dict[str, Any]:
+    try:
+        body = req.get_json()
+    except ValueError as e:
+        raise BadRequest(400, "InvalidJson", f"the request body is not JSON: {e}") from e
+    if not isinstance(body, dict):
+        raise BadRequest(400, "InvalidBody", f"the request body must be a JSON object, not {type(body).__name__}")
+    return body
+
+
+def reconcile_target(body: dict[str, Any]) -> Target:
+    """`{"cluster": <managed-cluster id>, "pool"?: <name>}`, in scope, or a `BadRequest`."""
+    unknown = sorted(set(body) - {"cluster", "pool"})
+    if unknown:
+        raise BadRequest(400, "InvalidBody", f"unknown field {unknown[0]!r}; expected 'cluster' and optionally 'pool'")
+    cluster, pool = body.get("cluster"), body.get("pool")
+    if not isinstance(cluster, str) or not cluster:
+        raise BadRequest(400, "InvalidCluster", "'cluster' is required: an AKS managed-cluster resource id")
+    if pool is not None and (not isinstance(pool, str) or not POOL_NAME.match(pool.lower())):
+        raise BadRequest(400, "InvalidPool", f"'pool' is {pool!r}; expected an AKS pool name (letters and digits, at most 12)")
+    try:
+        target = Target.from_id(cluster)
+    except OutOfScopeError as e:
+        raise BadRequest(400, "InvalidCluster", str(e)) from e
+    if target.pool and pool and target.pool.lower() != pool.lower():
+        raise BadRequest(400, "InvalidPool", f"'cluster' names pool {target.pool!r} but 'pool' says {pool!r}")
+    try:
+        runtime().settings.require_in_scope(target.cluster.subscription)
+    except OutOfScopeError as e:
+        raise BadRequest(403, "OutOfScope", str(e)) from e
+    return Target(target.cluster, pool or target.pool)
+
+
+@bp.function_name(RECONCILE_FUNCTION)
+@bp.route(route="reconcile", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+async def http_reconcile(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """Start (or join) the reconcile of a cluster or one pool; 202 with the Durable status links."""
+    try:
+        target = reconcile_target(json_body(req))
+    except BadRequest as e:
+        return error_response(e.status, e.code, e.message)
+    except ConfigError as e:
+        return error_response(500, "InvalidConfiguration", str(e))
+    instance_id, _ = await request_reconcile(client, runtime().store, target, "HTTP request")
+    return client.create_check_status_response(req, instance_id)
 
 
 @bp.function_name(STATUS_FUNCTION)

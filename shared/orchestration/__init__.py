@@ -1,0 +1,1 @@
+"""Durable orchestrations (deterministic generators), their activities, and the blueprint that registers both."""

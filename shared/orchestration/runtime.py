@@ -1,0 +1,61 @@
+"""The activities' shared resources: settings, the ARM adapter and the store, made once per process.
+
+Not at import time (the worker indexes the app before settings may be complete) but on
+first use; `reset()` drops them so tests and the CLI can change the environment.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from shared.adapters.arm import Arm
+from shared.adapters.store import WardenStore
+from shared.config import Settings
+from shared.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    arm: Arm
+    store: WardenStore
+
+
+_lock = threading.Lock()
+_runtime: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    global _runtime
+    with _lock:
+        if _runtime is None:
+            _runtime = build(Settings.from_env())
+        return _runtime
+
+
+def install(rt: Runtime) -> None:
+    """Use these resources instead of building them from the environment (tests, the CLI)."""
+    global _runtime
+    reset()
+    with _lock:
+        _runtime = rt
+
+
+def build(settings: Settings, **store_options) -> Runtime:
+    """The resources for `settings`; `store_options` go to `WardenStore` (e.g. a table prefix)."""
+    if not settings.tables:
+        raise ConfigError("WARDEN_TABLES (or AzureWebJobsStorage) is required to record the audit trail")
+    store = WardenStore(settings.tables, **store_options)
+    store.ensure_tables()
+    # The orchestrations retry with durable timers: the SDK's own retries are off.
+    return Runtime(settings, Arm(settings.arm_endpoint, local=settings.arm_is_local, retries=0), store)
+
+
+def reset() -> None:
+    global _runtime
+    with _lock:
+        if _runtime is not None:
+            _runtime.arm.close()
+            _runtime.store.close()
+        _runtime = None

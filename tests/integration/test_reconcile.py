@@ -1,0 +1,129 @@
+"""Event -> reconcile orchestration -> ARM, end to end on the local Azure (real SDKs, real replay engine)."""
+
+from shared.orchestration import names
+from shared.records import PoolStatus
+from tests.warden_fixtures import DEV, PROD, arm_event
+
+NODEPOOL1 = DEV.id + "/agentPools/nodepool1"
+
+
+def test_pool_write_event_gives_one_put_then_one_upgrade_and_ssh_off_on_the_nodes(warden, arm_emulator):
+    w = warden({"default": "Disabled"})
+    before = arm_emulator.pool_body(NODEPOOL1)["properties"]
+    w.deliver(arm_event(NODEPOOL1))
+    assert w.writes() == [("PUT", "agentPools/nodepool1"), ("POST", "nodepool1/upgradeNodeImageVersion")]
+    after = arm_emulator.pool_body(NODEPOOL1)["properties"]
+    assert after["securityProfile"]["sshAccess"] == "Disabled"
+    kept = {k: v for k, v in before.items() if k not in ("securityProfile", "provisioningState", "eTag", "nodeImageVersion")}
+    assert {k: after.get(k) for k in kept} == kept
+    assert arm_emulator.sshd_states(NODEPOOL1) == {("inactive", "disabled")}
+    steps = w.steps(pool="nodepool1")
+    assert steps == [
+        ("event", "planned"),
+        ("plan", "planned"),
+        ("update-ssh-access", "started"), ("update-ssh-access", "succeeded"),
+        ("upgrade-node-image", "started"), ("upgrade-node-image", "succeeded"),
+        ("outcome", "succeeded"),
+    ]
+    state = w.pool_state(DEV, "nodepool1")
+    assert (state.status, state.configured_mode, state.pending_reimage) == (PoolStatus.COMPLIANT, "Disabled", False)
+    assert state.last_upgrade_time is not None
+
+
+def test_the_upgrade_starts_only_after_the_put_succeeded(warden, arm_emulator):
+    w = warden({"default": "Disabled"})
+    w.deliver(arm_event(NODEPOOL1))
+    requests = arm_emulator.requests
+    put = next(i for i, r in enumerate(requests) if r.method == "PUT")
+    upgrade = next(i for i, r in enumerate(requests) if r.method == "POST")
+    assert put < upgrade
+    assert any("/operations/" in r.path.lower() for r in requests[put:upgrade]), "no poll of the PUT before the upgrade"
+
+
+def test_compliant_pool_gets_no_write(warden):
+    w = warden({"default": "Disabled"})
+    w.deliver(arm_event(PROD.id + "/agentPools/system"))
+    assert w.writes() == []
+    assert w.steps(PROD, "system") == [("event", "planned"), ("plan", "skipped")]
+    assert w.pool_state(PROD, "system").status is PoolStatus.COMPLIANT
+
+
+def test_audit_mode_records_drift_and_writes_nothing(warden):
+    w = warden({"default": "Disabled"}, mode="audit")
+    w.deliver(arm_event(NODEPOOL1))
+    assert w.writes() == []
+    [event, plan] = w.audit()
+    assert event.step == "event" and "reconcile started" in event.message
+    assert (plan.step, plan.outcome.value, plan.mode_before, plan.mode_after) == ("plan", "skipped", "LocalUser", "Disabled")
+    assert plan.message.startswith("drift-recorded")
+    assert w.pool_state(DEV, "nodepool1").status is PoolStatus.DRIFTED
+
+
+def test_unsupported_and_stopped_pools_get_no_write_and_a_recorded_reason(warden, arm_emulator, test_fleet):
+    w = warden({"default": "Disabled", "rules": [{"name": "entra", "match": {"pool": "npwin"}, "sshAccess": "EntraId"}]})
+    w.deliver(arm_event(PROD.id + "/agentPools/npwin"), arm_event(DEV.id + "/agentPools/vmpool"))
+    assert w.writes() == []
+    [windows] = [r for r in w.audit(PROD) if r.pool == "npwin" and r.step == "plan"]
+    assert "not supported on Windows" in windows.message
+    [vm] = [r for r in w.audit(DEV) if r.pool == "vmpool" and r.step == "plan"]
+    assert "VirtualMachineScaleSets" in vm.message
+
+
+def test_kubernetes_1_37_gets_the_put_and_no_upgrade(warden, arm_emulator):
+    w = warden({"default": "Disabled"})
+    apps = PROD.id + "/agentPools/apps"
+    w.deliver(arm_event(apps))
+    assert w.writes() == [("PUT", "agentPools/apps")]
+    assert arm_emulator.sshd_states(apps) == {("inactive", "disabled")}  # AKS reimaged at the PUT
+    assert w.pool_state(PROD, "apps").pending_reimage is False
+
+
+def test_a_cluster_write_reconciles_every_pool_one_after_another(warden):
+    w = warden({"default": "Disabled", "rules": [{"name": "keep batch", "match": {"pool": "batch"}, "sshAccess": "ignore"}]})
+    w.deliver(arm_event(DEV.id, "Microsoft.ContainerService/managedClusters/write"))
+    # nodepool1 (LocalUser) and spot (EntraId) drift; batch ignored; vmpool unsupported.
+    assert w.writes() == [
+        ("PUT", "agentPools/nodepool1"), ("POST", "nodepool1/upgradeNodeImageVersion"),
+        ("PUT", "agentPools/spot"), ("POST", "spot/upgradeNodeImageVersion"),
+    ]
+    assert not [s for s in w.steps() if s[1] == "retried"]  # never overlapped: no 409 was ever met
+
+
+def test_a_thousand_copies_of_one_event_give_one_put_and_one_upgrade(warden):
+    w = warden({"default": "Disabled"})
+    event = arm_event(NODEPOOL1, event_id="same-event")
+    w.deliver(*[event] * 1000)
+    assert w.writes() == [("PUT", "agentPools/nodepool1"), ("POST", "nodepool1/upgradeNodeImageVersion")]
+
+
+def test_events_for_two_pools_of_one_cluster_never_overlap(warden):
+    w = warden({"default": "Disabled"})
+    w.deliver(arm_event(NODEPOOL1), arm_event(DEV.id + "/agentPools/spot"))
+    assert w.writes() == [
+        ("PUT", "agentPools/nodepool1"), ("POST", "nodepool1/upgradeNodeImageVersion"),
+        ("PUT", "agentPools/spot"), ("POST", "spot/upgradeNodeImageVersion"),
+    ]
+    assert not [s for s in w.steps() if s[1] == "retried"]
+
+
+def test_own_writes_start_nothing(warden, arm_emulator):
+    w = warden({"default": "Disabled"}, AZURE_CLIENT_ID="11111111-2222-3333-4444-555555555555")
+    w.deliver(arm_event(NODEPOOL1, caller_appid="11111111-2222-3333-4444-555555555555"))
+    assert arm_emulator.requests == []
+    assert w.steps() == [("event", "skipped")]
+    assert w.functions.durable.statuses() == []
+
+
+def test_node_os_schedule_holds_the_upgrade_until_the_window_opens(warden, arm_emulator):
+    from shared.window import upgrade_gate
+
+    w = warden({"default": "Disabled", "upgrade": {"window": "nodeOSSchedule"}})
+    [config] = w.runtime.arm.list_maintenance_configurations(DEV)
+    gate = upgrade_gate(dict(config.window), w.clock.now())
+    assert not gate.open, "the test needs T0 outside the fixture's window"
+    w.deliver(arm_event(NODEPOOL1))
+    [update] = w.activity_times(names.START_SSH_UPDATE)
+    [upgrade] = w.activity_times(names.START_NODE_IMAGE_UPGRADE)
+    assert update < gate.opens_at <= upgrade < gate.closes_at
+    assert ("upgrade-window", "waiting") in w.steps(pool="nodepool1")
+    assert arm_emulator.sshd_states(NODEPOOL1) == {("inactive", "disabled")}

@@ -1,0 +1,109 @@
+"""The whole warden on a local Azure, for the integration and reliability tiers (a plugin of
+tests/conftest.py).
+
+`warden(policy=..., mode=...)` builds one: settings pointing at the ARM emulator and Azurite
+(tables of its own), the function app run by `LocalFunctions` on a virtual clock. Everything
+is closed and its tables dropped after the test.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.config import Settings
+from shared.local.durable_host import HostEvent, VirtualClock
+from shared.local.functions_host import LocalFunctions
+from shared.models import ClusterRef
+from shared.orchestration import runtime
+from tests.emulator_fixtures import SUB_A
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)  # a Tuesday
+DEV = ClusterRef(SUB_A, "rg-dev-weu", "aks-dev-weu")
+PROD = ClusterRef(SUB_A, "rg-prod-weu", "aks-prod-weu")
+POOL_WRITE = "Microsoft.ContainerService/managedClusters/agentPools/write"
+
+
+def arm_event(resource_id: str, operation: str = POOL_WRITE, *, event_id: str | None = None, caller_appid: str = "") -> dict:
+    """The real ResourceWriteSuccess sample, pointed at an AKS resource."""
+    event = json.loads((FIXTURES / "eventgrid_egschema_resource_write_success.json").read_text(encoding="utf-8"))
+    subscription = resource_id.split("/")[2]
+    event.update(subject=resource_id, id=event_id or str(uuid.uuid4()), topic=f"/subscriptions/{subscription}")
+    data = event["data"]
+    data.update(resourceUri=resource_id, operationName=operation, subscriptionId=subscription,
+                resourceProvider="Microsoft.ContainerService")
+    data["authorization"].update(scope=resource_id, action=operation)
+    if caller_appid:
+        data["claims"]["appid"] = caller_appid
+    return event
+
+
+class Warden:
+    def __init__(self, emulator, tables: str, policy: dict, mode: str, extra: dict[str, str]):
+        self.emulator = emulator
+        self.settings = Settings.from_env({
+            "WARDEN_SUBSCRIPTIONS": SUB_A, "WARDEN_POLICY": json.dumps(policy), "WARDEN_MODE": mode,
+            "AZURE_RESOURCE_MANAGER_ENDPOINT": emulator.base_url, "WARDEN_TABLES": tables, "WARDEN_POLL_SECONDS": "10",
+            **extra,
+        })
+        self.runtime = runtime.build(self.settings, table_prefix=f"w{uuid.uuid4().hex[:10]}", retry_total=0)
+        runtime.install(self.runtime)
+        self.clock = VirtualClock(T0)
+        self.progress: list[HostEvent] = []
+        self.on_progress: Callable[[HostEvent], None] = lambda _: None
+        self.functions = LocalFunctions(clock=self.clock, on_progress=self._progress).__enter__()
+
+    def _progress(self, event: HostEvent) -> None:
+        self.progress.append(event)
+        self.on_progress(event)
+
+    def close(self) -> None:
+        self.functions.__exit__(None, None, None)
+        self.runtime.store.delete_tables()
+        runtime.reset()
+
+    def deliver(self, *events: dict) -> None:
+        self.functions.deliver_events([copy.deepcopy(e) for e in events])
+        self.functions.run()
+
+    def writes(self) -> list[tuple[str, str]]:
+        """(method, last path segments) of every ARM write, in order."""
+        return [(r.method, "/".join(r.path.split("/")[-2:])) for r in self.emulator.requests if r.method != "GET"]
+
+    def reads(self) -> int:
+        return sum(1 for r in self.emulator.requests if r.method == "GET")
+
+    def audit(self, cluster: ClusterRef = DEV) -> list[Any]:
+        return self.runtime.store.list_audit(cluster.key)
+
+    def steps(self, cluster: ClusterRef = DEV, pool: str | None = None) -> list[tuple[str, str]]:
+        return [(r.step, r.outcome.value) for r in self.audit(cluster) if pool is None or r.pool == pool]
+
+    def pool_state(self, cluster: ClusterRef, pool: str):
+        return self.runtime.store.get_pool_state(cluster.key, pool)
+
+    def activity_times(self, activity: str) -> list[datetime]:
+        return [e.at for e in self.progress if e.kind == "activity" and e.activity == activity]
+
+
+@pytest.fixture
+def warden(azurite: str, arm_emulator) -> Iterator[Callable[..., Warden]]:
+    made: list[Warden] = []
+
+    def make(policy: dict | None = None, mode: str = "enforce", **extra: str) -> Warden:
+        made.append(Warden(arm_emulator, azurite, policy or {"default": "Disabled"}, mode, extra))
+        return made[-1]
+
+    try:
+        yield make
+    finally:
+        for w in made:
+            w.close()
