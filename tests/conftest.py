@@ -16,7 +16,7 @@ import pytest
 from shared.adapters.store import WardenStore
 from shared.local.azurite import start_azurite
 
-pytest_plugins = ["tests.emulator_fixtures", "tests.warden_fixtures"]
+pytest_plugins = ["tests.emulator_fixtures", "tests.warden_fixtures", "tests.topic_receiver"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from shared.adapters.publisher import OutcomeKind
 from shared.adapters.store import StoreNotFoundError
 from shared.errors import (
     ArmError,
@@ -49,6 +50,10 @@ def plan_pool_activity(payload: dict) -> dict:
     outcome = _plan_outcome(plan, rt.settings.enforcing)
     _audit(rt, payload, "plan", Outcome.PLANNED if outcome == "planned" else Outcome.SKIPPED, plan=plan, message=f"{outcome}: {plan.reason}")
     _save_state(rt, ref, name, plan=plan)
+    if plan.status is Status.UNSUPPORTED:
+        _publish(rt, OutcomeKind.UNSUPPORTED, payload, reason=plan.reason, desired=plan.desired.value if plan.desired else None)
+    elif outcome == "drift-recorded":
+        _publish(rt, OutcomeKind.DRIFT, payload, current=plan.current.value, desired=plan.desired.value if plan.desired else None)
     window = _node_os_window(rt, ref) if Step.UPGRADE_NODE_IMAGE in plan.steps and rt.settings.policy.upgrade_window == "nodeOSSchedule" else None
     return {
         "ok": True, "outcome": outcome, "reason": plan.reason, "steps": [s.value for s in plan.steps],
@@ -114,6 +119,10 @@ def record(payload: dict) -> None:
     _audit(rt, payload, payload["step"], Outcome(payload["outcome"]), message=payload.get("reason", ""), error_json=payload.get("error"))
     if "pendingReimage" in payload:
         _save_state(rt, _ref(payload), payload["pool"], pending=payload["pendingReimage"])
+    if payload["step"] == "outcome" and payload["outcome"] in ("succeeded", "failed"):
+        kind = OutcomeKind.REMEDIATED if payload["outcome"] == "succeeded" else OutcomeKind.REMEDIATION_FAILED
+        _publish(rt, kind, payload, reason=payload.get("reason", ""), error=(payload.get("error") or {}).get("code"),
+                 modeBefore=payload.get("modeBefore"), modeAfter=payload.get("mode"))
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -207,6 +216,13 @@ def _audit(rt: Runtime, payload: dict, step: str, outcome: Outcome, *, plan: Poo
         message=message or (error_json or {}).get("message", ""), instance_id=payload.get("instanceId", ""),
         actor=payload.get("actor", ""), correlation_id=payload.get("correlationId", ""),
     )])
+
+
+def _publish(rt: Runtime, kind: OutcomeKind, payload: dict, **data) -> None:
+    """Tell subscribers (if any); a delivery failure is logged by the publisher, never raised."""
+    if rt.publisher is not None:
+        subject = f"{_ref(payload).id}/agentPools/{payload['pool']}"
+        rt.publisher.publish(kind, subject, {"pool": payload["pool"], "instanceId": payload.get("instanceId", ""), **data})
 
 
 def _error(e: ArmError) -> dict:

@@ -10,6 +10,7 @@ import threading
 from dataclasses import dataclass
 
 from shared.adapters.arm import Arm
+from shared.adapters.publisher import OutcomePublisher
 from shared.adapters.store import WardenStore
 from shared.config import Settings
 from shared.errors import ConfigError
@@ -20,6 +21,7 @@ class Runtime:
     settings: Settings
     arm: Arm
     store: WardenStore
+    publisher: OutcomePublisher | None = None  # set when WARDEN_EVENTS_ENDPOINT is
 
 
 _lock = threading.Lock()
@@ -49,7 +51,8 @@ def build(settings: Settings, **store_options) -> Runtime:
     store = WardenStore(settings.tables, **store_options)
     store.ensure_tables()
     # The orchestrations retry with durable timers: the SDK's own retries are off.
-    return Runtime(settings, Arm(settings.arm_endpoint, local=settings.arm_is_local, retries=0), store)
+    publisher = OutcomePublisher(settings.events_endpoint) if settings.events_endpoint else None
+    return Runtime(settings, Arm(settings.arm_endpoint, local=settings.arm_is_local, retries=0), store, publisher)
 
 
 def reset() -> None:
@@ -58,4 +61,6 @@ def reset() -> None:
         if _runtime is not None:
             _runtime.arm.close()
             _runtime.store.close()
+            if _runtime.publisher is not None:
+                _runtime.publisher.close()
         _runtime = None

@@ -127,3 +127,16 @@ def test_node_os_schedule_holds_the_upgrade_until_the_window_opens(warden, arm_e
     assert update < gate.opens_at <= upgrade < gate.closes_at
     assert ("upgrade-window", "waiting") in w.steps(pool="nodepool1")
     assert arm_emulator.sshd_states(NODEPOOL1) == {("inactive", "disabled")}
+
+
+def test_outcomes_are_published_when_an_events_endpoint_is_set(warden, receiver):
+    w = warden({"default": "Disabled", "rules": [{"name": "entra", "match": {"pool": "npwin"}, "sshAccess": "EntraId"}]},
+               WARDEN_EVENTS_ENDPOINT=receiver.url)
+    w.deliver(arm_event(NODEPOOL1), arm_event(PROD.id + "/agentPools/npwin"))
+    published = {(e["type"], e["subject"]) for e in receiver.events}
+    assert published == {
+        ("Warden.SshAccess.Remediated", NODEPOOL1),
+        ("Warden.SshAccess.Unsupported", PROD.id + "/agentPools/npwin"),
+    }
+    remediated = next(e for e in receiver.events if e["type"] == "Warden.SshAccess.Remediated")
+    assert (remediated["data"]["modeBefore"], remediated["data"]["modeAfter"]) == ("LocalUser", "Disabled")
