@@ -20,6 +20,7 @@ from shared.local.azurite import start_azurite
 HERE = Path(__file__).resolve().parent
 DEMO_FLEET = HERE / "demo_fleet.json"
 DEMO_POLICY = HERE / "demo_policy.json"
+DEMO_EVENT = HERE / "demo_event.json"  # the real ResourceWriteSuccess sample, on an AKS pool
 
 
 def demo_settings(arm_url: str, tables: str, fleet: dict) -> dict[str, str]:

@@ -110,7 +110,7 @@ def take_requests(payload: dict) -> dict:
     rt, ref = runtime(), _ref(payload)
     requests = rt.store.take_requests(ref.key)
     return {"pools": sorted({r.pool for r in requests if r.pool}), "everything": any(not r.pool for r in requests),
-            "count": len(requests)}
+            "count": len(requests), "pollSeconds": rt.settings.poll_seconds}
 
 
 def record(payload: dict) -> None:

@@ -25,7 +25,7 @@ from shared.window import MaintenanceWindowError, timer_steps, upgrade_gate
 MAX_ATTEMPTS = 8  # per ARM call: retries of conflicts, throttling and transient errors
 MAX_POLLS = 400  # per long-running operation (backoff caps each wait at 5 minutes)
 MAX_IDLE_WAITS = 120  # waiting for another operation on the cluster to finish
-JOIN_GRACE_SECONDS = 5  # how long a finished reconcile stays open for joining requests
+JOIN_GRACE_SECONDS = 5  # at most: how long a finished reconcile waits for a wake-up in flight
 DEFAULT_BASE_SECONDS = 30  # backoff base before the plan has read WARDEN_POLL_SECONDS
 UPDATE, UPGRADE = "update-ssh-access", "upgrade-node-image"
 
@@ -53,7 +53,7 @@ def reconcile_cluster(context) -> Task:
         child = f"{context.instance_id}:{pool.lower()}:{context.new_uuid()[:8]}"
         payload = {"cluster": cluster, "pool": pool, "reason": request.get("reason", "")}
         outcomes.append((yield context.call_sub_orchestrator(names.RECONCILE_POOL, payload, child)))
-    more = yield from _requests_meanwhile(context, cluster)
+    more = yield from _requests_meanwhile(context, cluster, min(JOIN_GRACE_SECONDS, taken["pollSeconds"]))
     if more["count"]:
         pools_next = None if more["everything"] else more["pools"]
         context.continue_as_new({"cluster": cluster, "pools": pools_next, "reason": "requested while reconciling"})
@@ -61,10 +61,10 @@ def reconcile_cluster(context) -> Task:
     return {"cluster": cluster, "outcomes": outcomes}
 
 
-def _requests_meanwhile(context, cluster: dict) -> Task:
+def _requests_meanwhile(context, cluster: dict, grace_seconds: float) -> Task:
     """Take the requests that arrived while this generation worked, after a short grace
     for a wake-up event in flight: {"pools", "everything", "count"}."""
-    grace = context.create_timer(context.current_utc_datetime + timedelta(seconds=JOIN_GRACE_SECONDS))
+    grace = context.create_timer(context.current_utc_datetime + timedelta(seconds=grace_seconds))
     woken = context.wait_for_external_event(names.JOIN_EVENT)
     yield context.task_any([woken, grace])
     if not grace.is_completed:
@@ -127,7 +127,7 @@ def run_operation(context, start_activity: str, step: str, payload: dict, base: 
 
 def poll_operation(context, payload: dict, step: str, operation: dict, base: float) -> Task:
     """Poll with durable timers: `Retry-After` when ARM gives one, else backoff from the poll setting."""
-    delay = 0.0 if base <= 1 else base
+    delay = float(base)
     for poll in range(MAX_POLLS):
         yield context.create_timer(context.current_utc_datetime + timedelta(seconds=delay))
         state = yield context.call_activity(names.POLL_OPERATION, {**payload, "step": step, "operation": operation})

@@ -60,6 +60,7 @@ async def on_arm_event(event: func.EventGridEvent, client: df.DurableOrchestrati
 def _audit(rt, hint, outcome: Outcome, message: str, instance_id: str = "") -> None:
     rt.store.append_audit([AuditRecord(
         time=datetime.now(UTC), cluster_id=hint.target.cluster.id, step="event", outcome=outcome,
-        pool=hint.target.pool or "", correlation_id=hint.correlation_id, message=f"{hint.event_type} {hint.operation}: {message}",
+        pool=hint.target.pool or "", correlation_id=hint.correlation_id,
+        message=f"{hint.operation.split('/', 1)[-1] or hint.event_type}: {message}",
         instance_id=instance_id, actor=hint.caller,
     )])

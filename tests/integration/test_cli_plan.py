@@ -25,7 +25,7 @@ def warden_env(monkeypatch, arm_emulator):
 
 
 EXPECTED = {
-    ("aks-dev-weu", "nodepool1"): ("LocalUser", "EntraId", "drifted"),
+    ("aks-dev-weu", "nodepool1"): ("LocalUser", "Disabled", "drifted"),
     ("aks-dev-weu", "spot"): ("EntraId", "Disabled", "drifted"),
     ("aks-dev-weu", "batch"): ("Disabled", "ignore", "ignored"),
     ("aks-dev-weu", "vmpool"): ("LocalUser", "Disabled", "unsupported"),

@@ -1,0 +1,110 @@
+"""`reconcile` and `handle-event`: the app's own trigger functions, run in-process to completion.
+
+The same code as on Azure: the HTTP or Event Grid trigger gets a real `azure.functions`
+object and a real Durable client; the orchestrations run on the in-process Durable host
+with the real replay engine and a real clock, against the configured ARM and tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from shared.cli import EXIT_FAILED, EXIT_OK, BadInput, progress
+from shared.config import Settings
+from shared.events import Drop, EventError, classify, parse_delivery
+from shared.local.durable_host import HostEvent, RealClock
+from shared.local.functions_host import LocalFunctions
+from shared.orchestration import names, runtime
+from shared.report import table
+from shared.triggers.http_api import RECONCILE_FUNCTION
+
+FAILED_OUTCOMES = ("failed",)
+
+
+def run_reconcile(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    body = {"cluster": args.cluster, **({"pool": args.pool} if args.pool else {})}
+    with local_functions(settings) as functions:
+        response = functions.http(RECONCILE_FUNCTION, "POST", "http://localhost/api/reconcile", body)
+        if response.status_code >= 400:
+            error = json.loads(response.get_body())["error"]
+            raise BadInput(f"{error['code']}: {error['message']}")
+        functions.run()
+        return report_outcomes(functions, args.json)
+
+
+def run_handle_event(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    delivery = read_delivery(args.file)
+    for verdict in _verdicts(delivery, settings):
+        if isinstance(verdict, Drop):
+            progress(f"dropped event {verdict.event_id or '?'}: {verdict.reason}")
+    with local_functions(settings) as functions:
+        functions.deliver_events(delivery)
+        functions.run()
+        return report_outcomes(functions, args.json)
+
+
+def read_delivery(source: str) -> list:
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as e:
+        raise BadInput(f"cannot read {source!r}: {e.strerror}") from e
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise BadInput(f"{source!r} is not JSON ({e.msg} at line {e.lineno} column {e.colno}); expected an event or an array") from e
+    delivery = document if isinstance(document, list) else [document]
+    if not delivery:
+        raise BadInput(f"{source!r} holds an empty array: no event to handle")
+    return delivery
+
+
+def _verdicts(delivery: list, settings: Settings) -> list:
+    try:
+        events = parse_delivery(delivery)
+    except EventError as e:
+        raise BadInput(str(e)) from e
+    return [classify(event, settings.subscriptions, settings.own_identities) for event in events]
+
+
+@contextmanager
+def local_functions(settings: Settings) -> Iterator[LocalFunctions]:
+    runtime.install(runtime.build(settings))
+    started = time.monotonic()
+
+    def show(event: HostEvent) -> None:
+        if event.kind == "activity" and isinstance(event.payload, dict) and event.activity != names.RECORD:
+            where = f"{event.payload.get('cluster', {}).get('name', '?')}/{event.payload.get('pool') or '*'}"
+            progress(f"+{time.monotonic() - started:6.1f}s {where} {event.activity.removesuffix('_activity')}")
+
+    try:
+        with LocalFunctions(clock=RealClock(), on_progress=show) as functions:
+            yield functions
+    finally:
+        runtime.reset()
+
+
+def report_outcomes(functions: LocalFunctions, as_json: bool) -> int:
+    """Per pool: the outcome of every pool reconcile that ran; exit 1 if any failed."""
+    rows, crashed = [], []
+    for status in functions.durable.statuses():
+        if status.name == names.RECONCILE_POOL and isinstance(status.output, dict):
+            cluster = status.input["cluster"]
+            rows.append({"cluster": f"{cluster['resourceGroup']}/{cluster['name']}", **status.output})
+        elif getattr(status.runtime_status, "value", status.runtime_status) == "Failed":
+            crashed.append(f"{status.instance_id}: {status.output}")
+    if as_json:
+        print(json.dumps({"outcomes": rows, "errors": crashed}, indent=2))
+    else:
+        print(table(("CLUSTER", "POOL", "OUTCOME", "REASON"), [(r["cluster"], r["pool"], r["outcome"], r["reason"]) for r in rows]))
+    for error in crashed:
+        print(f"failed: {error}", file=sys.stderr)
+    failed = crashed or any(r["outcome"] in FAILED_OUTCOMES for r in rows)
+    return EXIT_FAILED if failed else EXIT_OK

@@ -1,0 +1,97 @@
+"""`reconcile`, `handle-event` and `demo` from the command line, on the local Azure with a real clock."""
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shared.adapters.store import WardenStore
+from shared.cli import main
+from shared.local.demo import DEMO_EVENT
+from tests.emulator_fixtures import SUB_A
+from tests.warden_fixtures import DEV, FIXTURES
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def cli_env(monkeypatch, arm_emulator, azurite):
+    for name, value in {
+        "WARDEN_SUBSCRIPTIONS": SUB_A, "WARDEN_POLICY": '{"default": "Disabled"}', "WARDEN_MODE": "enforce",
+        "AZURE_RESOURCE_MANAGER_ENDPOINT": arm_emulator.base_url, "WARDEN_TABLES": azurite, "WARDEN_POLL_SECONDS": "1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    yield arm_emulator
+    with WardenStore(azurite) as store:  # the CLI uses the default table names: leave none behind
+        store.delete_tables()
+
+
+def writes(emulator):
+    return [(r.method, r.path.rsplit("/", 1)[-1]) for r in emulator.requests if r.method != "GET"]
+
+
+def test_reconcile_one_pool_to_completion(cli_env, capsys):
+    assert main(["reconcile", "--cluster", DEV.id, "--pool", "nodepool1", "--json"]) == 0
+    captured = capsys.readouterr()
+    [outcome] = json.loads(captured.out)["outcomes"]
+    assert (outcome["pool"], outcome["outcome"]) == ("nodepool1", "remediated")
+    assert writes(cli_env) == [("PUT", "nodepool1"), ("POST", "upgradeNodeImageVersion")]
+    assert "nodepool1 start_ssh_update" in captured.err  # progress on stderr, stdout stays JSON
+
+
+def test_a_failed_pool_exits_1(cli_env, capsys):
+    cli_env.faults.fail_operation(r"nodepool1", code="ReimageFailed", message="node 0 did not come back")
+    assert main(["reconcile", "--cluster", DEV.id, "--pool", "nodepool1"]) == 1
+    out = capsys.readouterr().out
+    assert "failed" in out and "node 0 did not come back" in out
+
+
+@pytest.mark.parametrize(
+    ("arguments", "needle"),
+    [
+        (["--cluster", DEV.id.replace(SUB_A, "99999999-9999-9999-9999-999999999999")], "not in WARDEN_SUBSCRIPTIONS"),
+        (["--cluster", f"/subscriptions/{SUB_A}/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/sa"], "not an AKS"),
+        (["--cluster", DEV.id, "--pool", "no/such"], "InvalidPool"),
+    ],
+    ids=["out-of-scope", "not-aks", "bad-pool"],
+)
+def test_reconcile_refuses_bad_targets_with_exit_2_and_no_request(cli_env, capsys, arguments, needle):
+    assert main(["reconcile", *arguments]) == 2
+    assert needle in capsys.readouterr().err
+    assert cli_env.requests == []
+
+
+def test_handle_event_from_a_file_and_from_stdin(cli_env, capsys, monkeypatch):
+    assert main(["handle-event", str(DEMO_EVENT)]) == 0
+    assert "remediated" in capsys.readouterr().out
+    assert writes(cli_env) == [("PUT", "nodepool1"), ("POST", "upgradeNodeImageVersion")]
+    monkeypatch.setattr(sys, "stdin", io.StringIO(DEMO_EVENT.read_text()))
+    assert main(["handle-event", "-", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["outcomes"][0]["outcome"] == "compliant"
+    assert len(writes(cli_env)) == 2  # the second delivery found nothing to do
+
+
+def test_handle_event_drops_irrelevant_events_without_arm_requests(cli_env, capsys):
+    assert main(["handle-event", str(FIXTURES / "eventgrid_egschema_resource_delete_success.json")]) == 0
+    assert "dropped event" in capsys.readouterr().err
+    assert cli_env.requests == []
+
+
+@pytest.mark.parametrize(("content", "needle"), [("{not json", "is not JSON"), ("[]", "empty array")], ids=["garbage", "empty"])
+def test_handle_event_refuses_unreadable_input_with_exit_2(cli_env, tmp_path, capsys, content, needle):
+    path = tmp_path / "delivery.json"
+    path.write_text(content)
+    assert main(["handle-event", str(path)]) == 2
+    assert needle in capsys.readouterr().err
+    assert main(["handle-event", str(tmp_path / "missing.json")]) == 2
+    assert cli_env.requests == []
+
+
+def test_demo_runs_end_to_end_as_a_fresh_process():
+    done = subprocess.run([sys.executable, "-m", "shared", "demo"], cwd=REPO, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "after inactive/disabled; ARM writes in all: 2" in done.stderr
+    assert "3 compliant, 3 drifted, 1 ignored, 2 unsupported" in done.stdout
