@@ -46,6 +46,15 @@ def arm_event(resource_id: str, operation: str = POOL_WRITE, *, event_id: str | 
     return event
 
 
+def cloud_event(resource_id: str, operation: str = POOL_WRITE) -> dict:
+    """The real CloudEvents 1.0 ResourceWriteSuccess sample, pointed at an AKS resource."""
+    event = json.loads((FIXTURES / "eventgrid_cloudevents_resource_write_success.json").read_text(encoding="utf-8"))
+    subscription = resource_id.split("/")[2]
+    event.update(subject=resource_id, source=f"/subscriptions/{subscription}", id=str(uuid.uuid4()))
+    event["data"].update(resourceUri=resource_id, operationName=operation, subscriptionId=subscription)
+    return event
+
+
 class Warden:
     def __init__(self, emulator, tables: str, policy: dict, mode: str, extra: dict[str, str]):
         self.emulator = emulator
@@ -98,8 +107,8 @@ class Warden:
 def warden(azurite: str, arm_emulator) -> Iterator[Callable[..., Warden]]:
     made: list[Warden] = []
 
-    def make(policy: dict | None = None, mode: str = "enforce", **extra: str) -> Warden:
-        made.append(Warden(arm_emulator, azurite, policy or {"default": "Disabled"}, mode, extra))
+    def make(policy: dict | None = None, mode: str = "enforce", emulator=None, **extra: str) -> Warden:
+        made.append(Warden(emulator or arm_emulator, azurite, policy or {"default": "Disabled"}, mode, extra))
         return made[-1]
 
     try:

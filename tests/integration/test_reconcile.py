@@ -140,3 +140,22 @@ def test_outcomes_are_published_when_an_events_endpoint_is_set(warden, receiver)
     }
     remediated = next(e for e in receiver.events if e["type"] == "Warden.SshAccess.Remediated")
     assert (remediated["data"]["modeBefore"], remediated["data"]["modeAfter"]) == ("LocalUser", "Disabled")
+
+
+def test_a_cloudevents_delivery_is_enforced_too(warden, arm_emulator):
+    from tests.warden_fixtures import cloud_event
+
+    w = warden({"default": "Disabled"})
+    w.deliver(cloud_event(NODEPOOL1))
+    assert w.writes() == [("PUT", "agentPools/nodepool1"), ("POST", "nodepool1/upgradeNodeImageVersion")]
+
+
+def test_node_os_schedule_without_a_configuration_upgrades_at_once_and_says_so(warden, start_arm_emulator, test_fleet):
+    for cluster in test_fleet["clusters"]:
+        cluster["maintenanceConfigurations"] = []
+    emulator = start_arm_emulator(test_fleet)
+    w = warden({"default": "Disabled", "upgrade": {"window": "nodeOSSchedule"}}, emulator=emulator)
+    w.deliver(arm_event(NODEPOOL1))
+    assert w.writes() == [("PUT", "agentPools/nodepool1"), ("POST", "nodepool1/upgradeNodeImageVersion")]
+    [window] = [r for r in w.audit() if r.step == "upgrade-window"]
+    assert window.outcome.value == "planned" and "no aksManagedNodeOSUpgradeSchedule" in window.message
