@@ -9,7 +9,7 @@ decisions are made here with durable timers (the Python `RetryOptions` has no ba
       for each pool -> reconcile_pool (sub-orchestration, its own bounded history)
         plan -> skip | wait idle -> PUT sshAccess -> poll
              -> [wait for the node-OS window] -> node-image upgrade -> poll -> record
-      then join requests raised meanwhile (continue_as_new), else finish
+      then take the requests that arrived meanwhile: continue as new for them, else finish
 """
 
 from __future__ import annotations
@@ -43,8 +43,10 @@ def reconcile_cluster(context) -> Task:
     taken = yield context.call_activity(names.TAKE_REQUESTS, {"cluster": cluster})
     pools = None if request.get("pools") is None or taken["everything"] else _unique(request["pools"] + taken["pools"])
     if pools is None:
-        listed = yield from call_arm(context, names.LIST_POOLS, {"cluster": cluster}, DEFAULT_BASE_SECONDS)
+        listing = {"cluster": cluster, "instanceId": context.instance_id}
+        listed = yield from call_arm(context, names.LIST_POOLS, listing, DEFAULT_BASE_SECONDS)
         if not listed["ok"]:
+            yield from _record_exhausted(context, listing, "list-pools", listed["error"])
             return {"cluster": cluster, "outcomes": [], "error": listed["error"]}
         pools = listed["pools"]
     outcomes = []
@@ -78,11 +80,12 @@ def reconcile_pool(context) -> Task:
     target = {"cluster": request["cluster"], "pool": request["pool"], "instanceId": context.instance_id}
     plan = yield from call_arm(context, names.PLAN_POOL, {**target, "reason": request.get("reason", "")}, DEFAULT_BASE_SECONDS)
     if not plan["ok"]:
+        yield from _record_exhausted(context, target, "plan", plan["error"])
         return _outcome(request, _failure(plan), plan["error"]["message"], plan["error"])
     if not plan["steps"] or not plan["enforce"]:
         return _outcome(request, plan["outcome"], plan["reason"])
     result = yield from _remediate(context, target, plan)
-    final = {"remediated": "succeeded", "gone": "gone"}.get(result["outcome"], "failed")
+    final = {"remediated": "succeeded", "gone": "gone", "pending-reimage": "waiting"}.get(result["outcome"], "failed")
     yield context.call_activity(names.RECORD, {**target, "step": "outcome", "outcome": final, "reason": result["reason"],
                                                "error": result["error"], "modeBefore": plan["current"], "mode": plan["desired"]})
     return result
@@ -115,9 +118,9 @@ def run_operation(context, start_activity: str, step: str, payload: dict, base: 
         started = yield context.call_activity(start_activity, payload)
         if started["ok"] or not started["error"]["retryable"]:
             break
+        if attempt + 1 == MAX_ATTEMPTS:  # no retry follows: record none, wait for nothing
+            return _exhausted(start_activity, started["error"])
         yield from _record_retry(context, payload, start_activity, started["error"], attempt, base)
-    else:
-        return _exhausted(start_activity)
     if not started["ok"]:
         return started
     if started["operation"] is None:  # ARM completed it synchronously
@@ -185,8 +188,10 @@ def call_arm(context, activity: str, payload: dict, base: float) -> Task:
         result = yield context.call_activity(activity, payload)
         if result["ok"] or not result["error"]["retryable"]:
             return result
+        if attempt + 1 == MAX_ATTEMPTS:  # no retry follows: record none, wait for nothing
+            break
         yield from _record_retry(context, payload, activity, result["error"], attempt, base)
-    return _exhausted(activity)
+    return _exhausted(activity, result["error"])
 
 
 def _record_retry(context, payload: dict, activity: str, error: dict, attempt: int, base: float) -> Task:
@@ -196,8 +201,19 @@ def _record_retry(context, payload: dict, activity: str, error: dict, attempt: i
     yield context.create_timer(context.current_utc_datetime + timedelta(seconds=delay))
 
 
-def _exhausted(activity: str) -> dict:
-    error = {"kind": "exhausted", "code": "RetriesExhausted", "message": f"{activity}: gave up after bounded retries", "retryable": False}
+def _record_exhausted(context, payload: dict, step: str, error: dict) -> Task:
+    """Activities record ARM's terminal errors themselves; spent retries are the orchestrator's to record."""
+    if error["kind"] == "exhausted":
+        record = {**payload, "step": step, "outcome": "failed", "reason": error["message"], "error": error}
+        yield context.call_activity(names.RECORD, record)
+
+
+def _exhausted(activity: str, last: dict | None = None) -> dict:
+    """Bounded retries spent; `last`: the final ARM error, kept in the message for the audit."""
+    message = f"{activity}: gave up after bounded retries"
+    if last:
+        message += f"; last error {last['code']}: {last['message']}"
+    error = {"kind": "exhausted", "code": "RetriesExhausted", "message": message, "retryable": False}
     return {"ok": False, "error": error}
 
 

@@ -1,0 +1,229 @@
+"""Bad input at the front doors: the Event Grid trigger and the HTTP reconcile endpoint.
+
+Events go through the real worker decoding into the real trigger (`w.functions`); nothing may
+escape the trigger (Event Grid would redeliver for 24 hours), and nothing may reach ARM: not one
+request, no orchestration, no pending request. HTTP errors are `{"error": {"code", "message"}}`
+with the right status, again with no ARM request and no audit row.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shared.local.durable_host import RuntimeStatus
+from shared.triggers.http_api import RECONCILE_FUNCTION, STATUS_FUNCTION
+from tests.emulator_fixtures import SUB_A, SUB_B
+from tests.warden_fixtures import DEV, FIXTURES, arm_event
+
+NODEPOOL1 = DEV.id + "/agentPools/nodepool1"
+POOL_WRITE = "Microsoft.ContainerService/managedClusters/agentPools/write"
+OUT_OF_SCOPE_CLUSTER = f"/subscriptions/{SUB_B}/resourceGroups/rg-prod-neu/providers/Microsoft.ContainerService/managedClusters/aks-auto-neu"
+STORAGE_ID = f"/subscriptions/{SUB_A}/resourceGroups/rg-dev-weu/providers/Microsoft.Storage/storageAccounts/stdevweu"
+RECONCILE_URL = "http://localhost/api/reconcile"
+
+
+def fixture_event(name: str) -> dict:
+    """A real sample with its placeholders filled in for the test subscription (SUB_A)."""
+    text = (FIXTURES / name).read_text(encoding="utf-8")
+    for placeholder, value in {"{subscription-id}": SUB_A, "{resource-group}": "rg-dev-weu", "{storage-name}": "stdevweu",
+                               "{namespace}": "ehdevweu"}.items():
+        text = text.replace(placeholder, value)
+    document = json.loads(text)
+    return document[0] if isinstance(document, list) else document
+
+
+def pointed_at(event: dict, resource_id: str, operation: str) -> dict:
+    """The same event about an AKS resource: only its type or operation can make it irrelevant."""
+    event = copy.deepcopy(event)
+    if "specVersion" in event:  # the ResourceWriteFailure sample's spelling; CloudEvents 1.0 says specversion
+        event["specversion"] = event.pop("specVersion")
+    event["subject"] = resource_id
+    event["data"].update(resourceUri=resource_id, operationName=operation)
+    return event
+
+
+def broken(**changes) -> dict:
+    """A good pool-write event with fields changed; a value of `...` removes the field."""
+    event = arm_event(NODEPOOL1)
+    for name, value in changes.items():
+        if value is ...:
+            event.pop(name)
+        else:
+            event[name] = value
+    return event
+
+
+CLOUD_POOL_WRITE = pointed_at(fixture_event("eventgrid_cloudevents_resource_write_success.json"), NODEPOOL1, POOL_WRITE)
+MALFORMED = {
+    "missing-subject": broken(subject=...),
+    "missing-id": broken(id=...),
+    "missing-event-type": broken(eventType=...),
+    "missing-event-time": broken(eventTime=...),
+    "missing-data": broken(data=...),
+    "data-null": broken(data=None),
+    "data-a-string": broken(data="Microsoft.ContainerService/managedClusters/agentPools/write"),
+    "data-an-array": broken(data=[NODEPOOL1]),
+    "data-a-number": broken(data=42),
+    "id-a-number": broken(id=12345),
+    "subject-an-array": broken(subject=[NODEPOOL1]),
+    "subject-an-object": broken(subject={"id": NODEPOOL1}),
+    "event-type-a-number": broken(eventType=7),
+    "event-type-empty": broken(eventType=""),
+    "topic-a-number": broken(topic=1),
+    "cloudevent-specversion-0.3": {**CLOUD_POOL_WRITE, "specversion": "0.3"},
+    "cloudevent-missing-source": {k: v for k, v in CLOUD_POOL_WRITE.items() if k != "source"},
+    "neither-schema": {"id": "x", "subject": NODEPOOL1, "data": {}},
+}
+
+IRRELEVANT = {
+    "storage-account-write": fixture_event("eventgrid_egschema_resource_write_success.json"),
+    "storage-account-write-cloudevent": fixture_event("eventgrid_cloudevents_resource_write_success.json"),
+    "listkeys-action": fixture_event("eventgrid_cloudevents_resource_action_success.json"),
+    "delete": fixture_event("eventgrid_egschema_resource_delete_success.json"),
+    "write-failure-as-sampled": fixture_event("eventgrid_cloudevents_resource_write_failure.json"),
+    "subscription-validation": fixture_event("eventgrid_subscription_validation_event.json"),
+    # Real samples about an AKS pool in scope: dropped for their type or operation alone.
+    "pool-delete": pointed_at(fixture_event("eventgrid_egschema_resource_delete_success.json"), NODEPOOL1,
+                              "Microsoft.ContainerService/managedClusters/agentPools/delete"),
+    "pool-write-failure": pointed_at(fixture_event("eventgrid_cloudevents_resource_write_failure.json"), NODEPOOL1, POOL_WRITE),
+    "cluster-listcredential-action": pointed_at(fixture_event("eventgrid_cloudevents_resource_action_success.json"), DEV.id,
+                                                "Microsoft.ContainerService/managedClusters/listClusterUserCredential/action"),
+}
+
+NOT_OURS = {
+    "other-subscription-pool": arm_event(OUT_OF_SCOPE_CLUSTER + "/agentPools/systempool"),
+    "other-subscription-cluster": arm_event(OUT_OF_SCOPE_CLUSTER, "Microsoft.ContainerService/managedClusters/write"),
+    "storage-id-with-an-aks-operation": arm_event(STORAGE_ID),
+    "maintenance-configuration-id": arm_event(DEV.id + "/maintenanceConfigurations/aksManagedNodeOSUpgradeSchedule"),
+    "grandchild-of-a-pool": arm_event(NODEPOOL1 + "/machines/aks-nodepool1-0"),
+    "not-a-resource-id": broken(subject="nodepool1", data={**arm_event(NODEPOOL1)["data"], "resourceUri": "nodepool1"}),
+    "subscription-not-a-guid": arm_event(NODEPOOL1.replace(SUB_A, "my-subscription")),
+}
+
+
+def assert_nothing_happened(w, arm_emulator) -> None:
+    assert arm_emulator.requests == []
+    assert w.functions.durable.statuses() == []
+    assert w.runtime.store.list_audit() == []
+    assert w.runtime.store.take_requests(DEV.key) == []
+
+
+def deliver_raw(w, *events: dict) -> None:
+    """Raw dicts straight to the trigger, as Event Grid would post them (no copying, no fixing)."""
+    w.functions.deliver_events(list(events))
+    w.functions.run()
+
+
+def drops_logged(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "shared.triggers.event_grid" and "dropped" in r.getMessage()]
+
+
+@pytest.mark.parametrize("event", MALFORMED.values(), ids=MALFORMED.keys())
+def test_a_malformed_event_is_dropped_without_touching_arm(warden, arm_emulator, caplog, event):
+    w = warden({"default": "Disabled"})
+    caplog.set_level(logging.INFO, logger="shared.triggers.event_grid")
+    deliver_raw(w, event)
+    [dropped] = drops_logged(caplog)
+    assert dropped.startswith("dropped an unreadable event")
+    assert_nothing_happened(w, arm_emulator)
+
+
+@pytest.mark.parametrize("event", [*IRRELEVANT.values(), *NOT_OURS.values()], ids=[*IRRELEVANT, *NOT_OURS])
+def test_an_irrelevant_or_out_of_scope_event_is_dropped_without_touching_arm(warden, arm_emulator, caplog, event):
+    w = warden({"default": "Disabled"})
+    caplog.set_level(logging.INFO, logger="shared.triggers.event_grid")
+    deliver_raw(w, event)
+    assert len(drops_logged(caplog)) == 1
+    assert_nothing_happened(w, arm_emulator)
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                    max_leaves=8)
+# eventTime stays readable: the worker parses it before the trigger runs.
+FIELDS = st.sampled_from(["id", "topic", "subject", "eventType", "data", "dataVersion", "specversion", "source", "type"])
+DATA_FIELDS = st.sampled_from(["operationName", "resourceUri", "claims", "subscriptionId"])
+
+
+def test_no_mangled_event_escapes_the_trigger_or_reaches_arm(warden, arm_emulator):
+    """The real storage-account write sample with fields replaced by any JSON, or removed."""
+    w = warden({"default": "Disabled"})
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(changes=st.dictionaries(FIELDS, JSON | st.just(...), min_size=1, max_size=4),
+           data_changes=st.dictionaries(DATA_FIELDS, JSON, max_size=3))
+    def deliver_mangled(changes: dict, data_changes: dict) -> None:
+        event = fixture_event("eventgrid_egschema_resource_write_success.json")
+        event["data"].update(data_changes)
+        for name, value in changes.items():
+            if value is ...:
+                event.pop(name, None)
+            else:
+                event[name] = value
+        deliver_raw(w, event)  # raises if anything escapes the trigger
+
+    deliver_mangled()
+    assert_nothing_happened(w, arm_emulator)
+
+
+# --- the HTTP endpoint ----------------------------------------------------------------------
+
+
+def post(w, body):
+    return w.functions.http(RECONCILE_FUNCTION, "POST", RECONCILE_URL, body)
+
+
+BAD_REQUESTS = {
+    "bad-json": (b'{"cluster": ', 400, "InvalidJson", "not JSON"),
+    "not-utf8": (b"\xff\xfe\x00{", 400, "InvalidJson", "not JSON"),
+    "empty-body": (b"", 400, "InvalidJson", "not JSON"),
+    "json-array": ([{"cluster": DEV.id}], 400, "InvalidBody", "not list"),
+    "json-string": (DEV.id, 400, "InvalidBody", "not str"),
+    "missing-cluster": ({"pool": "nodepool1"}, 400, "InvalidCluster", "'cluster' is required"),
+    "cluster-a-number": ({"cluster": 42}, 400, "InvalidCluster", "'cluster' is required"),
+    "storage-id": ({"cluster": STORAGE_ID}, 400, "InvalidCluster", STORAGE_ID),
+    "unknown-field": ({"cluster": DEV.id, "force": True}, 400, "InvalidBody", "'force'"),
+    "invalid-pool-name": ({"cluster": DEV.id, "pool": "node_pool!"}, 400, "InvalidPool", "'node_pool!'"),
+    "pool-name-too-long": ({"cluster": DEV.id, "pool": "nodepool12345"}, 400, "InvalidPool", "'nodepool12345'"),
+    "pool-a-number": ({"cluster": DEV.id, "pool": 1}, 400, "InvalidPool", "is 1"),
+    "pool-contradicts-id": ({"cluster": NODEPOOL1, "pool": "spot"}, 400, "InvalidPool", "'spot'"),
+    "other-subscription": ({"cluster": OUT_OF_SCOPE_CLUSTER}, 403, "OutOfScope", SUB_B),
+}
+
+
+@pytest.mark.parametrize("body, status, code, says", BAD_REQUESTS.values(), ids=BAD_REQUESTS.keys())
+def test_a_bad_reconcile_request_gets_a_clear_error_and_touches_nothing(warden, arm_emulator, body, status, code, says):
+    w = warden({"default": "Disabled"})
+    response = post(w, body)
+    w.functions.run()
+    assert response.status_code == status
+    assert response.mimetype == "application/json"
+    error = json.loads(response.get_body())
+    assert set(error) == {"error"} and set(error["error"]) == {"code", "message"}
+    assert error["error"]["code"] == code
+    assert says in error["error"]["message"]
+    assert_nothing_happened(w, arm_emulator)
+
+
+@pytest.mark.parametrize("body", [{"cluster": DEV.id, "pool": "nodepool1"}, {"cluster": NODEPOOL1}, {"cluster": DEV.id}],
+                         ids=["cluster-and-pool", "pool-id", "whole-cluster"])
+def test_a_good_reconcile_request_gets_202_with_status_links_and_converges(warden, arm_emulator, body):
+    w = warden({"default": "Disabled"})
+    response = post(w, body)
+    assert response.status_code == 202
+    links = json.loads(response.get_body())
+    assert {"id", "statusQueryGetUri", "sendEventPostUri", "terminatePostUri"} <= set(links)
+    assert links["id"] in links["statusQueryGetUri"]
+    w.functions.run()
+    assert arm_emulator.sshd_states(NODEPOOL1) == {("inactive", "disabled")}
+    assert ("outcome", "succeeded") in w.steps(pool="nodepool1")
+    status = w.functions.http(STATUS_FUNCTION, "GET", f"http://localhost/api/status/{links['id']}",
+                              route_params={"instanceId": links["id"]})
+    assert status.status_code == 200
+    assert json.loads(status.get_body())["runtimeStatus"] == RuntimeStatus.COMPLETED.value

@@ -1,0 +1,270 @@
+"""ARM faults met by the reconcile, end to end: the ARM emulator answers chosen requests with
+errors, the real SDKs read them and the real replay engine decides (virtual clock, no mocks).
+
+Transient faults (429, 409, 5xx) are retried with durable timers until the pool converges;
+terminal ones (a failed or canceled operation, a 4xx, a deleted pool, spent retries) end that
+pool with ARM's code and message in the audit trail and leave the rest of the cluster going.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from shared.local.durable_host import RuntimeStatus
+from shared.orchestration import names
+from shared.orchestration.reconcile import MAX_ATTEMPTS, UPDATE, UPGRADE
+from shared.records import PoolStatus
+from tests.warden_fixtures import DEV, arm_event
+
+NODEPOOL1 = DEV.id + "/agentPools/nodepool1"
+SPOT = DEV.id + "/agentPools/spot"
+CLUSTER_WRITE = "Microsoft.ContainerService/managedClusters/write"
+POOL_PATH = r"/agentPools/nodepool1$"
+UPGRADE_PATH = r"/agentPools/nodepool1/upgradeNodeImageVersion$"
+OPERATION_STATUS_PATH = r"/locations/[^/]+/operations/"
+SSH_OFF = {("inactive", "disabled")}
+SSH_ON = {("active", "enabled")}
+
+
+def assert_converged(w, arm_emulator, pool_id: str = NODEPOOL1) -> None:
+    """sshAccess Disabled on the pool, sshd off on every node, the outcome recorded, the host done."""
+    pool = pool_id.rsplit("/", 1)[-1]
+    assert arm_emulator.pool_body(pool_id)["properties"]["securityProfile"]["sshAccess"] == "Disabled"
+    assert arm_emulator.sshd_states(pool_id) == SSH_OFF
+    assert ("outcome", "succeeded") in w.steps(pool=pool)
+    state = w.pool_state(DEV, pool)
+    assert (state.status, state.configured_mode, state.pending_reimage) == (PoolStatus.COMPLIANT, "Disabled", False)
+    assert_finished_cleanly(w)
+
+
+def assert_finished_cleanly(w) -> None:
+    """Every orchestration Completed (none Failed or stuck) and no activity raised."""
+    statuses = w.functions.durable.statuses()
+    assert statuses and {s.runtime_status for s in statuses} == {RuntimeStatus.COMPLETED}
+    assert [e for e in w.progress if e.kind == "activity-failed"] == []
+
+
+def gaps(times: list) -> list[float]:
+    return [(later - earlier).total_seconds() for earlier, later in zip(times, times[1:], strict=False)]
+
+
+def rows(w, pool: str, step: str, outcome: str) -> list:
+    return [r for r in w.audit() if r.pool == pool and r.step == step and r.outcome.value == outcome]
+
+
+def on_activity(w, activity: str, action, *, nth: int = 1, when=lambda event: True) -> None:
+    """Run `action` once, as the `nth` matching call of `activity` is about to run."""
+    seen = 0
+
+    def watch(event) -> None:
+        nonlocal seen
+        if event.kind == "activity" and event.activity == activity and when(event):
+            seen += 1
+            if seen == nth:
+                action()
+
+    w.on_progress = watch
+
+
+# --- transient faults: retried, then converged -------------------------------------------------
+
+
+@pytest.mark.parametrize("retry_after", [37, 120], ids=["retry-after-37s", "retry-after-120s"])
+def test_a_throttled_put_is_retried_after_retry_after_and_converges(warden, arm_emulator, retry_after):
+    w = warden({"default": "Disabled"})
+    arm_emulator.faults.arm("PUT", POOL_PATH, 429, code="Throttled", message="Too many requests to agent pool.",
+                            headers={"Retry-After": str(retry_after)})
+    w.deliver(arm_event(NODEPOOL1))
+    first, second = w.activity_times(names.START_SSH_UPDATE)
+    assert second - first >= timedelta(seconds=retry_after)
+    assert [m for m, _ in w.writes()].count("PUT") == 2
+    [retried] = rows(w, "nodepool1", names.START_SSH_UPDATE, "retried")
+    assert retried.code == "Throttled" and f"in {retry_after}s" in retried.message
+    assert_converged(w, arm_emulator)
+
+
+@pytest.mark.parametrize("times", [1, 3], ids=["once", "three-times"])
+def test_a_put_refused_with_409_waits_for_idle_retries_and_converges(warden, arm_emulator, times):
+    w = warden({"default": "Disabled"})
+    arm_emulator.faults.arm("PUT", POOL_PATH, 409, code="OperationNotAllowed", times=times,
+                            message="Operation is not allowed: Another operation (Updating) is in progress.")
+    w.deliver(arm_event(NODEPOOL1))
+    assert len(w.activity_times(names.START_SSH_UPDATE)) == times + 1
+    retried = rows(w, "nodepool1", names.START_SSH_UPDATE, "retried")
+    assert [r.code for r in retried] == ["OperationNotAllowed"] * times
+    # Before every attempt (the first and each retry) the cluster was checked for idle.
+    last_put = w.activity_times(names.START_SSH_UPDATE)[-1]
+    assert len([t for t in w.activity_times(names.CHECK_IDLE) if t <= last_put]) >= times + 1
+    assert_converged(w, arm_emulator)
+
+
+@pytest.mark.parametrize("busy_id", [NODEPOOL1, SPOT, DEV.id], ids=["this-pool", "another-pool", "the-cluster"])
+def test_an_operation_in_progress_is_waited_out_without_a_write(warden, arm_emulator, busy_id):
+    """Something else updates the cluster when the plan runs, for three idle checks."""
+    w = warden({"default": "Disabled"})
+    on_activity(w, names.PLAN_POOL, lambda: arm_emulator.set_provisioning_state(busy_id, "Updating"))
+    checks: list = []
+
+    def watch(event, plan_watch=w.on_progress) -> None:
+        plan_watch(event)
+        if event.kind == "activity" and event.activity == names.CHECK_IDLE:
+            checks.append(event.at)
+            if len(checks) == 3:  # as the third check runs, the other operation has just ended
+                arm_emulator.set_provisioning_state(busy_id, "Succeeded")
+
+    w.on_progress = watch
+    w.deliver(arm_event(NODEPOOL1))
+    first_put = w.activity_times(names.START_SSH_UPDATE)[0]
+    assert len([t for t in w.activity_times(names.CHECK_IDLE) if t <= first_put]) == 3
+    assert not rows(w, "nodepool1", names.START_SSH_UPDATE, "retried"), "a PUT was sent while the cluster was busy"
+    assert_converged(w, arm_emulator)
+
+
+def test_a_cluster_turning_busy_between_idle_check_and_put_gets_409_then_waits_and_converges(warden, arm_emulator):
+    """The race the idle check cannot close: the emulator refuses the PUT itself (409)."""
+    w = warden({"default": "Disabled"})
+    on_activity(w, names.START_SSH_UPDATE, lambda: arm_emulator.set_provisioning_state(SPOT, "Updating"))
+    puts: list = []
+    busy_checks: list = []
+
+    def watch(event, put_watch=w.on_progress) -> None:
+        put_watch(event)
+        if event.kind == "activity" and event.activity == names.START_SSH_UPDATE:
+            puts.append(event.at)
+        if event.kind == "activity" and event.activity == names.CHECK_IDLE and puts:
+            busy_checks.append(event.at)
+            if len(busy_checks) == 2:  # busy at the first check after the 409, idle at the second
+                arm_emulator.set_provisioning_state(SPOT, "Succeeded")
+
+    w.on_progress = watch
+    w.deliver(arm_event(NODEPOOL1))
+    [retried] = rows(w, "nodepool1", names.START_SSH_UPDATE, "retried")
+    assert retried.code == "OperationNotAllowed"  # no fault armed: the emulator refused the PUT itself
+    first_put, second_put = w.activity_times(names.START_SSH_UPDATE)
+    assert len([t for t in w.activity_times(names.CHECK_IDLE) if first_put < t <= second_put]) == 2
+    assert_converged(w, arm_emulator)
+
+
+def test_500s_on_the_pool_get_during_plan_are_retried_with_growing_delays(warden, arm_emulator):
+    w = warden({"default": "Disabled"})
+    arm_emulator.faults.arm("GET", POOL_PATH, 500, code="InternalServerError", message="Injected 500.", times=3)
+    w.deliver(arm_event(NODEPOOL1))
+    plans = w.activity_times(names.PLAN_POOL)
+    assert len(plans) == 4
+    delays = gaps(plans)
+    assert delays == sorted(delays) and len(set(delays)) == 3, f"backoff does not grow: {delays}"
+    retried = rows(w, "nodepool1", names.PLAN_POOL, "retried")
+    assert [r.code for r in retried] == ["InternalServerError"] * 3
+    assert_converged(w, arm_emulator)
+
+
+def test_500s_on_the_operation_poll_are_retried_with_growing_delays(warden, arm_emulator):
+    w = warden({"default": "Disabled"})
+    arm_emulator.faults.arm("GET", OPERATION_STATUS_PATH, 500, code="InternalServerError", message="Injected 500.", times=3)
+    w.deliver(arm_event(NODEPOOL1))
+    polls = [e.at for e in w.progress
+             if e.kind == "activity" and e.activity == names.POLL_OPERATION and e.payload["step"] == UPDATE]
+    assert len(polls) >= 4
+    delays = gaps(polls[:4])  # the three failed polls and the one after them
+    assert delays == sorted(delays) and len(set(delays)) == 3, f"backoff does not grow: {delays}"
+    assert_converged(w, arm_emulator)
+
+
+# --- terminal faults: recorded, the pool ends, the cluster goes on ----------------------------
+
+
+@pytest.mark.parametrize("end", ["Failed", "Canceled"])
+def test_a_failed_upgrade_is_terminal_for_its_pool_and_the_next_pool_still_runs(warden, arm_emulator, end):
+    w = warden({"default": "Disabled", "rules": [{"name": "keep batch", "match": {"pool": "batch"}, "sshAccess": "ignore"}]})
+    code, message = "NodeImageUpgradeFailed", f"Node image upgrade of nodepool1 {end.lower()}: injected."
+    arm_emulator.faults.fail_operation(UPGRADE_PATH, code, message, status=end)
+    w.deliver(arm_event(DEV.id, CLUSTER_WRITE))
+
+    [failed] = rows(w, "nodepool1", UPGRADE, "failed")
+    assert (failed.code, failed.message) == (code, message)
+    [outcome] = rows(w, "nodepool1", "outcome", "failed")
+    assert (outcome.code, outcome.message) == (code, message)
+    assert ("outcome", "succeeded") not in w.steps(pool="nodepool1")
+    assert not rows(w, "nodepool1", UPGRADE, "retried")
+    state = w.pool_state(DEV, "nodepool1")
+    assert (state.configured_mode, state.pending_reimage, state.status) == ("Disabled", True, PoolStatus.PENDING_REIMAGE)
+    assert arm_emulator.sshd_states(NODEPOOL1) == SSH_ON  # the sshAccess PUT alone reimages nothing
+    assert w.writes() == [
+        ("PUT", "agentPools/nodepool1"), ("POST", "nodepool1/upgradeNodeImageVersion"),
+        ("PUT", "agentPools/spot"), ("POST", "spot/upgradeNodeImageVersion"),
+    ]
+    assert_converged(w, arm_emulator, SPOT)
+
+
+@pytest.mark.parametrize("status, code, message", [
+    (400, "InvalidParameter", "The value of parameter agentPoolProfile.securityProfile.sshAccess is invalid."),
+    (403, "AuthorizationFailed", "The client does not have authorization to perform action agentPools/write."),
+], ids=["400-invalid-parameter", "403-authorization-failed"])
+def test_a_permanent_4xx_on_the_put_is_not_retried_and_is_recorded(warden, arm_emulator, status, code, message):
+    w = warden({"default": "Disabled"})
+    arm_emulator.faults.arm("PUT", POOL_PATH, status, code=code, message=message)
+    w.deliver(arm_event(NODEPOOL1))
+    assert len(w.activity_times(names.START_SSH_UPDATE)) == 1
+    assert w.writes() == [("PUT", "agentPools/nodepool1")]
+    assert not [s for s in w.steps() if s[1] == "retried"]
+    [failed] = rows(w, "nodepool1", UPDATE, "failed")
+    assert (failed.code, failed.message) == (code, message)
+    [outcome] = rows(w, "nodepool1", "outcome", "failed")
+    assert (outcome.code, outcome.message) == (code, message)
+    assert w.pool_state(DEV, "nodepool1").status is PoolStatus.DRIFTED
+    assert arm_emulator.sshd_states(NODEPOOL1) == SSH_ON
+    assert_finished_cleanly(w)
+
+
+PERSISTENT = {
+    "put": ("PUT", POOL_PATH, arm_event(NODEPOOL1), names.START_SSH_UPDATE, "nodepool1", "outcome"),
+    "pool-get-in-plan": ("GET", POOL_PATH, arm_event(NODEPOOL1), names.PLAN_POOL, "nodepool1", "plan"),
+    "pool-list": ("GET", r"/managedClusters/aks-dev-weu/agentPools$", arm_event(DEV.id, CLUSTER_WRITE), names.LIST_POOLS, "",
+                  "list-pools"),
+}
+
+
+@pytest.mark.parametrize("method, path, event, activity, pool, terminal_step", PERSISTENT.values(), ids=PERSISTENT.keys())
+def test_a_persistent_500_ends_after_max_attempts_with_a_recorded_failure(warden, arm_emulator, method, path, event,
+                                                                          activity, pool, terminal_step):
+    w = warden({"default": "Disabled"})
+    arm_emulator.faults.arm(method, path, 500, code="InternalServerError", message="Injected 500.", times=1000)
+    w.deliver(event)
+    assert len(w.activity_times(activity)) == MAX_ATTEMPTS
+    assert [m for m, _ in w.writes()] == (["PUT"] * MAX_ATTEMPTS if method == "PUT" else [])
+    retried = rows(w, pool, activity, "retried")
+    assert len(retried) == MAX_ATTEMPTS - 1, "a retry was recorded that never happened"
+    assert f"attempt {MAX_ATTEMPTS - 1} of {MAX_ATTEMPTS}" in retried[-1].message
+    [failed] = [r for r in w.audit() if r.outcome.value == "failed"]
+    assert (failed.step, failed.pool, failed.code) == (terminal_step, pool, "RetriesExhausted")
+    assert "last error InternalServerError: Injected 500." in failed.message
+    assert arm_emulator.sshd_states(NODEPOOL1) == SSH_ON
+    assert_finished_cleanly(w)
+
+
+# --- the pool deleted by someone else between steps ------------------------------------------
+
+
+def _delete_while_the_put_is_polled(w, arm_emulator) -> None:
+    on_activity(w, names.POLL_OPERATION, lambda: arm_emulator.delete_pool(NODEPOOL1), when=lambda e: e.payload["step"] == UPDATE)
+
+
+def _delete_after_the_put_succeeded(w, arm_emulator) -> None:
+    # The second idle check: the one before the upgrade (the first came before the PUT).
+    on_activity(w, names.CHECK_IDLE, lambda: arm_emulator.delete_pool(NODEPOOL1), nth=2)
+
+
+@pytest.mark.parametrize("delete", [_delete_while_the_put_is_polled, _delete_after_the_put_succeeded],
+                         ids=["while-the-put-runs", "after-the-put-succeeded"])
+def test_a_pool_deleted_between_steps_is_recorded_gone_with_no_further_write(warden, arm_emulator, delete):
+    w = warden({"default": "Disabled"})
+    delete(w, arm_emulator)
+    w.deliver(arm_event(NODEPOOL1))
+    assert NODEPOOL1.lower() not in {p.lower() for p in arm_emulator.pool_ids()}
+    assert w.writes() == [("PUT", "agentPools/nodepool1")]
+    assert ("outcome", "gone") in w.steps(pool="nodepool1")
+    assert ("outcome", "failed") not in w.steps(pool="nodepool1")
+    assert not [s for s in w.steps() if s[1] == "retried"]
+    assert_finished_cleanly(w)
