@@ -21,7 +21,7 @@ from shared.errors import (
     StoreConflictError,
     ThrottledError,
 )
-from shared.models import ClusterRef, Operation, SshAccess
+from shared.models import Cluster, ClusterRef, Operation, Pool, SshAccess
 from shared.orchestration.runtime import Runtime, runtime
 from shared.plan import PoolPlan, Status, Step, plan_pool
 from shared.records import AuditRecord, Outcome, PoolState
@@ -39,10 +39,17 @@ def list_pools(payload: dict) -> dict:
 
 
 def plan_pool_activity(payload: dict) -> dict:
-    """Read cluster and pool, plan, record the decision; say what the orchestrator should do."""
+    """Read cluster and pools, plan, record the decision; say what the orchestrator should do.
+
+    The pool comes from the cluster's pool list (one request, like a GET of the pool), so
+    the plan also knows whether the whole cluster is idle and the first write need not wait.
+    """
     rt, ref, name = runtime(), _ref(payload), payload["pool"]
     try:
-        cluster, pool = rt.arm.get_cluster(ref), rt.arm.get_pool(ref, name)
+        cluster, pools = rt.arm.get_cluster(ref), rt.arm.list_pools(ref)
+        pool = _find_pool(ref, pools, name)
+        upgrade_owed = rt.settings.policy.upgrade_window == "nodeOSSchedule"
+        window = _node_os_window(rt, ref) if upgrade_owed else None
     except ArmError as e:
         return _failed(rt, payload, "plan", e)
     state = _pool_state(rt, ref, name)
@@ -54,11 +61,10 @@ def plan_pool_activity(payload: dict) -> dict:
         _publish(rt, OutcomeKind.UNSUPPORTED, payload, reason=plan.reason, desired=plan.desired.value if plan.desired else None)
     elif outcome == "drift-recorded":
         _publish(rt, OutcomeKind.DRIFT, payload, current=plan.current.value, desired=plan.desired.value if plan.desired else None)
-    window = _node_os_window(rt, ref) if Step.UPGRADE_NODE_IMAGE in plan.steps and rt.settings.policy.upgrade_window == "nodeOSSchedule" else None
     return {
         "ok": True, "outcome": outcome, "reason": plan.reason, "steps": [s.value for s in plan.steps],
         "current": plan.current.value, "desired": plan.desired.value if plan.desired else None,
-        "enforce": rt.settings.enforcing, "pollSeconds": rt.settings.poll_seconds,
+        "enforce": rt.settings.enforcing, "pollSeconds": rt.settings.poll_seconds, "idle": not _busy(cluster, pools),
         "upgradeWindow": rt.settings.policy.upgrade_window, "maintenanceWindow": window,
     }
 
@@ -68,13 +74,23 @@ def check_idle(payload: dict) -> dict:
     rt, ref = runtime(), _ref(payload)
     try:
         cluster, pools = rt.arm.get_cluster(ref), rt.arm.list_pools(ref)
+        _find_pool(ref, pools, payload["pool"])
     except ArmError as e:
         return _error(e)
-    if not any(p.name.lower() == payload["pool"].lower() for p in pools):
-        return _error(NotFoundError("NotFound", f"pool {payload['pool']!r} is gone from {ref}", status=404))
-    busy = [f"cluster {cluster.provisioning_state}"] if cluster.provisioning_state.lower() not in IDLE_STATES else []
-    busy += [f"pool {p.name} {p.provisioning_state}" for p in pools if p.provisioning_state.lower() not in IDLE_STATES]
+    busy = _busy(cluster, pools)
     return {"ok": True, "idle": not busy, "busy": busy}
+
+
+def _find_pool(ref: ClusterRef, pools: list[Pool], name: str) -> Pool:
+    for pool in pools:
+        if pool.name.lower() == name.lower():
+            return pool
+    raise NotFoundError("NotFound", f"pool {name!r} is not in {ref}", status=404)
+
+
+def _busy(cluster: Cluster, pools: list[Pool]) -> list[str]:
+    busy = [f"cluster {cluster.provisioning_state}"] if cluster.provisioning_state.lower() not in IDLE_STATES else []
+    return busy + [f"pool {p.name} {p.provisioning_state}" for p in pools if p.provisioning_state.lower() not in IDLE_STATES]
 
 
 def start_ssh_update(payload: dict) -> dict:

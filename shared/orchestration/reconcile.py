@@ -96,7 +96,7 @@ def _remediate(context, target: dict, plan: dict) -> Task:
     base, request = plan["pollSeconds"], {"pool": target["pool"]}
     change = {**target, "mode": plan["desired"], "modeBefore": plan["current"], "reimageOwed": UPGRADE in plan["steps"]}
     if UPDATE in plan["steps"]:
-        done = yield from run_operation(context, names.START_SSH_UPDATE, UPDATE, change, base)
+        done = yield from run_operation(context, names.START_SSH_UPDATE, UPDATE, change, base, idle=plan["idle"])
         if not done["ok"]:
             return _outcome(request, _failure(done), done["error"]["message"], done["error"])
     if UPGRADE in plan["steps"]:
@@ -109,12 +109,17 @@ def _remediate(context, target: dict, plan: dict) -> Task:
     return _outcome(request, "remediated", f"{plan['current']} -> {plan['desired']}")
 
 
-def run_operation(context, start_activity: str, step: str, payload: dict, base: float) -> Task:
-    """Start a long-running ARM operation once the cluster is idle, then poll it to the end."""
+def run_operation(context, start_activity: str, step: str, payload: dict, base: float, idle: bool = False) -> Task:
+    """Start a long-running ARM operation once the cluster is idle, then poll it to the end.
+
+    `idle`: the plan has just seen the cluster and all its pools idle, so the first attempt
+    need not check again. After a conflict, and before every later attempt, it waits.
+    """
     for attempt in range(MAX_ATTEMPTS):
-        idle = yield from wait_until_idle(context, payload, base)
-        if not idle["ok"]:
-            return idle
+        if not idle or attempt:
+            state = yield from wait_until_idle(context, payload, base)
+            if not state["ok"]:
+                return state
         started = yield context.call_activity(start_activity, payload)
         if started["ok"] or not started["error"]["retryable"]:
             break
