@@ -95,3 +95,13 @@ def test_demo_runs_end_to_end_as_a_fresh_process():
     assert done.returncode == 0, done.stderr[-2000:]
     assert "after inactive/disabled; ARM writes in all: 2" in done.stderr
     assert "3 compliant, 3 drifted, 1 ignored, 2 unsupported" in done.stdout
+
+
+def test_plan_shows_pending_reimage_after_a_failed_upgrade(cli_env, capsys):
+    cli_env.faults.fail_operation(r"nodepool1/upgradeNodeImageVersion", code="ReimageFailed", message="node 0 did not come back")
+    assert main(["reconcile", "--cluster", DEV.id, "--pool", "nodepool1"]) == 1
+    capsys.readouterr()
+    assert main(["plan", "--json"]) == 0
+    rows = {r["pool"]: r for r in json.loads(capsys.readouterr().out)["pools"] if r["cluster"] == "aks-dev-weu"}
+    assert (rows["nodepool1"]["current"], rows["nodepool1"]["status"]) == ("Disabled", "pending-reimage")
+    assert rows["nodepool1"]["steps"] == ["upgrade-node-image"]

@@ -30,3 +30,19 @@ def test_http_endpoints_require_a_function_key():
         for binding in json.loads(str(function))["bindings"]:
             if binding["type"] == "httpTrigger":
                 assert binding["authLevel"] == "FUNCTION", function.get_function_name()
+
+
+def test_every_trigger_and_durable_function_is_registered():
+    from shared.orchestration import names
+    from shared.orchestration.functions import ACTIVITIES
+
+    registered = {f.get_function_name(): json.loads(str(f))["bindings"] for f in index_app()}
+    expected_triggers = {
+        "on_arm_event": "eventGridTrigger", "http_reconcile": "httpTrigger", "http_status": "httpTrigger",
+        names.RECONCILE_CLUSTER: "orchestrationTrigger", names.RECONCILE_POOL: "orchestrationTrigger",
+        **{name: "activityTrigger" for name in ACTIVITIES},
+    }
+    for name, trigger in expected_triggers.items():
+        assert trigger in {b["type"] for b in registered[name]}, name
+    for name in ("on_arm_event", "http_reconcile", "http_status"):
+        assert "durableClient" in {b["type"] for b in registered[name]}, name
