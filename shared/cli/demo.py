@@ -2,16 +2,18 @@
 
 1. `plan`, the read-only report; 2. `handle-event` with a pool write on a LocalUser pool,
 enforced end to end; 3. its audit trail; 4. the nodes' sshd before and after; 5. `plan` again.
+With `--json` each step prints its JSON document on stdout; the narration stays on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 
 from shared.cli import EXIT_OK, plan, run
 from shared.config import Settings
 from shared.local.demo import DEMO_EVENT, local_stack, say
-from shared.models import Target
+from shared.models import Target, to_json
 from shared.orchestration import runtime
 from shared.report import table
 
@@ -29,7 +31,7 @@ def run_demo(args: argparse.Namespace) -> int:
         codes.append(run.run_handle_event(argparse.Namespace(file=str(DEMO_EVENT), json=args.json)))
 
         say(f"3. the audit trail of {target.cluster}")
-        print(_audit_table(target))
+        print(_audit_json(target) if args.json else _audit_table(target))
         say(f"4. sshd on the nodes of {target.pool}: before {before}, after {_sshd(arm, pool_id)}; ARM writes in all: {_writes(arm)}")
 
         say("5. plan again")
@@ -38,8 +40,6 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def _event_target() -> Target:
-    import json
-
     return Target.from_id(json.loads(DEMO_EVENT.read_text(encoding="utf-8"))[0]["subject"])
 
 
@@ -51,12 +51,20 @@ def _sshd(arm, pool_id: str) -> str:
     return ", ".join(sorted({f"{active}/{enabled}" for active, enabled in arm.sshd_states(pool_id)}))
 
 
-def _audit_table(target: Target) -> str:
+def _audit_rows(target: Target) -> list:
     store = runtime.build(Settings.from_env()).store
     try:
-        rows = store.list_audit(target.cluster.key)
+        return store.list_audit(target.cluster.key)
     finally:
         store.close()
+
+
+def _audit_json(target: Target) -> str:
+    return json.dumps([to_json(r) for r in _audit_rows(target)], indent=2, default=str)
+
+
+def _audit_table(target: Target) -> str:
+    rows = _audit_rows(target)
     return table(
         ("TIME", "POOL", "STEP", "OUTCOME", "BEFORE", "AFTER", "BY", "DETAIL"),
         [(r.time.strftime("%H:%M:%S.%f")[:-3], r.pool, r.step, r.outcome.value, r.mode_before, r.mode_after,

@@ -106,3 +106,14 @@ def test_maintenance_configuration_and_node_scale_set(arm):
         if output is not None:
             break
     assert output is not None and "[stdout]\nactive\nenabled" in output
+
+
+def test_connection_failure_is_transient():
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with Arm(f"http://127.0.0.1:{port}", local=True, retries=0) as closed, pytest.raises(TransientError) as failed:
+        closed.get_cluster(DEV)
+    assert failed.value.retryable and failed.value.code == "ConnectionError"
