@@ -32,6 +32,12 @@ def demo_settings(arm_url: str, tables: str, fleet: dict) -> dict[str, str]:
         "AZURE_RESOURCE_MANAGER_ENDPOINT": arm_url,
         "WARDEN_TABLES": tables,
         "WARDEN_POLL_SECONDS": "1",
+        # Blank the rest, so nothing from the caller's shell (a real topic, a real vault) is used.
+        "WARDEN_EVENTS_ENDPOINT": "",
+        "WARDEN_KEYVAULT_URL": "",
+        "WARDEN_VERIFY_SCHEDULE": "",
+        "WARDEN_ROTATE_SCHEDULE": "",
+        "AZURE_CLIENT_ID": "",
     }
 
 
