@@ -101,13 +101,20 @@ def clip(text: str, limit: int) -> str:
 
 _SECRET_PATTERNS = [
     # A private key block, whole or cut off at either end (run-command keeps only the tail).
-    (re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)", re.S),
-     "[redacted private key]"),
+    (
+        re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)", re.S),
+        "[redacted private key]",
+    ),
     (re.compile(r"\A.*?-----END [A-Z0-9 ]*PRIVATE KEY-----", re.S), "[redacted private key]"),
     (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]+"), "Bearer [redacted]"),
     (re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), "[redacted token]"),
-    (re.compile(r"(?i)\b(account_?key|shared_?access_?key|password|passwd|pwd|secret|client_secret|token|sig)"
-                r"(\s*[=:]\s*)(?!\[redacted\])[^\s;&,]+"), r"\1\2[redacted]"),
+    (
+        re.compile(
+            r"(?i)\b(account_?key|shared_?access_?key|password|passwd|pwd|secret|client_secret|token|sig)"
+            r"(\s*[=:]\s*)(?!\[redacted\])[^\s;&,]+"
+        ),
+        r"\1\2[redacted]",
+    ),
     # Long base64 runs are key material or tokens, never sshd status text.
     (re.compile(r"[A-Za-z0-9+/]{64,}={0,2}"), "[redacted]"),
 ]
@@ -122,7 +129,7 @@ def safe_excerpt(text: str, limit: int = EXCERPT_LIMIT) -> str:
     if len(text) <= limit:
         return text
     # Start after a whitespace: a word cut in half could read as a new, unmasked match.
-    tail = text[-(limit - 1):]
+    tail = text[-(limit - 1) :]
     start = next((index + 1 for index, char in enumerate(tail) if char.isspace()), 0)
     return "…" + tail[start:]
 
@@ -173,8 +180,18 @@ class Outcome(StrEnum):
 _NOT_STORED = {"stored": False}
 
 
+class ClusterRow:
+    """Every table's PartitionKey is the row's cluster (see docs/tables.md)."""
+
+    cluster_id: str
+
+    @property
+    def partition_key(self) -> str:
+        return cluster_partition(self.cluster_id)
+
+
 @dataclass(frozen=True)
-class PoolState:
+class PoolState(ClusterRow):
     """The warden's view of one pool. `etag` is the row's version when read from the store."""
 
     cluster_id: str
@@ -205,10 +222,6 @@ class PoolState:
         )
 
     @property
-    def partition_key(self) -> str:
-        return cluster_partition(self.cluster_id)
-
-    @property
     def row_key(self) -> str:
         return pool_row_key(self.pool)
 
@@ -219,7 +232,7 @@ class PoolState:
 
 
 @dataclass(frozen=True)
-class AuditRecord:
+class AuditRecord(ClusterRow):
     """One decision or step. `pool` is empty for cluster-level steps; `code` is a reason code
     or ARM's error code, `message` the text that goes with it."""
 
@@ -246,13 +259,9 @@ class AuditRecord:
             message=clip(self.message, MESSAGE_LIMIT),
         )
 
-    @property
-    def partition_key(self) -> str:
-        return cluster_partition(self.cluster_id)
-
 
 @dataclass(frozen=True)
-class NodeCheck:
+class NodeCheck(ClusterRow):
     """sshd state seen on one node. `None` means the output did not say. The excerpt is
     masked and cut by `safe_excerpt` on construction, so no record can carry a secret."""
 
@@ -271,10 +280,6 @@ class NodeCheck:
         _normalise(self, time=utc(self.time), output_excerpt=safe_excerpt(self.output_excerpt))
 
     @property
-    def partition_key(self) -> str:
-        return cluster_partition(self.cluster_id)
-
-    @property
     def node_key(self) -> str:
         return node_key(self.pool, self.vmss, self.instance_id)
 
@@ -283,7 +288,7 @@ _FINGERPRINT = re.compile(r"^(SHA256:[A-Za-z0-9+/]{43}=?|MD5:([0-9a-f]{2}:){15}[
 
 
 @dataclass(frozen=True)
-class KeyRotation:
+class KeyRotation(ClusterRow):
     """One node SSH key rotation. Holds the public key's fingerprint, never a key."""
 
     cluster_id: str
@@ -310,16 +315,12 @@ class KeyRotation:
             message=clip(self.message, MESSAGE_LIMIT),
         )
 
-    @property
-    def partition_key(self) -> str:
-        return cluster_partition(self.cluster_id)
-
 
 WHOLE_CLUSTER = "*"  # RowKey of a request for every pool of the cluster (pool names never hold "*")
 
 
 @dataclass(frozen=True)
-class ReconcileRequest:
+class ReconcileRequest(ClusterRow):
     """A pending request to reconcile a cluster (`pool` empty) or one pool. Rows are created
     by triggers and taken (read and deleted) by the cluster's reconcile, so a storm of events
     for one target is one row, and nothing asked for is forgotten while a reconcile runs."""
@@ -332,10 +333,6 @@ class ReconcileRequest:
 
     def __post_init__(self) -> None:
         _normalise(self, time=utc(self.time), reason=clip(self.reason, TEXT_LIMIT))
-
-    @property
-    def partition_key(self) -> str:
-        return cluster_partition(self.cluster_id)
 
     @property
     def row_key(self) -> str:
