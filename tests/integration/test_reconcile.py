@@ -1,8 +1,13 @@
 """Event -> reconcile orchestration -> ARM, end to end on the local Azure (real SDKs, real replay engine)."""
 
+from shared.models import ClusterRef
 from shared.orchestration import names
 from shared.records import PoolStatus
+from tests.emulator_fixtures import SUB_A, SUB_B
 from tests.warden_fixtures import DEV, PROD, arm_event
+
+AUTOMATIC = ClusterRef(SUB_B, "rg-prod-neu", "aks-auto-neu")
+STOPPED = ClusterRef(SUB_B, "rg-dev-neu", "aks-sandbox-neu")
 
 NODEPOOL1 = DEV.id + "/agentPools/nodepool1"
 
@@ -59,14 +64,21 @@ def test_audit_mode_records_drift_and_writes_nothing(warden):
     assert w.pool_state(DEV, "nodepool1").status is PoolStatus.DRIFTED
 
 
-def test_unsupported_and_stopped_pools_get_no_write_and_a_recorded_reason(warden, arm_emulator, test_fleet):
-    w = warden({"default": "Disabled", "rules": [{"name": "entra", "match": {"pool": "npwin"}, "sshAccess": "EntraId"}]})
-    w.deliver(arm_event(PROD.id + "/agentPools/npwin"), arm_event(DEV.id + "/agentPools/vmpool"))
+def test_unsupported_and_stopped_pools_get_no_write_and_a_recorded_reason(warden, arm_emulator):
+    policy = {"default": "Disabled", "rules": [{"name": "entra", "match": {"pool": "npwin"}, "sshAccess": "EntraId"},
+                                               {"name": "automatic", "match": {"cluster": "aks-auto-*"}, "sshAccess": "EntraId"}]}
+    w = warden(policy, WARDEN_SUBSCRIPTIONS=f"{SUB_A},{SUB_B}")
+    w.deliver(arm_event(PROD.id + "/agentPools/npwin"), arm_event(DEV.id + "/agentPools/vmpool"),
+              arm_event(AUTOMATIC.id + "/agentPools/systempool"), arm_event(STOPPED.id + "/agentPools/nodepool1"))
     assert w.writes() == []
-    [windows] = [r for r in w.audit(PROD) if r.pool == "npwin" and r.step == "plan"]
-    assert "not supported on Windows" in windows.message
-    [vm] = [r for r in w.audit(DEV) if r.pool == "vmpool" and r.step == "plan"]
-    assert "VirtualMachineScaleSets" in vm.message
+    reasons = {
+        (cluster.name, pool): next(r.message for r in w.audit(cluster) if r.pool == pool and r.step == "plan")
+        for cluster, pool in [(PROD, "npwin"), (DEV, "vmpool"), (AUTOMATIC, "systempool"), (STOPPED, "nodepool1")]
+    }
+    assert "not supported on Windows" in reasons[("aks-prod-weu", "npwin")]
+    assert "VirtualMachineScaleSets" in reasons[("aks-dev-weu", "vmpool")]
+    assert "not supported on AKS Automatic" in reasons[("aks-auto-neu", "systempool")]
+    assert "cluster is stopped" in reasons[("aks-sandbox-neu", "nodepool1")]
 
 
 def test_kubernetes_1_37_gets_the_put_and_no_upgrade(warden, arm_emulator):
