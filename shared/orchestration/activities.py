@@ -70,15 +70,16 @@ def plan_pool_activity(payload: dict) -> dict:
 
 
 def check_idle(payload: dict) -> dict:
-    """Idle: no operation runs on the cluster or any of its pools (AKS allows one at a time)."""
+    """Idle: no operation runs on the cluster or any of its pools (AKS allows one at a time).
+    Also says the pool's node image, so a retried upgrade can tell it already ran."""
     rt, ref = runtime(), _ref(payload)
     try:
         cluster, pools = rt.arm.get_cluster(ref), rt.arm.list_pools(ref)
-        _find_pool(ref, pools, payload["pool"])
+        pool = _find_pool(ref, pools, payload["pool"])
     except ArmError as e:
         return _error(e)
     busy = _busy(cluster, pools)
-    return {"ok": True, "idle": not busy, "busy": busy}
+    return {"ok": True, "idle": not busy, "busy": busy, "nodeImageVersion": pool.node_image_version}
 
 
 def _find_pool(ref: ClusterRef, pools: list[Pool], name: str) -> Pool:

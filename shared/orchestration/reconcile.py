@@ -114,12 +114,20 @@ def run_operation(context, start_activity: str, step: str, payload: dict, base: 
 
     `idle`: the plan has just seen the cluster and all its pools idle, so the first attempt
     need not check again. After a conflict, and before every later attempt, it waits.
+    A node-image upgrade is started at most once: if the pool's image changed while a retry
+    waited (an attempt whose answer was lost did run, or someone else upgraded after our
+    sshAccess change), the nodes are already reimaged and it is not started again.
     """
+    image = None
     for attempt in range(MAX_ATTEMPTS):
         if not idle or attempt:
             state = yield from wait_until_idle(context, payload, base)
             if not state["ok"]:
                 return state
+            if image is None:
+                image = state["nodeImageVersion"]
+            if step == UPGRADE and state["nodeImageVersion"] != image:
+                return (yield from _already_upgraded(context, payload, image, state["nodeImageVersion"]))
         started = yield context.call_activity(start_activity, payload)
         if started["ok"] or not started["error"]["retryable"]:
             break
@@ -131,6 +139,13 @@ def run_operation(context, start_activity: str, step: str, payload: dict, base: 
     if started["operation"] is None:  # ARM completed it synchronously
         return started
     return (yield from poll_operation(context, payload, step, started["operation"], base))
+
+
+def _already_upgraded(context, payload: dict, before: str, after: str) -> Task:
+    reason = f"the node image moved from {before} to {after} while the upgrade waited to be retried: not upgrading twice"
+    yield context.call_activity(names.RECORD, {**payload, "step": UPGRADE, "outcome": "succeeded", "reason": reason,
+                                               "pendingReimage": False})
+    return {"ok": True, "operation": None}
 
 
 def poll_operation(context, payload: dict, step: str, operation: dict, base: float) -> Task:

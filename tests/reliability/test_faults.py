@@ -269,3 +269,24 @@ def test_a_pool_deleted_between_steps_is_recorded_gone_with_no_further_write(war
     assert ("outcome", "failed") not in w.steps(pool="nodepool1")
     assert not [s for s in w.steps() if s[1] == "retried"]
     assert_finished_cleanly(w)
+
+
+def test_an_upgrade_that_ran_while_a_retry_waited_is_not_started_again(warden, arm_emulator):
+    """The first upgrade POST is refused; before the retry, the pool's image moves on (as when
+    an attempt whose answer was lost did run): the nodes are reimaged, no second upgrade."""
+    w = warden({"default": "Disabled"})
+    upgrade = r"/agentPools/nodepool1/upgradeNodeImageVersion$"
+    arm_emulator.faults.arm("POST", upgrade, 409, code="OperationNotAllowed", message="Another operation is in progress.")
+
+    def upgrade_meanwhile() -> None:
+        operation = w.runtime.arm.start_node_image_upgrade(DEV, "nodepool1")
+        while not w.runtime.arm.operation_state(operation, DEV.subscription).done:
+            pass
+
+    on_activity(w, names.CHECK_IDLE, upgrade_meanwhile, nth=2)
+    w.deliver(arm_event(NODEPOOL1))
+    posts = [r for r in arm_emulator.requests if r.method == "POST"]
+    assert len(posts) == 2, "the refused attempt and the one that ran meanwhile, none from the retry"
+    [skipped] = [r for r in rows(w, "nodepool1", "upgrade-node-image", "succeeded") if "not upgrading twice" in r.message]
+    assert skipped.code == ""
+    assert_converged(w, arm_emulator)
