@@ -24,29 +24,60 @@ def ratio(value: float, baseline: float) -> str:
 
 def arm_section(results: list[dict]) -> str:
     rows = [
-        [r["scenario"], r["pools"], r["lro_polls"], _outcomes(r["outcomes"]),
-         r["writes_per_pool"], r["write_floor"], ratio(r["writes_per_pool"], r["write_floor"]),
-         r["reads_per_pool"], r["read_floor"], ratio(r["reads_per_pool"], r["read_floor"]),
-         _kinds(r["reads_by_kind_per_pool"])]
+        [
+            r["scenario"],
+            r["pools"],
+            r["lro_polls"],
+            _outcomes(r["outcomes"]),
+            r["writes_per_pool"],
+            r["write_floor"],
+            ratio(r["writes_per_pool"], r["write_floor"]),
+            r["reads_per_pool"],
+            r["read_floor"],
+            ratio(r["reads_per_pool"], r["read_floor"]),
+            _kinds(r["reads_by_kind_per_pool"]),
+        ]
         for r in results
     ]
-    header = ["scenario", "pools", "lro_polls", "outcomes", "writes/pool", "write floor", "vs floor",
-              "reads/pool", "read floor", "vs floor", "reads/pool by kind"]
-    title = ("1. ARM requests per pool (write floor: PUT + node-image upgrade, PUT alone on 1.37+;\n"
-             "   read floor: 1 GET pool + write floor * (lro_polls + 1) polls, i.e. 3 when operations end at the first poll)")
+    header = [
+        "scenario",
+        "pools",
+        "lro_polls",
+        "outcomes",
+        "writes/pool",
+        "write floor",
+        "vs floor",
+        "reads/pool",
+        "read floor",
+        "vs floor",
+        "reads/pool by kind",
+    ]
+    title = (
+        "1. ARM requests per pool (write floor: PUT + node-image upgrade, PUT alone on 1.37+;\n"
+        "   read floor: 1 GET pool + write floor * (lro_polls + 1) polls, i.e. 3 when operations end at the first poll)"
+    )
     return table(title, header, rows)
 
 
 def history_section(results: list[dict]) -> str:
     baseline = results[0]["history_per_pool"]
     rows = [
-        [r["scenario"], r["pools"], r["history"]["cluster"], r["history"]["pools"], r["history_per_pool"],
-         ratio(r["history_per_pool"], baseline)]
+        [
+            r["scenario"],
+            r["pools"],
+            r["history"]["cluster"],
+            r["history"]["pools"],
+            r["history_per_pool"],
+            ratio(r["history_per_pool"], baseline),
+        ]
         for r in results
     ]
     header = ["scenario", "pools", "cluster events", "pool events (sum)", "events/pool", f"vs {results[0]['scenario']}"]
-    return table("2. Orchestration history events per pool (reconcile_cluster + its reconcile_pool sub-orchestrations)",
-                 header, rows)
+    return table(
+        "2. Orchestration history events per pool (reconcile_cluster + its reconcile_pool sub-orchestrations)",
+        header,
+        rows,
+    )
 
 
 def storm_section(results: list[dict]) -> str:
@@ -55,10 +86,30 @@ def storm_section(results: list[dict]) -> str:
     for r in results:
         extra = r["copies"] - base["copies"]
         per_copy = f"{1000 * (r['seconds'] - base['seconds']) / extra:.1f}" if extra else "-"
-        rows.append([r["copies"], _outcomes(r["outcomes"]), r["writes"], r["reads"], r["history"],
-                     r["runs"], f"{r['seconds']:.3f}", ratio(r["seconds"], base["seconds"]), per_copy])
-    header = ["copies", "outcomes", "ARM writes", "ARM reads", "history events", "runs", "seconds (median)",
-              "vs 1 copy", "ms/extra copy"]
+        rows.append(
+            [
+                r["copies"],
+                _outcomes(r["outcomes"]),
+                r["writes"],
+                r["reads"],
+                r["history"],
+                r["runs"],
+                f"{r['seconds']:.3f}",
+                ratio(r["seconds"], base["seconds"]),
+                per_copy,
+            ]
+        )
+    header = [
+        "copies",
+        "outcomes",
+        "ARM writes",
+        "ARM reads",
+        "history events",
+        "runs",
+        "seconds (median)",
+        "vs 1 copy",
+        "ms/extra copy",
+    ]
     return table("3. Event storm: copies of one event delivered together, then run to idle (wall clock)", header, rows)
 
 

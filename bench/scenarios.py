@@ -46,9 +46,14 @@ def _pool_event(pool_id: str) -> Callable[[], list[dict]]:
 SCENARIOS = (
     Scenario("localuser", "pool write, LocalUser -> Disabled", _pool_event(fleets.LOCALUSER_POOL), 2),
     Scenario("k8s-1.37", "pool write, Kubernetes 1.37", _pool_event(fleets.K8S_137_POOL), 1),
-    Scenario(f"cluster-x{WIDE_POOLS}", f"cluster write, {WIDE_POOLS} drifted pools",
-             lambda: [fleets.write_event(fleets.DEV_CLUSTER, fleets.CLUSTER_WRITE)], 2,
-             pools=WIDE_POOLS, fleet=lambda: fleets.wide_cluster_fleet(WIDE_POOLS)),
+    Scenario(
+        f"cluster-x{WIDE_POOLS}",
+        f"cluster write, {WIDE_POOLS} drifted pools",
+        lambda: [fleets.write_event(fleets.DEV_CLUSTER, fleets.CLUSTER_WRITE)],
+        2,
+        pools=WIDE_POOLS,
+        fleet=lambda: fleets.wide_cluster_fleet(WIDE_POOLS),
+    ),
     Scenario("compliant", "pool write, already Disabled", _pool_event(fleets.COMPLIANT_POOL), 0),
     Scenario("lro-polls-0", "LocalUser, lro_polls=0", _pool_event(fleets.LOCALUSER_POOL), 2, lro_polls=0),
     Scenario("lro-polls-1", "LocalUser, lro_polls=1", _pool_event(fleets.LOCALUSER_POOL), 2, lro_polls=1),
@@ -63,10 +68,18 @@ def measure(tables: str, scenario: Scenario) -> dict:
         arm, history, outcomes = run.arm_counts(), run.histories(), run.outcomes()
     per_pool = {k: v / scenario.pools for k, v in arm.items()}
     return {
-        "scenario": scenario.key, "label": scenario.label, "pools": scenario.pools, "lro_polls": scenario.lro_polls,
-        "outcomes": outcomes, "seconds": seconds, "arm": arm, "history": history,
-        "writes_per_pool": per_pool["writes"], "write_floor": scenario.write_floor,
-        "reads_per_pool": per_pool["reads"], "read_floor": scenario.read_floor,
+        "scenario": scenario.key,
+        "label": scenario.label,
+        "pools": scenario.pools,
+        "lro_polls": scenario.lro_polls,
+        "outcomes": outcomes,
+        "seconds": seconds,
+        "arm": arm,
+        "history": history,
+        "writes_per_pool": per_pool["writes"],
+        "write_floor": scenario.write_floor,
+        "reads_per_pool": per_pool["reads"],
+        "read_floor": scenario.read_floor,
         "reads_by_kind_per_pool": {k.removeprefix("reads."): v for k, v in per_pool.items() if k.startswith("reads.")},
         "history_per_pool": (history["cluster"] + history["pools"]) / scenario.pools,
     }
@@ -85,9 +98,15 @@ def _storm_once(tables: str, copies: int) -> dict:
     with Run(tables, fleets.demo_fleet()) as run:
         seconds = run.deliver(*[event] * copies)
         arm, history, outcomes = run.arm_counts(), run.histories(), run.outcomes()
-    return {"copies": copies, "writes": arm["writes"], "reads": arm["reads"], "outcomes": outcomes,
-            "history": history["cluster"] + history["pools"], "pool_instances": history["pool_instances"],
-            "seconds": seconds}
+    return {
+        "copies": copies,
+        "writes": arm["writes"],
+        "reads": arm["reads"],
+        "outcomes": outcomes,
+        "history": history["cluster"] + history["pools"],
+        "pool_instances": history["pool_instances"],
+        "seconds": seconds,
+    }
 
 
 def warm_up(tables: str) -> None:

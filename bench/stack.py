@@ -50,11 +50,16 @@ class Run:
             raise
 
     def _open(self, tables: str, policy: dict) -> None:
-        settings = Settings.from_env({
-            "WARDEN_SUBSCRIPTIONS": SUBSCRIPTION, "WARDEN_POLICY": json.dumps(policy), "WARDEN_MODE": "enforce",
-            "AZURE_RESOURCE_MANAGER_ENDPOINT": self.emulator.base_url, "WARDEN_TABLES": tables,
-            "WARDEN_POLL_SECONDS": "10",
-        })
+        settings = Settings.from_env(
+            {
+                "WARDEN_SUBSCRIPTIONS": SUBSCRIPTION,
+                "WARDEN_POLICY": json.dumps(policy),
+                "WARDEN_MODE": "enforce",
+                "AZURE_RESOURCE_MANAGER_ENDPOINT": self.emulator.base_url,
+                "WARDEN_TABLES": tables,
+                "WARDEN_POLL_SECONDS": "10",
+            }
+        )
         self._runtime = runtime.build(settings, table_prefix=f"b{uuid.uuid4().hex[:10]}", retry_total=0)
         runtime.install(self._runtime)
         self.progress: list[HostEvent] = []
@@ -105,7 +110,6 @@ class Run:
             "pool_instances": sum(1 for s in durable.statuses() if s.name == names.RECONCILE_POOL),
             "continued_as_new": continued,
         }
-
 
     def outcomes(self) -> dict[str, int]:
         """How the pool reconciles ended, e.g. {"remediated": 10}; unfinished ones count by status."""

@@ -33,7 +33,17 @@ def summary(plans: list[PoolPlan]) -> dict[str, int]:
 
 def plan_table(plans: list[PoolPlan]) -> str:
     rows = [
-        (r["subscription"][:8], r["resourceGroup"], r["cluster"], r["pool"], r["os"], r["current"], r["desired"], r["status"], r["reason"])
+        (
+            r["subscription"][:8],
+            r["resourceGroup"],
+            r["cluster"],
+            r["pool"],
+            r["os"],
+            r["current"],
+            r["desired"],
+            r["status"],
+            r["reason"],
+        )
         for r in map(plan_row, plans)
     ]
     return table(COLUMNS, rows)

@@ -32,14 +32,20 @@ PROD = ClusterRef(SUB_A, "rg-prod-weu", "aks-prod-weu")
 POOL_WRITE = "Microsoft.ContainerService/managedClusters/agentPools/write"
 
 
-def arm_event(resource_id: str, operation: str = POOL_WRITE, *, event_id: str | None = None, caller_appid: str = "") -> dict:
+def arm_event(
+    resource_id: str, operation: str = POOL_WRITE, *, event_id: str | None = None, caller_appid: str = ""
+) -> dict:
     """The real ResourceWriteSuccess sample, pointed at an AKS resource."""
     event = json.loads((FIXTURES / "eventgrid_egschema_resource_write_success.json").read_text(encoding="utf-8"))
     subscription = resource_id.split("/")[2]
     event.update(subject=resource_id, id=event_id or str(uuid.uuid4()), topic=f"/subscriptions/{subscription}")
     data = event["data"]
-    data.update(resourceUri=resource_id, operationName=operation, subscriptionId=subscription,
-                resourceProvider="Microsoft.ContainerService")
+    data.update(
+        resourceUri=resource_id,
+        operationName=operation,
+        subscriptionId=subscription,
+        resourceProvider="Microsoft.ContainerService",
+    )
     data["authorization"].update(scope=resource_id, action=operation)
     if caller_appid:
         data["claims"]["appid"] = caller_appid
@@ -58,11 +64,17 @@ def cloud_event(resource_id: str, operation: str = POOL_WRITE) -> dict:
 class Warden:
     def __init__(self, emulator, tables: str, policy: dict, mode: str, extra: dict[str, str]):
         self.emulator = emulator
-        self.settings = Settings.from_env({
-            "WARDEN_SUBSCRIPTIONS": SUB_A, "WARDEN_POLICY": json.dumps(policy), "WARDEN_MODE": mode,
-            "AZURE_RESOURCE_MANAGER_ENDPOINT": emulator.base_url, "WARDEN_TABLES": tables, "WARDEN_POLL_SECONDS": "10",
-            **extra,
-        })
+        self.settings = Settings.from_env(
+            {
+                "WARDEN_SUBSCRIPTIONS": SUB_A,
+                "WARDEN_POLICY": json.dumps(policy),
+                "WARDEN_MODE": mode,
+                "AZURE_RESOURCE_MANAGER_ENDPOINT": emulator.base_url,
+                "WARDEN_TABLES": tables,
+                "WARDEN_POLL_SECONDS": "10",
+                **extra,
+            }
+        )
         self.runtime = runtime.build(self.settings, table_prefix=f"w{uuid.uuid4().hex[:10]}", retry_total=0)
         runtime.install(self.runtime)
         self.clock = VirtualClock(T0)

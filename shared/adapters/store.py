@@ -92,7 +92,9 @@ class WardenStore:
 
     def _connect(self, setting: str, credential: Credential | None, options: dict[str, Any]) -> TableServiceClient:
         if not setting:
-            raise ConfigError("WARDEN_TABLES is empty: set a connection string or https://<account>.table.core.windows.net")
+            raise ConfigError(
+                "WARDEN_TABLES is empty: set a connection string or https://<account>.table.core.windows.net"
+            )
         if setting.lower().startswith(("https://", "http://")):
             _check_account_url(setting)
             if credential is None:

@@ -42,12 +42,21 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m shared", description="AKS SSH Warden")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     _command(commands, "plan", plan.run_plan, "read-only fleet report: per pool current, desired mode and status")
-    reconcile = _command(commands, "reconcile", run.run_reconcile, "reconcile one cluster (or one pool) now, to completion")
+    reconcile = _command(
+        commands, "reconcile", run.run_reconcile, "reconcile one cluster (or one pool) now, to completion"
+    )
     reconcile.add_argument("--cluster", required=True, help="the AKS managed-cluster resource id")
     reconcile.add_argument("--pool", help="only this pool")
-    handle = _command(commands, "handle-event", run.run_handle_event, "run an Event Grid delivery (a file, or - for stdin)")
+    handle = _command(
+        commands, "handle-event", run.run_handle_event, "run an Event Grid delivery (a file, or - for stdin)"
+    )
     handle.add_argument("file", help="one event or a JSON array, Event Grid schema or CloudEvents 1.0; - reads stdin")
-    _command(commands, "demo", demo.run_demo, "start Azurite and the local ARM emulator with a sample fleet and run the warden")
+    _command(
+        commands,
+        "demo",
+        demo.run_demo,
+        "start Azurite and the local ARM emulator with a sample fleet and run the warden",
+    )
     return parser
 
 

@@ -27,12 +27,16 @@ def run_demo(args: argparse.Namespace) -> int:
         target = _event_target()
         pool_id = f"{target.cluster.id}/agentPools/{target.pool}"
         before = _sshd(arm, pool_id)
-        say(f"2. handle-event {DEMO_EVENT.name}: someone wrote pool {target.cluster}/{target.pool} (sshd on its nodes: {before})")
+        say(
+            f"2. handle-event {DEMO_EVENT.name}: someone wrote pool {target.cluster}/{target.pool} (sshd on its nodes: {before})"
+        )
         codes.append(run.run_handle_event(argparse.Namespace(file=str(DEMO_EVENT), json=args.json)))
 
         say(f"3. the audit trail of {target.cluster}")
         print(_audit_json(target) if args.json else _audit_table(target))
-        say(f"4. sshd on the nodes of {target.pool}: before {before}, after {_sshd(arm, pool_id)}; ARM writes in all: {_writes(arm)}")
+        say(
+            f"4. sshd on the nodes of {target.pool}: before {before}, after {_sshd(arm, pool_id)}; ARM writes in all: {_writes(arm)}"
+        )
 
         say("5. plan again")
         codes.append(plan.run_plan(args))
@@ -67,6 +71,17 @@ def _audit_table(target: Target) -> str:
     rows = _audit_rows(target)
     return table(
         ("TIME", "POOL", "STEP", "OUTCOME", "BEFORE", "AFTER", "BY", "DETAIL"),
-        [(r.time.strftime("%H:%M:%S.%f")[:-3], r.pool, r.step, r.outcome.value, r.mode_before, r.mode_after,
-          r.actor or "warden", (r.code + " " if r.code else "") + r.message[:80]) for r in rows],
+        [
+            (
+                r.time.strftime("%H:%M:%S.%f")[:-3],
+                r.pool,
+                r.step,
+                r.outcome.value,
+                r.mode_before,
+                r.mode_after,
+                r.actor or "warden",
+                (r.code + " " if r.code else "") + r.message[:80],
+            )
+            for r in rows
+        ],
     )

@@ -21,7 +21,11 @@ def run_plan(args: argparse.Namespace) -> int:
             arm, settings.subscriptions, settings.policy, pending_reimage=_pending_reimage(settings), progress=progress
         )
     if args.json:
-        document = {"pools": [plan_row(p) for p in report.plans], "summary": summary(report.plans), "errors": report.errors}
+        document = {
+            "pools": [plan_row(p) for p in report.plans],
+            "summary": summary(report.plans),
+            "errors": report.errors,
+        }
         print(json.dumps(document, indent=2))
     else:
         print(plan_table(report.plans))

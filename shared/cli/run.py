@@ -59,7 +59,9 @@ def read_delivery(source: str) -> list:
     try:
         document = json.loads(text)
     except json.JSONDecodeError as e:
-        raise BadInput(f"{source!r} is not JSON ({e.msg} at line {e.lineno} column {e.colno}); expected an event or an array") from e
+        raise BadInput(
+            f"{source!r} is not JSON ({e.msg} at line {e.lineno} column {e.colno}); expected an event or an array"
+        ) from e
     delivery = document if isinstance(document, list) else [document]
     if not delivery:
         raise BadInput(f"{source!r} holds an empty array: no event to handle")
@@ -103,7 +105,12 @@ def report_outcomes(functions: LocalFunctions, as_json: bool) -> int:
     if as_json:
         print(json.dumps({"outcomes": rows, "errors": crashed}, indent=2))
     else:
-        print(table(("CLUSTER", "POOL", "OUTCOME", "REASON"), [(r["cluster"], r["pool"], r["outcome"], r["reason"]) for r in rows]))
+        print(
+            table(
+                ("CLUSTER", "POOL", "OUTCOME", "REASON"),
+                [(r["cluster"], r["pool"], r["outcome"], r["reason"]) for r in rows],
+            )
+        )
     for error in crashed:
         print(f"failed: {error}", file=sys.stderr)
     failed = crashed or any(r["outcome"] in FAILED_OUTCOMES for r in rows)

@@ -126,9 +126,12 @@ def _launch(binary: Path, directory: Path, port: int, timeout: float) -> tuple[s
     """Start one process; returns it once the port answers, or (None, why) after stopping it."""
     command = [
         str(binary),
-        "--tableHost", HOST,
-        "--tablePort", str(port),
-        "--location", str(directory),
+        "--tableHost",
+        HOST,
+        "--tablePort",
+        str(port),
+        "--location",
+        str(directory),
         "--silent",
         "--skipApiVersionCheck",
         "--loose",

@@ -26,7 +26,9 @@ from shared.triggers.event_grid import EVENT_FUNCTION
 class LocalFunctions:
     """Use as a context manager: it serves the Durable client API while open."""
 
-    def __init__(self, app: Any = None, clock: Clock | None = None, on_progress: Callable[[HostEvent], None] | None = None):
+    def __init__(
+        self, app: Any = None, clock: Clock | None = None, on_progress: Callable[[HostEvent], None] | None = None
+    ):
         app = app if app is not None else importlib.import_module("function_app").app
         self.durable = DurableHost.from_app(app, clock=clock, on_progress=on_progress)
         self._stack = ExitStack()
@@ -53,9 +55,13 @@ class LocalFunctions:
             self.call(EVENT_FUNCTION, event=decode_event(event))
         return len(delivery)
 
-    def http(self, function_name: str, method: str, url: str, body: Any = None, route_params: dict | None = None) -> func.HttpResponse:
+    def http(
+        self, function_name: str, method: str, url: str, body: Any = None, route_params: dict | None = None
+    ) -> func.HttpResponse:
         data = body if isinstance(body, bytes) else json.dumps(body).encode() if body is not None else b""
-        request = func.HttpRequest(method, url, body=data, headers={"content-type": "application/json"}, route_params=route_params or {})
+        request = func.HttpRequest(
+            method, url, body=data, headers={"content-type": "application/json"}, route_params=route_params or {}
+        )
         return self.call(function_name, req=request)
 
     def run(self) -> int:

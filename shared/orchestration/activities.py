@@ -55,17 +55,43 @@ def plan_pool_activity(payload: dict) -> dict:
     state = _pool_state(rt, ref, name)
     plan = plan_pool(cluster, pool, rt.settings.policy, pending_reimage=bool(state and state.pending_reimage))
     outcome = _plan_outcome(plan, rt.settings.enforcing)
-    _audit(rt, payload, "plan", Outcome.PLANNED if outcome == "planned" else Outcome.SKIPPED, plan=plan, message=f"{outcome}: {plan.reason}")
+    _audit(
+        rt,
+        payload,
+        "plan",
+        Outcome.PLANNED if outcome == "planned" else Outcome.SKIPPED,
+        plan=plan,
+        message=f"{outcome}: {plan.reason}",
+    )
     _save_state(rt, ref, name, plan=plan)
     if plan.status is Status.UNSUPPORTED:
-        _publish(rt, OutcomeKind.UNSUPPORTED, payload, reason=plan.reason, desired=plan.desired.value if plan.desired else None)
+        _publish(
+            rt,
+            OutcomeKind.UNSUPPORTED,
+            payload,
+            reason=plan.reason,
+            desired=plan.desired.value if plan.desired else None,
+        )
     elif outcome == "drift-recorded":
-        _publish(rt, OutcomeKind.DRIFT, payload, current=plan.current.value, desired=plan.desired.value if plan.desired else None)
+        _publish(
+            rt,
+            OutcomeKind.DRIFT,
+            payload,
+            current=plan.current.value,
+            desired=plan.desired.value if plan.desired else None,
+        )
     return {
-        "ok": True, "outcome": outcome, "reason": plan.reason, "steps": [s.value for s in plan.steps],
-        "current": plan.current.value, "desired": plan.desired.value if plan.desired else None,
-        "enforce": rt.settings.enforcing, "pollSeconds": rt.settings.poll_seconds, "idle": not _busy(cluster, pools),
-        "upgradeWindow": rt.settings.policy.upgrade_window, "maintenanceWindow": window,
+        "ok": True,
+        "outcome": outcome,
+        "reason": plan.reason,
+        "steps": [s.value for s in plan.steps],
+        "current": plan.current.value,
+        "desired": plan.desired.value if plan.desired else None,
+        "enforce": rt.settings.enforcing,
+        "pollSeconds": rt.settings.poll_seconds,
+        "idle": not _busy(cluster, pools),
+        "upgradeWindow": rt.settings.policy.upgrade_window,
+        "maintenanceWindow": window,
     }
 
 
@@ -91,17 +117,23 @@ def _find_pool(ref: ClusterRef, pools: list[Pool], name: str) -> Pool:
 
 def _busy(cluster: Cluster, pools: list[Pool]) -> list[str]:
     busy = [f"cluster {cluster.provisioning_state}"] if cluster.provisioning_state.lower() not in IDLE_STATES else []
-    return busy + [f"pool {p.name} {p.provisioning_state}" for p in pools if p.provisioning_state.lower() not in IDLE_STATES]
+    return busy + [
+        f"pool {p.name} {p.provisioning_state}" for p in pools if p.provisioning_state.lower() not in IDLE_STATES
+    ]
 
 
 def start_ssh_update(payload: dict) -> dict:
     rt, ref, mode = runtime(), _ref(payload), SshAccess.parse(payload["mode"])
-    return _start(rt, payload, Step.UPDATE_SSH_ACCESS.value, lambda: rt.arm.set_pool_ssh_access(ref, payload["pool"], mode))
+    return _start(
+        rt, payload, Step.UPDATE_SSH_ACCESS.value, lambda: rt.arm.set_pool_ssh_access(ref, payload["pool"], mode)
+    )
 
 
 def start_node_image_upgrade(payload: dict) -> dict:
     rt, ref = runtime(), _ref(payload)
-    return _start(rt, payload, Step.UPGRADE_NODE_IMAGE.value, lambda: rt.arm.start_node_image_upgrade(ref, payload["pool"]))
+    return _start(
+        rt, payload, Step.UPGRADE_NODE_IMAGE.value, lambda: rt.arm.start_node_image_upgrade(ref, payload["pool"])
+    )
 
 
 def poll_operation(payload: dict) -> dict:
@@ -115,7 +147,9 @@ def poll_operation(payload: dict) -> dict:
     if not state.done:
         return {"ok": True, "done": False, "status": state.status, "retryAfter": state.retry_after}
     if not state.succeeded:
-        failure = OperationFailedError(state.error_code or state.status, state.error_message or f"operation ended {state.status}")
+        failure = OperationFailedError(
+            state.error_code or state.status, state.error_message or f"operation ended {state.status}"
+        )
         return _failed(rt, payload, step, failure, operation=operation.url)
     _audit(rt, payload, step, Outcome.SUCCEEDED, operation=operation.url)
     _after_success(rt, ref, payload, step, operation)
@@ -126,20 +160,38 @@ def take_requests(payload: dict) -> dict:
     """The cluster's pending requests, taken: {"pools": [names], "everything": bool}."""
     rt, ref = runtime(), _ref(payload)
     requests = rt.store.take_requests(ref.key)
-    return {"pools": sorted({r.pool for r in requests if r.pool}), "everything": any(not r.pool for r in requests),
-            "count": len(requests), "pollSeconds": rt.settings.poll_seconds}
+    return {
+        "pools": sorted({r.pool for r in requests if r.pool}),
+        "everything": any(not r.pool for r in requests),
+        "count": len(requests),
+        "pollSeconds": rt.settings.poll_seconds,
+    }
 
 
 def record(payload: dict) -> None:
     """A decision the orchestrator made (retry, window wait, final outcome) for the audit trail."""
     rt = runtime()
-    _audit(rt, payload, payload["step"], Outcome(payload["outcome"]), message=payload.get("reason", ""), error_json=payload.get("error"))
+    _audit(
+        rt,
+        payload,
+        payload["step"],
+        Outcome(payload["outcome"]),
+        message=payload.get("reason", ""),
+        error_json=payload.get("error"),
+    )
     if "pendingReimage" in payload:
         _save_state(rt, _ref(payload), payload["pool"], pending=payload["pendingReimage"])
     if payload["step"] == "outcome" and payload["outcome"] in ("succeeded", "failed"):
         kind = OutcomeKind.REMEDIATED if payload["outcome"] == "succeeded" else OutcomeKind.REMEDIATION_FAILED
-        _publish(rt, kind, payload, reason=payload.get("reason", ""), error=(payload.get("error") or {}).get("code"),
-                 modeBefore=payload.get("modeBefore"), modeAfter=payload.get("mode"))
+        _publish(
+            rt,
+            kind,
+            payload,
+            reason=payload.get("reason", ""),
+            error=(payload.get("error") or {}).get("code"),
+            modeBefore=payload.get("modeBefore"),
+            modeAfter=payload.get("mode"),
+        )
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -160,7 +212,14 @@ def _start(rt: Runtime, payload: dict, step: str, begin) -> dict:
 def _failed(rt: Runtime, payload: dict, step: str, e: ArmError, operation: str = "") -> dict:
     """Terminal errors are recorded here; retryable ones by the orchestrator, with its delay."""
     if not e.retryable:
-        _audit(rt, payload, step, Outcome.GONE if isinstance(e, NotFoundError) else Outcome.FAILED, error=e, operation=operation)
+        _audit(
+            rt,
+            payload,
+            step,
+            Outcome.GONE if isinstance(e, NotFoundError) else Outcome.FAILED,
+            error=e,
+            operation=operation,
+        )
     return _error(e)
 
 
@@ -189,15 +248,29 @@ def _pool_state(rt: Runtime, ref: ClusterRef, pool: str) -> PoolState | None:
         return None
 
 
-def _save_state(rt: Runtime, ref: ClusterRef, pool: str, *, plan: PoolPlan | None = None, configured: str | None = None,
-                pending: bool | None = None, upgraded: tuple[datetime, str] | None = None, attempts: int = 3) -> None:
+def _save_state(
+    rt: Runtime,
+    ref: ClusterRef,
+    pool: str,
+    *,
+    plan: PoolPlan | None = None,
+    configured: str | None = None,
+    pending: bool | None = None,
+    upgraded: tuple[datetime, str] | None = None,
+    attempts: int = 3,
+) -> None:
     """Read-modify-write the pool's row under its ETag; a concurrent change means re-read."""
     for _ in range(attempts):
         current = _pool_state(rt, ref, pool)
         state = current or PoolState(ref.id, pool, desired_mode="", configured_mode="", status=Status.DRIFTED.value)
         if plan is not None:
-            state = replace(state, desired_mode=plan.desired.value if plan.desired else "ignore",
-                            configured_mode=plan.current.value, status=plan.status.value, reason=plan.reason)
+            state = replace(
+                state,
+                desired_mode=plan.desired.value if plan.desired else "ignore",
+                configured_mode=plan.current.value,
+                status=plan.status.value,
+                reason=plan.reason,
+            )
         if configured is not None:
             state = replace(state, configured_mode=configured)
         if pending is not None:
@@ -210,7 +283,9 @@ def _save_state(rt: Runtime, ref: ClusterRef, pool: str, *, plan: PoolPlan | Non
             return
         except StoreConflictError:
             continue
-    raise StoreConflictError(f"pool state of {ref.id}/agentPools/{pool} kept changing; gave up after {attempts} attempts")
+    raise StoreConflictError(
+        f"pool state of {ref.id}/agentPools/{pool} kept changing; gave up after {attempts} attempts"
+    )
 
 
 def _status(state: PoolState) -> str:
@@ -222,32 +297,67 @@ def _status(state: PoolState) -> str:
     return Status.PENDING_REIMAGE.value if state.pending_reimage else Status.COMPLIANT.value
 
 
-def _audit(rt: Runtime, payload: dict, step: str, outcome: Outcome, *, plan: PoolPlan | None = None, error: ArmError | None = None,
-           error_json: dict | None = None, operation: str = "", message: str = "") -> None:
+def _audit(
+    rt: Runtime,
+    payload: dict,
+    step: str,
+    outcome: Outcome,
+    *,
+    plan: PoolPlan | None = None,
+    error: ArmError | None = None,
+    error_json: dict | None = None,
+    operation: str = "",
+    message: str = "",
+) -> None:
     error_json = error_json or (_error(error)["error"] if error else None)
-    rt.store.append_audit([AuditRecord(
-        time=datetime.now(UTC), cluster_id=_ref(payload).id, step=step, outcome=outcome, pool=payload.get("pool") or "",
-        mode_before=plan.current.value if plan else payload.get("modeBefore", ""),
-        mode_after=(plan.desired.value if plan and plan.desired else "") if plan else payload.get("mode", ""),
-        operation_id=operation, code=(error_json or {}).get("code", ""),
-        message=message or (error_json or {}).get("message", ""), instance_id=payload.get("instanceId", ""),
-        actor=payload.get("actor", ""), correlation_id=payload.get("correlationId", ""),
-    )])
+    rt.store.append_audit(
+        [
+            AuditRecord(
+                time=datetime.now(UTC),
+                cluster_id=_ref(payload).id,
+                step=step,
+                outcome=outcome,
+                pool=payload.get("pool") or "",
+                mode_before=plan.current.value if plan else payload.get("modeBefore", ""),
+                mode_after=(plan.desired.value if plan and plan.desired else "") if plan else payload.get("mode", ""),
+                operation_id=operation,
+                code=(error_json or {}).get("code", ""),
+                message=message or (error_json or {}).get("message", ""),
+                instance_id=payload.get("instanceId", ""),
+                actor=payload.get("actor", ""),
+                correlation_id=payload.get("correlationId", ""),
+            )
+        ]
+    )
 
 
 def _publish(rt: Runtime, kind: OutcomeKind, payload: dict, **data) -> None:
     """Tell subscribers (if any); a delivery failure is logged by the publisher, never raised."""
     if rt.publisher is not None:
         subject = f"{_ref(payload).id}/agentPools/{payload['pool']}"
-        rt.publisher.publish(kind, subject, {"pool": payload["pool"], "instanceId": payload.get("instanceId", ""), **data})
+        rt.publisher.publish(
+            kind, subject, {"pool": payload["pool"], "instanceId": payload.get("instanceId", ""), **data}
+        )
 
 
 def _error(e: ArmError) -> dict:
-    kind = {NotFoundError: "not-found", ConflictError: "conflict", ThrottledError: "throttled", OperationFailedError: "operation-failed"}
-    return {"ok": False, "error": {
-        "kind": kind.get(type(e), "transient" if e.retryable else "permanent"), "code": e.code, "message": e.message,
-        "status": e.status, "retryable": e.retryable, "retryAfter": e.retry_after,
-    }}
+    kind = {
+        NotFoundError: "not-found",
+        ConflictError: "conflict",
+        ThrottledError: "throttled",
+        OperationFailedError: "operation-failed",
+    }
+    return {
+        "ok": False,
+        "error": {
+            "kind": kind.get(type(e), "transient" if e.retryable else "permanent"),
+            "code": e.code,
+            "message": e.message,
+            "status": e.status,
+            "retryable": e.retryable,
+            "retryAfter": e.retry_after,
+        },
+    }
 
 
 def _ref(payload: dict) -> ClusterRef:

@@ -78,7 +78,9 @@ def reconcile_pool(context) -> Task:
     """Input: {"cluster", "pool", "reason"}. Output: {"pool", "outcome", "reason", "error"}."""
     request = context.get_input()
     target = {"cluster": request["cluster"], "pool": request["pool"], "instanceId": context.instance_id}
-    plan = yield from call_arm(context, names.PLAN_POOL, {**target, "reason": request.get("reason", "")}, DEFAULT_BASE_SECONDS)
+    plan = yield from call_arm(
+        context, names.PLAN_POOL, {**target, "reason": request.get("reason", "")}, DEFAULT_BASE_SECONDS
+    )
     if not plan["ok"]:
         yield from _record_exhausted(context, target, "plan", plan["error"])
         return _outcome(request, _failure(plan), plan["error"]["message"], plan["error"])
@@ -86,8 +88,18 @@ def reconcile_pool(context) -> Task:
         return _outcome(request, plan["outcome"], plan["reason"])
     result = yield from _remediate(context, target, plan)
     final = {"remediated": "succeeded", "gone": "gone", "pending-reimage": "waiting"}.get(result["outcome"], "failed")
-    yield context.call_activity(names.RECORD, {**target, "step": "outcome", "outcome": final, "reason": result["reason"],
-                                               "error": result["error"], "modeBefore": plan["current"], "mode": plan["desired"]})
+    yield context.call_activity(
+        names.RECORD,
+        {
+            **target,
+            "step": "outcome",
+            "outcome": final,
+            "reason": result["reason"],
+            "error": result["error"],
+            "modeBefore": plan["current"],
+            "mode": plan["desired"],
+        },
+    )
     return result
 
 
@@ -100,7 +112,9 @@ def _remediate(context, target: dict, plan: dict) -> Task:
         if not done["ok"]:
             return _outcome(request, _failure(done), done["error"]["message"], done["error"])
     if UPGRADE in plan["steps"]:
-        in_window = plan["upgradeWindow"] != "nodeOSSchedule" or (yield from wait_for_window(context, target, plan.get("maintenanceWindow")))
+        in_window = plan["upgradeWindow"] != "nodeOSSchedule" or (
+            yield from wait_for_window(context, target, plan.get("maintenanceWindow"))
+        )
         if not in_window:
             return _outcome(request, "pending-reimage", "no usable node-OS maintenance window: the upgrade waits")
         done = yield from run_operation(context, names.START_NODE_IMAGE_UPGRADE, UPGRADE, change, base)
@@ -142,9 +156,12 @@ def run_operation(context, start_activity: str, step: str, payload: dict, base: 
 
 
 def _already_upgraded(context, payload: dict, before: str, after: str) -> Task:
-    reason = f"the node image moved from {before} to {after} while the upgrade waited to be retried: not upgrading twice"
-    yield context.call_activity(names.RECORD, {**payload, "step": UPGRADE, "outcome": "succeeded", "reason": reason,
-                                               "pendingReimage": False})
+    reason = (
+        f"the node image moved from {before} to {after} while the upgrade waited to be retried: not upgrading twice"
+    )
+    yield context.call_activity(
+        names.RECORD, {**payload, "step": UPGRADE, "outcome": "succeeded", "reason": reason, "pendingReimage": False}
+    )
     return {"ok": True, "operation": None}
 
 
@@ -171,7 +188,9 @@ def wait_until_idle(context, payload: dict, base: float) -> Task:
             return state
         if state["ok"] and state["idle"]:
             return state
-        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=backoff_seconds(attempt, base, _jitter(context))))
+        yield context.create_timer(
+            context.current_utc_datetime + timedelta(seconds=backoff_seconds(attempt, base, _jitter(context)))
+        )
     return _exhausted(names.CHECK_IDLE)
 
 
@@ -198,8 +217,10 @@ def wait_for_window(context, target: dict, window: dict | None) -> Task:
 
 def _record_window(context, target: dict, is_open: bool, reason: str) -> Task:
     outcome = "planned" if is_open else "waiting"
-    yield context.call_activity(names.RECORD, {**target, "step": "upgrade-window", "outcome": outcome, "reason": reason,
-                                               "pendingReimage": not is_open})
+    yield context.call_activity(
+        names.RECORD,
+        {**target, "step": "upgrade-window", "outcome": outcome, "reason": reason, "pendingReimage": not is_open},
+    )
 
 
 def call_arm(context, activity: str, payload: dict, base: float) -> Task:
@@ -217,7 +238,9 @@ def call_arm(context, activity: str, payload: dict, base: float) -> Task:
 def _record_retry(context, payload: dict, activity: str, error: dict, attempt: int, base: float) -> Task:
     delay = retry_delay(error, attempt, base, _jitter(context))
     reason = f"{error['code']}: retrying {activity} in {delay:g}s (attempt {attempt + 1} of {MAX_ATTEMPTS})"
-    yield context.call_activity(names.RECORD, {**payload, "step": activity, "outcome": "retried", "reason": reason, "error": error})
+    yield context.call_activity(
+        names.RECORD, {**payload, "step": activity, "outcome": "retried", "reason": reason, "error": error}
+    )
     yield context.create_timer(context.current_utc_datetime + timedelta(seconds=delay))
 
 

@@ -29,10 +29,24 @@ def as_event_dict(event: Any) -> dict[str, Any]:
     """The worker's decoded event (Event Grid schema or CloudEvent) back to its wire fields."""
     time = getattr(event, "event_time", None) or getattr(event, "time", None)
     if hasattr(event, "specversion"):
-        return {"specversion": event.specversion, "id": event.id, "source": event.source, "type": event.type,
-                "subject": event.subject, "time": time.isoformat() if time else None, "data": event.get_json()}
-    return {"id": event.id, "topic": event.topic, "subject": event.subject, "eventType": event.event_type,
-            "eventTime": time.isoformat() if time else None, "data": event.get_json(), "dataVersion": event.data_version}
+        return {
+            "specversion": event.specversion,
+            "id": event.id,
+            "source": event.source,
+            "type": event.type,
+            "subject": event.subject,
+            "time": time.isoformat() if time else None,
+            "data": event.get_json(),
+        }
+    return {
+        "id": event.id,
+        "topic": event.topic,
+        "subject": event.subject,
+        "eventType": event.event_type,
+        "eventTime": time.isoformat() if time else None,
+        "data": event.get_json(),
+        "dataVersion": event.data_version,
+    }
 
 
 @bp.function_name(EVENT_FUNCTION)
@@ -58,9 +72,18 @@ async def on_arm_event(event: func.EventGridEvent, client: df.DurableOrchestrati
 
 
 def _audit(rt, hint, outcome: Outcome, message: str, instance_id: str = "") -> None:
-    rt.store.append_audit([AuditRecord(
-        time=datetime.now(UTC), cluster_id=hint.target.cluster.id, step="event", outcome=outcome,
-        pool=hint.target.pool or "", correlation_id=hint.correlation_id,
-        message=f"{hint.operation.split('/', 1)[-1] or hint.event_type}: {message}",
-        instance_id=instance_id, actor=hint.caller,
-    )])
+    rt.store.append_audit(
+        [
+            AuditRecord(
+                time=datetime.now(UTC),
+                cluster_id=hint.target.cluster.id,
+                step="event",
+                outcome=outcome,
+                pool=hint.target.pool or "",
+                correlation_id=hint.correlation_id,
+                message=f"{hint.operation.split('/', 1)[-1] or hint.event_type}: {message}",
+                instance_id=instance_id,
+                actor=hint.caller,
+            )
+        ]
+    )

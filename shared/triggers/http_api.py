@@ -52,7 +52,9 @@ def reconcile_target(body: dict[str, Any]) -> Target:
     if not isinstance(cluster, str) or not cluster:
         raise BadRequest(400, "InvalidCluster", "'cluster' is required: an AKS managed-cluster resource id")
     if pool is not None and (not isinstance(pool, str) or not POOL_NAME.match(pool.lower())):
-        raise BadRequest(400, "InvalidPool", f"'pool' is {pool!r}; expected an AKS pool name (letters and digits, at most 12)")
+        raise BadRequest(
+            400, "InvalidPool", f"'pool' is {pool!r}; expected an AKS pool name (letters and digits, at most 12)"
+        )
     try:
         target = Target.from_id(cluster)
     except OutOfScopeError as e:

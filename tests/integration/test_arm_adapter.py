@@ -66,7 +66,9 @@ def test_node_image_upgrade_applies_the_mode_to_the_nodes(arm, arm_emulator):
 def test_errors_are_translated_to_project_classes(arm, arm_emulator):
     with pytest.raises(NotFoundError):
         arm.get_pool(DEV, "nosuchpool")
-    arm_emulator.faults.arm("PUT", r"agentPools/nodepool1$", 429, code="Throttled", message="slow down", headers={"Retry-After": "7"})
+    arm_emulator.faults.arm(
+        "PUT", r"agentPools/nodepool1$", 429, code="Throttled", message="slow down", headers={"Retry-After": "7"}
+    )
     with pytest.raises(ThrottledError) as throttled:
         arm.set_pool_ssh_access(DEV, "nodepool1", SshAccess.DISABLED)
     assert throttled.value.retry_after == 7 and throttled.value.code == "Throttled"
@@ -87,7 +89,11 @@ def test_a_second_write_during_an_operation_is_a_conflict(arm):
 def test_failed_operation_reports_arm_error(arm, arm_emulator):
     arm_emulator.faults.fail_operation(r"nodepool1", code="ReimageFailed", message="node 0 did not come back")
     state = poll_to_end(arm, arm.start_node_image_upgrade(DEV, "nodepool1"))
-    assert (state.status, state.error_code, state.error_message) == ("Failed", "ReimageFailed", "node 0 did not come back")
+    assert (state.status, state.error_code, state.error_message) == (
+        "Failed",
+        "ReimageFailed",
+        "node 0 did not come back",
+    )
 
 
 def test_maintenance_configuration_and_node_scale_set(arm):

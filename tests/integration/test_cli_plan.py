@@ -56,7 +56,18 @@ def test_plan_json_classifies_every_pool_with_only_get_requests(warden_env, caps
 def test_plan_table_is_human_readable(warden_env, capsys):
     assert main(["plan"]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0].split() == ["SUBSCRIPTION", "RESOURCE", "GROUP", "CLUSTER", "POOL", "OS", "CURRENT", "DESIRED", "STATUS", "REASON"]
+    assert out.splitlines()[0].split() == [
+        "SUBSCRIPTION",
+        "RESOURCE",
+        "GROUP",
+        "CLUSTER",
+        "POOL",
+        "OS",
+        "CURRENT",
+        "DESIRED",
+        "STATUS",
+        "REASON",
+    ]
     assert "9 pools: 2 compliant, 4 drifted, 1 ignored, 2 unsupported" in out
 
 
@@ -73,7 +84,10 @@ def test_plan_reports_an_unreadable_cluster_and_exits_1(warden_env, capsys):
     ("env", "needle"),
     [
         ({"WARDEN_POLICY": '{"default": "Open"}'}, "$.default"),
-        ({"WARDEN_POLICY": '{"rules": [{"name": "x", "match": {"os": "BeOS"}, "sshAccess": "Disabled"}]}'}, "$.rules[0].match.os"),
+        (
+            {"WARDEN_POLICY": '{"rules": [{"name": "x", "match": {"os": "BeOS"}, "sshAccess": "Disabled"}]}'},
+            "$.rules[0].match.os",
+        ),
         ({"WARDEN_SUBSCRIPTIONS": "not-a-guid"}, "WARDEN_SUBSCRIPTIONS"),
         ({"WARDEN_MODE": "yolo"}, "WARDEN_MODE"),
     ],
@@ -90,6 +104,8 @@ def test_invalid_configuration_exits_2_naming_the_field_and_sends_nothing(warden
 
 def test_module_entry_point_exits_2_on_a_bad_policy():
     env = {"WARDEN_SUBSCRIPTIONS": SUB_A, "WARDEN_POLICY": '{"default": 1}', "PATH": "/usr/bin:/bin"}
-    done = subprocess.run([sys.executable, "-m", "shared", "plan"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "shared", "plan"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 2
     assert "policy $.default" in done.stderr and "Traceback" not in done.stderr

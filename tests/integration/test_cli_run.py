@@ -20,8 +20,12 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def cli_env(monkeypatch, arm_emulator, azurite):
     for name, value in {
-        "WARDEN_SUBSCRIPTIONS": SUB_A, "WARDEN_POLICY": '{"default": "Disabled"}', "WARDEN_MODE": "enforce",
-        "AZURE_RESOURCE_MANAGER_ENDPOINT": arm_emulator.base_url, "WARDEN_TABLES": azurite, "WARDEN_POLL_SECONDS": "1",
+        "WARDEN_SUBSCRIPTIONS": SUB_A,
+        "WARDEN_POLICY": '{"default": "Disabled"}',
+        "WARDEN_MODE": "enforce",
+        "AZURE_RESOURCE_MANAGER_ENDPOINT": arm_emulator.base_url,
+        "WARDEN_TABLES": azurite,
+        "WARDEN_POLL_SECONDS": "1",
     }.items():
         monkeypatch.setenv(name, value)
     yield arm_emulator
@@ -53,7 +57,10 @@ def test_a_failed_pool_exits_1(cli_env, capsys):
     ("arguments", "needle"),
     [
         (["--cluster", DEV.id.replace(SUB_A, "99999999-9999-9999-9999-999999999999")], "not in WARDEN_SUBSCRIPTIONS"),
-        (["--cluster", f"/subscriptions/{SUB_A}/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/sa"], "not an AKS"),
+        (
+            ["--cluster", f"/subscriptions/{SUB_A}/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/sa"],
+            "not an AKS",
+        ),
         (["--cluster", DEV.id, "--pool", "no/such"], "InvalidPool"),
     ],
     ids=["out-of-scope", "not-aks", "bad-pool"],
@@ -80,7 +87,9 @@ def test_handle_event_drops_irrelevant_events_without_arm_requests(cli_env, caps
     assert cli_env.requests == []
 
 
-@pytest.mark.parametrize(("content", "needle"), [("{not json", "is not JSON"), ("[]", "empty array")], ids=["garbage", "empty"])
+@pytest.mark.parametrize(
+    ("content", "needle"), [("{not json", "is not JSON"), ("[]", "empty array")], ids=["garbage", "empty"]
+)
 def test_handle_event_refuses_unreadable_input_with_exit_2(cli_env, tmp_path, capsys, content, needle):
     path = tmp_path / "delivery.json"
     path.write_text(content)
@@ -91,14 +100,18 @@ def test_handle_event_refuses_unreadable_input_with_exit_2(cli_env, tmp_path, ca
 
 
 def test_demo_runs_end_to_end_as_a_fresh_process():
-    done = subprocess.run([sys.executable, "-m", "shared", "demo"], cwd=REPO, capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [sys.executable, "-m", "shared", "demo"], cwd=REPO, capture_output=True, text=True, timeout=180
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "after inactive/disabled; ARM writes in all: 2" in done.stderr
     assert "3 compliant, 3 drifted, 1 ignored, 2 unsupported" in done.stdout
 
 
 def test_plan_shows_pending_reimage_after_a_failed_upgrade(cli_env, capsys):
-    cli_env.faults.fail_operation(r"nodepool1/upgradeNodeImageVersion", code="ReimageFailed", message="node 0 did not come back")
+    cli_env.faults.fail_operation(
+        r"nodepool1/upgradeNodeImageVersion", code="ReimageFailed", message="node 0 did not come back"
+    )
     assert main(["reconcile", "--cluster", DEV.id, "--pool", "nodepool1"]) == 1
     capsys.readouterr()
     assert main(["plan", "--json"]) == 0

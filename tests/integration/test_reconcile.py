@@ -19,15 +19,19 @@ def test_pool_write_event_gives_one_put_then_one_upgrade_and_ssh_off_on_the_node
     assert w.writes() == [("PUT", "agentPools/nodepool1"), ("POST", "nodepool1/upgradeNodeImageVersion")]
     after = arm_emulator.pool_body(NODEPOOL1)["properties"]
     assert after["securityProfile"]["sshAccess"] == "Disabled"
-    kept = {k: v for k, v in before.items() if k not in ("securityProfile", "provisioningState", "eTag", "nodeImageVersion")}
+    kept = {
+        k: v for k, v in before.items() if k not in ("securityProfile", "provisioningState", "eTag", "nodeImageVersion")
+    }
     assert {k: after.get(k) for k in kept} == kept
     assert arm_emulator.sshd_states(NODEPOOL1) == {("inactive", "disabled")}
     steps = w.steps(pool="nodepool1")
     assert steps == [
         ("event", "planned"),
         ("plan", "planned"),
-        ("update-ssh-access", "started"), ("update-ssh-access", "succeeded"),
-        ("upgrade-node-image", "started"), ("upgrade-node-image", "succeeded"),
+        ("update-ssh-access", "started"),
+        ("update-ssh-access", "succeeded"),
+        ("upgrade-node-image", "started"),
+        ("upgrade-node-image", "succeeded"),
         ("outcome", "succeeded"),
     ]
     state = w.pool_state(DEV, "nodepool1")
@@ -59,17 +63,31 @@ def test_audit_mode_records_drift_and_writes_nothing(warden):
     assert w.writes() == []
     [event, plan] = w.audit()
     assert event.step == "event" and "reconcile started" in event.message
-    assert (plan.step, plan.outcome.value, plan.mode_before, plan.mode_after) == ("plan", "skipped", "LocalUser", "Disabled")
+    assert (plan.step, plan.outcome.value, plan.mode_before, plan.mode_after) == (
+        "plan",
+        "skipped",
+        "LocalUser",
+        "Disabled",
+    )
     assert plan.message.startswith("drift-recorded")
     assert w.pool_state(DEV, "nodepool1").status is PoolStatus.DRIFTED
 
 
 def test_unsupported_and_stopped_pools_get_no_write_and_a_recorded_reason(warden, arm_emulator):
-    policy = {"default": "Disabled", "rules": [{"name": "entra", "match": {"pool": "npwin"}, "sshAccess": "EntraId"},
-                                               {"name": "automatic", "match": {"cluster": "aks-auto-*"}, "sshAccess": "EntraId"}]}
+    policy = {
+        "default": "Disabled",
+        "rules": [
+            {"name": "entra", "match": {"pool": "npwin"}, "sshAccess": "EntraId"},
+            {"name": "automatic", "match": {"cluster": "aks-auto-*"}, "sshAccess": "EntraId"},
+        ],
+    }
     w = warden(policy, WARDEN_SUBSCRIPTIONS=f"{SUB_A},{SUB_B}")
-    w.deliver(arm_event(PROD.id + "/agentPools/npwin"), arm_event(DEV.id + "/agentPools/vmpool"),
-              arm_event(AUTOMATIC.id + "/agentPools/systempool"), arm_event(STOPPED.id + "/agentPools/nodepool1"))
+    w.deliver(
+        arm_event(PROD.id + "/agentPools/npwin"),
+        arm_event(DEV.id + "/agentPools/vmpool"),
+        arm_event(AUTOMATIC.id + "/agentPools/systempool"),
+        arm_event(STOPPED.id + "/agentPools/nodepool1"),
+    )
     assert w.writes() == []
     reasons = {
         (cluster.name, pool): next(r.message for r in w.audit(cluster) if r.pool == pool and r.step == "plan")
@@ -91,12 +109,16 @@ def test_kubernetes_1_37_gets_the_put_and_no_upgrade(warden, arm_emulator):
 
 
 def test_a_cluster_write_reconciles_every_pool_one_after_another(warden):
-    w = warden({"default": "Disabled", "rules": [{"name": "keep batch", "match": {"pool": "batch"}, "sshAccess": "ignore"}]})
+    w = warden(
+        {"default": "Disabled", "rules": [{"name": "keep batch", "match": {"pool": "batch"}, "sshAccess": "ignore"}]}
+    )
     w.deliver(arm_event(DEV.id, "Microsoft.ContainerService/managedClusters/write"))
     # nodepool1 (LocalUser) and spot (EntraId) drift; batch ignored; vmpool unsupported.
     assert w.writes() == [
-        ("PUT", "agentPools/nodepool1"), ("POST", "nodepool1/upgradeNodeImageVersion"),
-        ("PUT", "agentPools/spot"), ("POST", "spot/upgradeNodeImageVersion"),
+        ("PUT", "agentPools/nodepool1"),
+        ("POST", "nodepool1/upgradeNodeImageVersion"),
+        ("PUT", "agentPools/spot"),
+        ("POST", "spot/upgradeNodeImageVersion"),
     ]
     assert not [s for s in w.steps() if s[1] == "retried"]  # never overlapped: no 409 was ever met
 
@@ -112,8 +134,10 @@ def test_events_for_two_pools_of_one_cluster_never_overlap(warden):
     w = warden({"default": "Disabled"})
     w.deliver(arm_event(NODEPOOL1), arm_event(DEV.id + "/agentPools/spot"))
     assert w.writes() == [
-        ("PUT", "agentPools/nodepool1"), ("POST", "nodepool1/upgradeNodeImageVersion"),
-        ("PUT", "agentPools/spot"), ("POST", "spot/upgradeNodeImageVersion"),
+        ("PUT", "agentPools/nodepool1"),
+        ("POST", "nodepool1/upgradeNodeImageVersion"),
+        ("PUT", "agentPools/spot"),
+        ("POST", "spot/upgradeNodeImageVersion"),
     ]
     assert not [s for s in w.steps() if s[1] == "retried"]
 
@@ -142,8 +166,10 @@ def test_node_os_schedule_holds_the_upgrade_until_the_window_opens(warden, arm_e
 
 
 def test_outcomes_are_published_when_an_events_endpoint_is_set(warden, receiver):
-    w = warden({"default": "Disabled", "rules": [{"name": "entra", "match": {"pool": "npwin"}, "sshAccess": "EntraId"}]},
-               WARDEN_EVENTS_ENDPOINT=receiver.url)
+    w = warden(
+        {"default": "Disabled", "rules": [{"name": "entra", "match": {"pool": "npwin"}, "sshAccess": "EntraId"}]},
+        WARDEN_EVENTS_ENDPOINT=receiver.url,
+    )
     w.deliver(arm_event(NODEPOOL1), arm_event(PROD.id + "/agentPools/npwin"))
     published = {(e["type"], e["subject"]) for e in receiver.events}
     assert published == {

@@ -40,8 +40,18 @@ def audit(cluster: ClusterRef, index: int, time: datetime = T0, **changes) -> Au
 
 
 def node_check(cluster: ClusterRef, instance: str, time: datetime, active: bool) -> NodeCheck:
-    return NodeCheck(cluster.id, "np1", "aks-np1-12345678-vmss", instance, time, "Disabled",
-                     sshd_active=active, sshd_enabled=active, drift=active, output_excerpt="active\nenabled")
+    return NodeCheck(
+        cluster.id,
+        "np1",
+        "aks-np1-12345678-vmss",
+        instance,
+        time,
+        "Disabled",
+        sshd_active=active,
+        sshd_enabled=active,
+        drift=active,
+        output_excerpt="active\nenabled",
+    )
 
 
 # --- pool state -------------------------------------------------------------------------
@@ -49,9 +59,15 @@ def node_check(cluster: ClusterRef, instance: str, time: datetime, active: bool)
 
 def test_pool_state_round_trip_keeps_every_field(store):
     state = pool_state(
-        status=PoolStatus.PENDING_REIMAGE, pending_reimage=True, last_upgrade_time=T0,
-        last_upgrade_operation_id="op-1", last_verified_time=T0 + timedelta(minutes=5), nodes_checked=3,
-        nodes_drifted=2**40, verification_summary="3 nodes, sshd active on all", updated_time=T0,
+        status=PoolStatus.PENDING_REIMAGE,
+        pending_reimage=True,
+        last_upgrade_time=T0,
+        last_upgrade_operation_id="op-1",
+        last_verified_time=T0 + timedelta(minutes=5),
+        nodes_checked=3,
+        nodes_drifted=2**40,
+        verification_summary="3 nodes, sshd active on all",
+        updated_time=T0,
     )
     etag = store.put_pool_state(state)
     read = store.get_pool_state(CLUSTER_A.key, "np1")
@@ -145,9 +161,19 @@ def test_audit_since_filter(store):
 
 
 def test_audit_round_trip_keeps_every_field(store):
-    record = audit(CLUSTER_A, 1, outcome=Outcome.FAILED, mode_before="LocalUser", mode_after="Disabled",
-                   operation_id="op-7", correlation_id="corr-7", code="OperationNotAllowed",
-                   instance_id="warden-123", actor="timer", attempt=2**33)
+    record = audit(
+        CLUSTER_A,
+        1,
+        outcome=Outcome.FAILED,
+        mode_before="LocalUser",
+        mode_after="Disabled",
+        operation_id="op-7",
+        correlation_id="corr-7",
+        code="OperationNotAllowed",
+        instance_id="warden-123",
+        actor="timer",
+        attempt=2**33,
+    )
     store.append_audit([record])
     assert store.list_audit(CLUSTER_A.key) == [record]
 
@@ -156,23 +182,31 @@ def test_audit_round_trip_keeps_every_field(store):
 
 
 def test_node_checks_history_and_latest_per_node(store):
-    store.record_node_checks([
-        node_check(CLUSTER_A, "0", T0, active=True),
-        node_check(CLUSTER_A, "1", T0, active=True),
-        node_check(CLUSTER_A, "0", T0 + timedelta(minutes=1), active=False),
-    ])
-    store.record_node_checks([node_check(CLUSTER_A, "1", T0 + timedelta(hours=6), active=False),
-                              node_check(CLUSTER_B, "0", T0, active=True)])
+    store.record_node_checks(
+        [
+            node_check(CLUSTER_A, "0", T0, active=True),
+            node_check(CLUSTER_A, "1", T0, active=True),
+            node_check(CLUSTER_A, "0", T0 + timedelta(minutes=1), active=False),
+        ]
+    )
+    store.record_node_checks(
+        [node_check(CLUSTER_A, "1", T0 + timedelta(hours=6), active=False), node_check(CLUSTER_B, "0", T0, active=True)]
+    )
     history = store.list_node_checks(CLUSTER_A.key)
     assert [(c.instance_id, c.time) for c in history] == [
-        ("0", T0), ("1", T0), ("0", T0 + timedelta(minutes=1)), ("1", T0 + timedelta(hours=6))]
+        ("0", T0),
+        ("1", T0),
+        ("0", T0 + timedelta(minutes=1)),
+        ("1", T0 + timedelta(hours=6)),
+    ]
     latest = {c.instance_id: c for c in store.latest_node_checks(CLUSTER_A.key)}
     assert set(latest) == {"0", "1"}
     assert latest["0"].time == T0 + timedelta(minutes=1) and latest["0"].sshd_active is False
     assert latest["1"].time == T0 + timedelta(hours=6)
     assert len(store.latest_node_checks()) == 3 and len(store.list_node_checks()) == 5
     assert [c.time for c in store.list_node_checks(CLUSTER_A.key, since=T0 + timedelta(hours=1))] == [
-        T0 + timedelta(hours=6)]
+        T0 + timedelta(hours=6)
+    ]
 
 
 def test_many_node_checks_stay_within_the_transaction_limit(store):
@@ -186,8 +220,15 @@ def test_many_node_checks_stay_within_the_transaction_limit(store):
 
 
 def test_key_rotations_round_trip_in_order(store):
-    later = KeyRotation(CLUSTER_A.id, T0 + timedelta(days=30), FINGERPRINT, Outcome.SUCCEEDED,
-                        secret_id="https://kv.vault.azure.net/secrets/aks-a-ssh/v2", secret_version="v2", key_bits=4096)
+    later = KeyRotation(
+        CLUSTER_A.id,
+        T0 + timedelta(days=30),
+        FINGERPRINT,
+        Outcome.SUCCEEDED,
+        secret_id="https://kv.vault.azure.net/secrets/aks-a-ssh/v2",
+        secret_version="v2",
+        key_bits=4096,
+    )
     earlier = replace(later, time=T0, secret_version="v1", outcome=Outcome.FAILED, message="InvalidParameter")
     store.record_key_rotation(later)
     store.record_key_rotation(earlier)

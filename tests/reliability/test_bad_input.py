@@ -31,8 +31,12 @@ RECONCILE_URL = "http://localhost/api/reconcile"
 def fixture_event(name: str) -> dict:
     """A real sample with its placeholders filled in for the test subscription (SUB_A)."""
     text = (FIXTURES / name).read_text(encoding="utf-8")
-    for placeholder, value in {"{subscription-id}": SUB_A, "{resource-group}": "rg-dev-weu", "{storage-name}": "stdevweu",
-                               "{namespace}": "ehdevweu"}.items():
+    for placeholder, value in {
+        "{subscription-id}": SUB_A,
+        "{resource-group}": "rg-dev-weu",
+        "{storage-name}": "stdevweu",
+        "{namespace}": "ehdevweu",
+    }.items():
         text = text.replace(placeholder, value)
     document = json.loads(text)
     return document[0] if isinstance(document, list) else document
@@ -89,11 +93,19 @@ IRRELEVANT = {
     "write-failure-as-sampled": fixture_event("eventgrid_cloudevents_resource_write_failure.json"),
     "subscription-validation": fixture_event("eventgrid_subscription_validation_event.json"),
     # Real samples about an AKS pool in scope: dropped for their type or operation alone.
-    "pool-delete": pointed_at(fixture_event("eventgrid_egschema_resource_delete_success.json"), NODEPOOL1,
-                              "Microsoft.ContainerService/managedClusters/agentPools/delete"),
-    "pool-write-failure": pointed_at(fixture_event("eventgrid_cloudevents_resource_write_failure.json"), NODEPOOL1, POOL_WRITE),
-    "cluster-listcredential-action": pointed_at(fixture_event("eventgrid_cloudevents_resource_action_success.json"), DEV.id,
-                                                "Microsoft.ContainerService/managedClusters/listClusterUserCredential/action"),
+    "pool-delete": pointed_at(
+        fixture_event("eventgrid_egschema_resource_delete_success.json"),
+        NODEPOOL1,
+        "Microsoft.ContainerService/managedClusters/agentPools/delete",
+    ),
+    "pool-write-failure": pointed_at(
+        fixture_event("eventgrid_cloudevents_resource_write_failure.json"), NODEPOOL1, POOL_WRITE
+    ),
+    "cluster-listcredential-action": pointed_at(
+        fixture_event("eventgrid_cloudevents_resource_action_success.json"),
+        DEV.id,
+        "Microsoft.ContainerService/managedClusters/listClusterUserCredential/action",
+    ),
 }
 
 NOT_OURS = {
@@ -121,7 +133,9 @@ def deliver_raw(w, *events: dict) -> None:
 
 
 def drops_logged(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "shared.triggers.event_grid" and "dropped" in r.getMessage()]
+    return [
+        r.getMessage() for r in caplog.records if r.name == "shared.triggers.event_grid" and "dropped" in r.getMessage()
+    ]
 
 
 @pytest.mark.parametrize("event", MALFORMED.values(), ids=MALFORMED.keys())
@@ -143,11 +157,15 @@ def test_an_irrelevant_or_out_of_scope_event_is_dropped_without_touching_arm(war
     assert_nothing_happened(w, arm_emulator)
 
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
-                    max_leaves=8)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
 # eventTime stays readable: the worker parses it before the trigger runs.
-FIELDS = st.sampled_from(["id", "topic", "subject", "eventType", "data", "dataVersion", "specversion", "source", "type"])
+FIELDS = st.sampled_from(
+    ["id", "topic", "subject", "eventType", "data", "dataVersion", "specversion", "source", "type"]
+)
 DATA_FIELDS = st.sampled_from(["operationName", "resourceUri", "claims", "subscriptionId"])
 
 
@@ -156,8 +174,10 @@ def test_no_mangled_event_escapes_the_trigger_or_reaches_arm(warden, arm_emulato
     w = warden({"default": "Disabled"})
 
     @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(changes=st.dictionaries(FIELDS, JSON | st.just(...), min_size=1, max_size=4),
-           data_changes=st.dictionaries(DATA_FIELDS, JSON, max_size=3))
+    @given(
+        changes=st.dictionaries(FIELDS, JSON | st.just(...), min_size=1, max_size=4),
+        data_changes=st.dictionaries(DATA_FIELDS, JSON, max_size=3),
+    )
     def deliver_mangled(changes: dict, data_changes: dict) -> None:
         event = fixture_event("eventgrid_egschema_resource_write_success.json")
         event["data"].update(data_changes)
@@ -211,8 +231,11 @@ def test_a_bad_reconcile_request_gets_a_clear_error_and_touches_nothing(warden, 
     assert_nothing_happened(w, arm_emulator)
 
 
-@pytest.mark.parametrize("body", [{"cluster": DEV.id, "pool": "nodepool1"}, {"cluster": NODEPOOL1}, {"cluster": DEV.id}],
-                         ids=["cluster-and-pool", "pool-id", "whole-cluster"])
+@pytest.mark.parametrize(
+    "body",
+    [{"cluster": DEV.id, "pool": "nodepool1"}, {"cluster": NODEPOOL1}, {"cluster": DEV.id}],
+    ids=["cluster-and-pool", "pool-id", "whole-cluster"],
+)
 def test_a_good_reconcile_request_gets_202_with_status_links_and_converges(warden, arm_emulator, body):
     w = warden({"default": "Disabled"})
     response = post(w, body)
@@ -223,7 +246,8 @@ def test_a_good_reconcile_request_gets_202_with_status_links_and_converges(warde
     w.functions.run()
     assert arm_emulator.sshd_states(NODEPOOL1) == {("inactive", "disabled")}
     assert ("outcome", "succeeded") in w.steps(pool="nodepool1")
-    status = w.functions.http(STATUS_FUNCTION, "GET", f"http://localhost/api/status/{links['id']}",
-                              route_params={"instanceId": links["id"]})
+    status = w.functions.http(
+        STATUS_FUNCTION, "GET", f"http://localhost/api/status/{links['id']}", route_params={"instanceId": links["id"]}
+    )
     assert status.status_code == 200
     assert json.loads(status.get_body())["runtimeStatus"] == RuntimeStatus.COMPLETED.value

@@ -75,8 +75,14 @@ def on_activity(w, activity: str, action, *, nth: int = 1, when=lambda event: Tr
 @pytest.mark.parametrize("retry_after", [37, 120], ids=["retry-after-37s", "retry-after-120s"])
 def test_a_throttled_put_is_retried_after_retry_after_and_converges(warden, arm_emulator, retry_after):
     w = warden({"default": "Disabled"})
-    arm_emulator.faults.arm("PUT", POOL_PATH, 429, code="Throttled", message="Too many requests to agent pool.",
-                            headers={"Retry-After": str(retry_after)})
+    arm_emulator.faults.arm(
+        "PUT",
+        POOL_PATH,
+        429,
+        code="Throttled",
+        message="Too many requests to agent pool.",
+        headers={"Retry-After": str(retry_after)},
+    )
     w.deliver(arm_event(NODEPOOL1))
     first, second = w.activity_times(names.START_SSH_UPDATE)
     assert second - first >= timedelta(seconds=retry_after)
@@ -89,8 +95,14 @@ def test_a_throttled_put_is_retried_after_retry_after_and_converges(warden, arm_
 @pytest.mark.parametrize("times", [1, 3], ids=["once", "three-times"])
 def test_a_put_refused_with_409_waits_for_idle_retries_and_converges(warden, arm_emulator, times):
     w = warden({"default": "Disabled"})
-    arm_emulator.faults.arm("PUT", POOL_PATH, 409, code="OperationNotAllowed", times=times,
-                            message="Operation is not allowed: Another operation (Updating) is in progress.")
+    arm_emulator.faults.arm(
+        "PUT",
+        POOL_PATH,
+        409,
+        code="OperationNotAllowed",
+        times=times,
+        message="Operation is not allowed: Another operation (Updating) is in progress.",
+    )
     w.deliver(arm_event(NODEPOOL1))
     assert len(w.activity_times(names.START_SSH_UPDATE)) == times + 1
     retried = rows(w, "nodepool1", names.START_SSH_UPDATE, "retried")
@@ -163,10 +175,15 @@ def test_500s_on_the_reads_of_the_plan_are_retried_with_growing_delays(warden, a
 
 def test_500s_on_the_operation_poll_are_retried_with_growing_delays(warden, arm_emulator):
     w = warden({"default": "Disabled"})
-    arm_emulator.faults.arm("GET", OPERATION_STATUS_PATH, 500, code="InternalServerError", message="Injected 500.", times=3)
+    arm_emulator.faults.arm(
+        "GET", OPERATION_STATUS_PATH, 500, code="InternalServerError", message="Injected 500.", times=3
+    )
     w.deliver(arm_event(NODEPOOL1))
-    polls = [e.at for e in w.progress
-             if e.kind == "activity" and e.activity == names.POLL_OPERATION and e.payload["step"] == UPDATE]
+    polls = [
+        e.at
+        for e in w.progress
+        if e.kind == "activity" and e.activity == names.POLL_OPERATION and e.payload["step"] == UPDATE
+    ]
     assert len(polls) >= 4
     delays = gaps(polls[:4])  # the three failed polls and the one after them
     assert delays == sorted(delays) and len(set(delays)) == 3, f"backoff does not grow: {delays}"
@@ -178,7 +195,9 @@ def test_500s_on_the_operation_poll_are_retried_with_growing_delays(warden, arm_
 
 @pytest.mark.parametrize("end", ["Failed", "Canceled"])
 def test_a_failed_upgrade_is_terminal_for_its_pool_and_the_next_pool_still_runs(warden, arm_emulator, end):
-    w = warden({"default": "Disabled", "rules": [{"name": "keep batch", "match": {"pool": "batch"}, "sshAccess": "ignore"}]})
+    w = warden(
+        {"default": "Disabled", "rules": [{"name": "keep batch", "match": {"pool": "batch"}, "sshAccess": "ignore"}]}
+    )
     code, message = "NodeImageUpgradeFailed", f"Node image upgrade of nodepool1 {end.lower()}: injected."
     arm_emulator.faults.fail_operation(UPGRADE_PATH, code, message, status=end)
     w.deliver(arm_event(DEV.id, CLUSTER_WRITE))
@@ -190,19 +209,29 @@ def test_a_failed_upgrade_is_terminal_for_its_pool_and_the_next_pool_still_runs(
     assert ("outcome", "succeeded") not in w.steps(pool="nodepool1")
     assert not rows(w, "nodepool1", UPGRADE, "retried")
     state = w.pool_state(DEV, "nodepool1")
-    assert (state.configured_mode, state.pending_reimage, state.status) == ("Disabled", True, PoolStatus.PENDING_REIMAGE)
+    assert (state.configured_mode, state.pending_reimage, state.status) == (
+        "Disabled",
+        True,
+        PoolStatus.PENDING_REIMAGE,
+    )
     assert arm_emulator.sshd_states(NODEPOOL1) == SSH_ON  # the sshAccess PUT alone reimages nothing
     assert w.writes() == [
-        ("PUT", "agentPools/nodepool1"), ("POST", "nodepool1/upgradeNodeImageVersion"),
-        ("PUT", "agentPools/spot"), ("POST", "spot/upgradeNodeImageVersion"),
+        ("PUT", "agentPools/nodepool1"),
+        ("POST", "nodepool1/upgradeNodeImageVersion"),
+        ("PUT", "agentPools/spot"),
+        ("POST", "spot/upgradeNodeImageVersion"),
     ]
     assert_converged(w, arm_emulator, SPOT)
 
 
-@pytest.mark.parametrize("status, code, message", [
-    (400, "InvalidParameter", "The value of parameter agentPoolProfile.securityProfile.sshAccess is invalid."),
-    (403, "AuthorizationFailed", "The client does not have authorization to perform action agentPools/write."),
-], ids=["400-invalid-parameter", "403-authorization-failed"])
+@pytest.mark.parametrize(
+    "status, code, message",
+    [
+        (400, "InvalidParameter", "The value of parameter agentPoolProfile.securityProfile.sshAccess is invalid."),
+        (403, "AuthorizationFailed", "The client does not have authorization to perform action agentPools/write."),
+    ],
+    ids=["400-invalid-parameter", "403-authorization-failed"],
+)
 def test_a_permanent_4xx_on_the_put_is_not_retried_and_is_recorded(warden, arm_emulator, status, code, message):
     w = warden({"default": "Disabled"})
     arm_emulator.faults.arm("PUT", POOL_PATH, status, code=code, message=message)
@@ -222,14 +251,23 @@ def test_a_permanent_4xx_on_the_put_is_not_retried_and_is_recorded(warden, arm_e
 PERSISTENT = {
     "put": ("PUT", POOL_PATH, arm_event(NODEPOOL1), names.START_SSH_UPDATE, "nodepool1", "outcome"),
     "cluster-get-in-plan": ("GET", CLUSTER_PATH, arm_event(NODEPOOL1), names.PLAN_POOL, "nodepool1", "plan"),
-    "pool-list": ("GET", r"/managedClusters/aks-dev-weu/agentPools$", arm_event(DEV.id, CLUSTER_WRITE), names.LIST_POOLS, "",
-                  "list-pools"),
+    "pool-list": (
+        "GET",
+        r"/managedClusters/aks-dev-weu/agentPools$",
+        arm_event(DEV.id, CLUSTER_WRITE),
+        names.LIST_POOLS,
+        "",
+        "list-pools",
+    ),
 }
 
 
-@pytest.mark.parametrize("method, path, event, activity, pool, terminal_step", PERSISTENT.values(), ids=PERSISTENT.keys())
-def test_a_persistent_500_ends_after_max_attempts_with_a_recorded_failure(warden, arm_emulator, method, path, event,
-                                                                          activity, pool, terminal_step):
+@pytest.mark.parametrize(
+    "method, path, event, activity, pool, terminal_step", PERSISTENT.values(), ids=PERSISTENT.keys()
+)
+def test_a_persistent_500_ends_after_max_attempts_with_a_recorded_failure(
+    warden, arm_emulator, method, path, event, activity, pool, terminal_step
+):
     w = warden({"default": "Disabled"})
     arm_emulator.faults.arm(method, path, 500, code="InternalServerError", message="Injected 500.", times=1000)
     w.deliver(event)
@@ -249,7 +287,9 @@ def test_a_persistent_500_ends_after_max_attempts_with_a_recorded_failure(warden
 
 
 def _delete_while_the_put_is_polled(w, arm_emulator) -> None:
-    on_activity(w, names.POLL_OPERATION, lambda: arm_emulator.delete_pool(NODEPOOL1), when=lambda e: e.payload["step"] == UPDATE)
+    on_activity(
+        w, names.POLL_OPERATION, lambda: arm_emulator.delete_pool(NODEPOOL1), when=lambda e: e.payload["step"] == UPDATE
+    )
 
 
 def _delete_after_the_put_succeeded(w, arm_emulator) -> None:
@@ -257,8 +297,11 @@ def _delete_after_the_put_succeeded(w, arm_emulator) -> None:
     on_activity(w, names.CHECK_IDLE, lambda: arm_emulator.delete_pool(NODEPOOL1), nth=1)
 
 
-@pytest.mark.parametrize("delete", [_delete_while_the_put_is_polled, _delete_after_the_put_succeeded],
-                         ids=["while-the-put-runs", "after-the-put-succeeded"])
+@pytest.mark.parametrize(
+    "delete",
+    [_delete_while_the_put_is_polled, _delete_after_the_put_succeeded],
+    ids=["while-the-put-runs", "after-the-put-succeeded"],
+)
 def test_a_pool_deleted_between_steps_is_recorded_gone_with_no_further_write(warden, arm_emulator, delete):
     w = warden({"default": "Disabled"})
     delete(w, arm_emulator)
@@ -276,7 +319,9 @@ def test_an_upgrade_that_ran_while_a_retry_waited_is_not_started_again(warden, a
     an attempt whose answer was lost did run): the nodes are reimaged, no second upgrade."""
     w = warden({"default": "Disabled"})
     upgrade = r"/agentPools/nodepool1/upgradeNodeImageVersion$"
-    arm_emulator.faults.arm("POST", upgrade, 409, code="OperationNotAllowed", message="Another operation is in progress.")
+    arm_emulator.faults.arm(
+        "POST", upgrade, 409, code="OperationNotAllowed", message="Another operation is in progress."
+    )
 
     def upgrade_meanwhile() -> None:
         operation = w.runtime.arm.start_node_image_upgrade(DEV, "nodepool1")
@@ -287,6 +332,8 @@ def test_an_upgrade_that_ran_while_a_retry_waited_is_not_started_again(warden, a
     w.deliver(arm_event(NODEPOOL1))
     posts = [r for r in arm_emulator.requests if r.method == "POST"]
     assert len(posts) == 2, "the refused attempt and the one that ran meanwhile, none from the retry"
-    [skipped] = [r for r in rows(w, "nodepool1", "upgrade-node-image", "succeeded") if "not upgrading twice" in r.message]
+    [skipped] = [
+        r for r in rows(w, "nodepool1", "upgrade-node-image", "succeeded") if "not upgrading twice" in r.message
+    ]
     assert skipped.code == ""
     assert_converged(w, arm_emulator)

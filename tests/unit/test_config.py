@@ -12,21 +12,40 @@ SUB = "11111111-1111-1111-1111-111111111111"
 def test_defaults():
     s = Settings.from_env({"WARDEN_SUBSCRIPTIONS": f" {SUB.upper()} ,"})
     assert s.subscriptions == {SUB}
-    assert (s.mode, s.arm_endpoint, s.poll_seconds, s.arm_is_local) == ("audit", "https://management.azure.com", 30, False)
+    assert (s.mode, s.arm_endpoint, s.poll_seconds, s.arm_is_local) == (
+        "audit",
+        "https://management.azure.com",
+        30,
+        False,
+    )
     assert s.policy.default is SshAccess.DISABLED and s.policy.rules == ()
     assert s.tables is None and not s.enforcing
 
 
 def test_tables_fall_back_to_webjobs_storage_and_loopback_is_local():
-    s = Settings.from_env({"WARDEN_SUBSCRIPTIONS": SUB, "AzureWebJobsStorage": "UseDevelopmentStorage=true",
-                           "AZURE_RESOURCE_MANAGER_ENDPOINT": "http://127.0.0.1:8123/", "WARDEN_MODE": "Enforce"})
-    assert (s.tables, s.arm_endpoint, s.arm_is_local, s.enforcing) == ("UseDevelopmentStorage=true", "http://127.0.0.1:8123", True, True)
+    s = Settings.from_env(
+        {
+            "WARDEN_SUBSCRIPTIONS": SUB,
+            "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+            "AZURE_RESOURCE_MANAGER_ENDPOINT": "http://127.0.0.1:8123/",
+            "WARDEN_MODE": "Enforce",
+        }
+    )
+    assert (s.tables, s.arm_endpoint, s.arm_is_local, s.enforcing) == (
+        "UseDevelopmentStorage=true",
+        "http://127.0.0.1:8123",
+        True,
+        True,
+    )
 
 
 def test_policy_from_file(tmp_path):
     path = tmp_path / "policy.json"
     path.write_text('{"default": "EntraId"}')
-    assert Settings.from_env({"WARDEN_SUBSCRIPTIONS": SUB, "WARDEN_POLICY": str(path)}).policy.default is SshAccess.ENTRA_ID
+    assert (
+        Settings.from_env({"WARDEN_SUBSCRIPTIONS": SUB, "WARDEN_POLICY": str(path)}).policy.default
+        is SshAccess.ENTRA_ID
+    )
 
 
 @pytest.mark.parametrize(
@@ -44,8 +63,19 @@ def test_policy_from_file(tmp_path):
         ({"WARDEN_POLICY": "/no/such/policy.json"}, ["WARDEN_POLICY", "/no/such/policy.json"]),
         ({"WARDEN_POLICY": '{"default": "Open"}'}, ["$.default", "'Open'", "WARDEN_POLICY"]),
     ],
-    ids=["missing-subs", "bad-sub", "bad-mode", "zero-poll", "text-poll", "http-remote", "no-scheme", "cron-5", "kv-http",
-         "policy-file-missing", "policy-bad-mode"],
+    ids=[
+        "missing-subs",
+        "bad-sub",
+        "bad-mode",
+        "zero-poll",
+        "text-poll",
+        "http-remote",
+        "no-scheme",
+        "cron-5",
+        "kv-http",
+        "policy-file-missing",
+        "policy-bad-mode",
+    ],
 )
 def test_bad_settings_name_the_variable_and_value(env, names):
     with pytest.raises(ConfigError) as raised:

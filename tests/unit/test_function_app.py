@@ -38,8 +38,11 @@ def test_every_trigger_and_durable_function_is_registered():
 
     registered = {f.get_function_name(): json.loads(str(f))["bindings"] for f in index_app()}
     expected_triggers = {
-        "on_arm_event": "eventGridTrigger", "http_reconcile": "httpTrigger", "http_status": "httpTrigger",
-        names.RECONCILE_CLUSTER: "orchestrationTrigger", names.RECONCILE_POOL: "orchestrationTrigger",
+        "on_arm_event": "eventGridTrigger",
+        "http_reconcile": "httpTrigger",
+        "http_status": "httpTrigger",
+        names.RECONCILE_CLUSTER: "orchestrationTrigger",
+        names.RECONCILE_POOL: "orchestrationTrigger",
         **{name: "activityTrigger" for name in ACTIVITIES},
     }
     for name, trigger in expected_triggers.items():

@@ -13,7 +13,14 @@ CLUSTER = f"/subscriptions/{SUB}/resourceGroups/rg1/providers/Microsoft.Containe
 
 @pytest.mark.parametrize(
     ("resource_id", "pool"),
-    [(CLUSTER, None), (CLUSTER + "/agentPools/np1", "np1"), (CLUSTER.replace("resourceGroups", "resourcegroups").upper().replace(SUB.upper(), SUB) + "/AGENTPOOLS/NP1", "NP1")],
+    [
+        (CLUSTER, None),
+        (CLUSTER + "/agentPools/np1", "np1"),
+        (
+            CLUSTER.replace("resourceGroups", "resourcegroups").upper().replace(SUB.upper(), SUB) + "/AGENTPOOLS/NP1",
+            "NP1",
+        ),
+    ],
     ids=["cluster", "pool", "casing"],
 )
 def test_target_from_id(resource_id, pool):
@@ -24,8 +31,14 @@ def test_target_from_id(resource_id, pool):
 
 @pytest.mark.parametrize(
     "resource_id",
-    ["", "garbage", f"/subscriptions/{SUB}/resourceGroups/rg1/providers/Microsoft.Storage/storageAccounts/sa",
-     CLUSTER + "/maintenanceConfigurations/default", CLUSTER.replace(SUB, "not-a-guid"), f"/subscriptions/{SUB}/resourceGroups/rg1"],
+    [
+        "",
+        "garbage",
+        f"/subscriptions/{SUB}/resourceGroups/rg1/providers/Microsoft.Storage/storageAccounts/sa",
+        CLUSTER + "/maintenanceConfigurations/default",
+        CLUSTER.replace(SUB, "not-a-guid"),
+        f"/subscriptions/{SUB}/resourceGroups/rg1",
+    ],
     ids=["empty", "garbage", "storage", "maintenance-config", "bad-sub", "rg-only"],
 )
 def test_non_aks_ids_are_out_of_scope(resource_id):
@@ -45,6 +58,8 @@ def test_missing_mode_is_local_user_and_unknown_is_refused():
         SshAccess.parse("Open")
 
 
-@pytest.mark.parametrize(("version", "minor"), [("1.37.2", (1, 37)), ("v1.9", (1, 9)), ("", (0, 0)), ("latest", (0, 0))])
+@pytest.mark.parametrize(
+    ("version", "minor"), [("1.37.2", (1, 37)), ("v1.9", (1, 9)), ("", (0, 0)), ("latest", (0, 0))]
+)
 def test_kubernetes_minor(version, minor):
     assert kubernetes_minor(version) == minor

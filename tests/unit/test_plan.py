@@ -25,19 +25,57 @@ def linux(mode=SshAccess.LOCAL_USER, **changes):
 @pytest.mark.parametrize(
     ("cluster", "pool", "mode", "status", "steps", "reason"),
     [
-        (RUNNING, linux(), "Disabled", Status.DRIFTED, (Step.UPDATE_SSH_ACCESS, Step.UPGRADE_NODE_IMAGE), "LocalUser -> Disabled"),
+        (
+            RUNNING,
+            linux(),
+            "Disabled",
+            Status.DRIFTED,
+            (Step.UPDATE_SSH_ACCESS, Step.UPGRADE_NODE_IMAGE),
+            "LocalUser -> Disabled",
+        ),
         (RUNNING, linux(SshAccess.DISABLED), "disabled", Status.COMPLIANT, (), "default: Disabled"),
         (RUNNING, linux(), "ignore", Status.IGNORED, (), "says ignore"),
         (RUNNING, linux(os_type="Windows"), "EntraId", Status.UNSUPPORTED, (), "not supported on Windows"),
         (replace(RUNNING, sku_name="Automatic"), linux(), "EntraId", Status.UNSUPPORTED, (), "AKS Automatic"),
         (RUNNING, linux(type="VirtualMachines"), "Disabled", Status.UNSUPPORTED, (), "type 'VirtualMachines'"),
-        (RUNNING, linux(type="VirtualMachines"), "EntraId", Status.DRIFTED, (Step.UPDATE_SSH_ACCESS, Step.UPGRADE_NODE_IMAGE), "-> EntraId"),
-        (RUNNING, linux(os_type="Windows"), "Disabled", Status.DRIFTED, (Step.UPDATE_SSH_ACCESS, Step.UPGRADE_NODE_IMAGE), "-> Disabled"),
+        (
+            RUNNING,
+            linux(type="VirtualMachines"),
+            "EntraId",
+            Status.DRIFTED,
+            (Step.UPDATE_SSH_ACCESS, Step.UPGRADE_NODE_IMAGE),
+            "-> EntraId",
+        ),
+        (
+            RUNNING,
+            linux(os_type="Windows"),
+            "Disabled",
+            Status.DRIFTED,
+            (Step.UPDATE_SSH_ACCESS, Step.UPGRADE_NODE_IMAGE),
+            "-> Disabled",
+        ),
         (replace(RUNNING, power_state="Stopped"), linux(), "Disabled", Status.DRIFTED, (), "cluster is stopped"),
-        (RUNNING, linux(orchestrator_version="1.37.0"), "Disabled", Status.DRIFTED, (Step.UPDATE_SSH_ACCESS,), "reimages the nodes"),
+        (
+            RUNNING,
+            linux(orchestrator_version="1.37.0"),
+            "Disabled",
+            Status.DRIFTED,
+            (Step.UPDATE_SSH_ACCESS,),
+            "reimages the nodes",
+        ),
     ],
-    ids=["drifted", "compliant-case-insensitive", "ignored", "entra-windows", "entra-automatic", "disabled-non-vmss",
-         "entra-non-vmss-ok", "disabled-windows-ok", "stopped", "k8s-1.37-no-upgrade"],
+    ids=[
+        "drifted",
+        "compliant-case-insensitive",
+        "ignored",
+        "entra-windows",
+        "entra-automatic",
+        "disabled-non-vmss",
+        "entra-non-vmss-ok",
+        "disabled-windows-ok",
+        "stopped",
+        "k8s-1.37-no-upgrade",
+    ],
 )
 def test_plan_pool(cluster, pool, mode, status, steps, reason):
     plan = plan_pool(cluster, pool, policy(mode))
@@ -51,12 +89,19 @@ def test_pending_reimage_plans_only_the_upgrade():
 
 
 clusters = st.builds(
-    Cluster, st.just(REF), sku_name=st.sampled_from(["Base", "Automatic"]), power_state=st.sampled_from(["Running", "Stopped"])
+    Cluster,
+    st.just(REF),
+    sku_name=st.sampled_from(["Base", "Automatic"]),
+    power_state=st.sampled_from(["Running", "Stopped"]),
 )
 pools = st.builds(
-    Pool, st.just(REF), st.sampled_from(["np", "sys"]), os_type=st.sampled_from(["Linux", "Windows"]),
+    Pool,
+    st.just(REF),
+    st.sampled_from(["np", "sys"]),
+    os_type=st.sampled_from(["Linux", "Windows"]),
     type=st.sampled_from(["VirtualMachineScaleSets", "VirtualMachines", "AvailabilitySet"]),
-    ssh_access=st.sampled_from(list(SshAccess)), orchestrator_version=st.sampled_from(["1.32.1", "1.36.9", "1.37.0", ""]),
+    ssh_access=st.sampled_from(list(SshAccess)),
+    orchestrator_version=st.sampled_from(["1.32.1", "1.36.9", "1.37.0", ""]),
 )
 modes = st.sampled_from(["Disabled", "EntraId", "LocalUser", "ignore"])
 

@@ -25,8 +25,16 @@ POLICY = {
     "default": "Disabled",
     "rules": [
         {"name": "windows stays local", "match": {"os": "Windows"}, "sshAccess": "LocalUser"},
-        {"name": "dev entra", "match": {"resourceGroup": "RG-DEV-*", "clusterTags": {"ENV": "dev"}}, "sshAccess": "entraid"},
-        {"name": "legacy untouched", "match": {"subscription": SUB.upper(), "cluster": "legacy-*"}, "sshAccess": "ignore"},
+        {
+            "name": "dev entra",
+            "match": {"resourceGroup": "RG-DEV-*", "clusterTags": {"ENV": "dev"}},
+            "sshAccess": "entraid",
+        },
+        {
+            "name": "legacy untouched",
+            "match": {"subscription": SUB.upper(), "cluster": "legacy-*"},
+            "sshAccess": "ignore",
+        },
         {"name": "gpu pools", "match": {"pool": "gpu?"}, "sshAccess": "LocalUser"},
     ],
 }
@@ -42,7 +50,14 @@ POLICY = {
         (cluster(rg="rg-prod"), "GPU1", "Linux", SshAccess.LOCAL_USER, "rule 'gpu pools'"),
         (cluster(rg="rg-prod"), "gpu12", "Linux", SshAccess.DISABLED, "default"),
     ],
-    ids=["os-first-match", "rg-glob-and-tag", "tag-mismatch-default", "ignore-case-insensitive", "pool-glob", "glob-exact-len"],
+    ids=[
+        "os-first-match",
+        "rg-glob-and-tag",
+        "tag-mismatch-default",
+        "ignore-case-insensitive",
+        "pool-glob",
+        "glob-exact-len",
+    ],
 )
 def test_first_matching_rule_wins(c, pool_name, os_type, expected, rule):
     decision = parse_policy(POLICY).decide(c, pool(c, pool_name, os_type))
@@ -64,10 +79,16 @@ def test_empty_policy_defaults_to_disabled():
         ({"rules": [{"name": "a", "match": {}}]}, "$.rules[0].sshAccess"),
         ({"rules": [{"name": "a", "sshAccess": "Disabled"}, {"name": "b", "sshAccess": "x"}]}, "$.rules[1].sshAccess"),
         ({"rules": [{"name": "a", "match": {"os": "Darwin"}, "sshAccess": "Disabled"}]}, "$.rules[0].match.os"),
-        ({"rules": [{"name": "a", "match": {"clusterTags": ["env"]}, "sshAccess": "Disabled"}]}, "$.rules[0].match.clusterTags"),
+        (
+            {"rules": [{"name": "a", "match": {"clusterTags": ["env"]}, "sshAccess": "Disabled"}]},
+            "$.rules[0].match.clusterTags",
+        ),
         ({"rules": [{"name": "a", "match": {"clsuter": "x"}, "sshAccess": "Disabled"}]}, "$.rules[0].match.clsuter"),
         ({"rules": [{"name": "a", "match": {"pool": ""}, "sshAccess": "Disabled"}]}, "$.rules[0].match.pool"),
-        ({"rules": [{"name": "a", "sshAccess": "Disabled"}, {"name": "A", "sshAccess": "Disabled"}]}, "$.rules[1].name"),
+        (
+            {"rules": [{"name": "a", "sshAccess": "Disabled"}, {"name": "A", "sshAccess": "Disabled"}]},
+            "$.rules[1].name",
+        ),
         ({"upgrade": {"window": "weekends"}}, "$.upgrade.window"),
         ({"defaults": "Disabled"}, "$.defaults"),
         ([], "$"),
@@ -97,15 +118,23 @@ modes = st.sampled_from(["Disabled", "EntraId", "LocalUser", "ignore", "DISABLED
 @given(names, names, names, st.sampled_from(["Linux", "Windows"]), modes)
 def test_a_rule_matching_the_exact_names_always_decides(rg, cluster_name, pool_name, os_type, mode):
     c = cluster(name=cluster_name, rg=rg)
-    rule = {"name": "exact", "match": {"resourceGroup": rg.upper(), "cluster": cluster_name, "pool": pool_name, "os": os_type}, "sshAccess": mode}
+    rule = {
+        "name": "exact",
+        "match": {"resourceGroup": rg.upper(), "cluster": cluster_name, "pool": pool_name, "os": os_type},
+        "sshAccess": mode,
+    }
     decision = parse_policy({"default": "LocalUser", "rules": [rule]}).decide(c, pool(c, pool_name, os_type))
     assert decision.rule == "rule 'exact'"
     assert decision.desired == (None if mode == "ignore" else SshAccess.parse(mode))
 
 
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
-                    max_leaves=10))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+        max_leaves=10,
+    )
+)
 def test_any_json_either_parses_or_raises_policy_error(document):
     try:
         policy = load_policy(json.dumps(document))

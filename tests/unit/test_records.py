@@ -75,8 +75,17 @@ def test_table_key_is_injective(first, second):
         ("\ud800", "%uD800"),
         ("it's ünïcode", "it's ünïcode"),
     ],
-    ids=["plain", "slashes", "backslash-hash-question", "percent", "escape-lookalike", "controls", "separator",
-         "surrogate", "quote-and-unicode"],
+    ids=[
+        "plain",
+        "slashes",
+        "backslash-hash-question",
+        "percent",
+        "escape-lookalike",
+        "controls",
+        "separator",
+        "surrogate",
+        "quote-and-unicode",
+    ],
 )
 def test_table_key_examples(text, key):
     assert table_key(text) == key
@@ -89,8 +98,10 @@ def test_cluster_partition_is_the_escaped_cluster_key():
 
 
 @given(
-    st.datetimes(timezones=st.just(UTC)), st.integers(0, 10**12 - 1),
-    st.datetimes(timezones=st.just(UTC)), st.integers(0, 10**12 - 1),
+    st.datetimes(timezones=st.just(UTC)),
+    st.integers(0, 10**12 - 1),
+    st.datetimes(timezones=st.just(UTC)),
+    st.integers(0, 10**12 - 1),
 )
 def test_chronological_row_keys_sort_by_time_then_sequence(time1, seq1, time2, seq2):
     key1 = chronological_row_key(time1, seq1, "n1")
@@ -183,11 +194,21 @@ def test_safe_excerpt_is_idempotent(text, limit):
 
 def full_pool_state() -> PoolState:
     return PoolState(
-        cluster_id=CLUSTER.id, pool="np1", desired_mode="Disabled", configured_mode="LocalUser",
-        status="pending-reimage", reason="mode changed, reimage pending", pending_reimage=True,
-        last_upgrade_time=T0, last_upgrade_operation_id="op-1", last_verified_time=T0 + timedelta(hours=1),
-        nodes_checked=3, nodes_drifted=2**40, verification_summary="2 of 3 nodes sshd active",
-        updated_time=T0, etag="W/\"etag\"",
+        cluster_id=CLUSTER.id,
+        pool="np1",
+        desired_mode="Disabled",
+        configured_mode="LocalUser",
+        status="pending-reimage",
+        reason="mode changed, reimage pending",
+        pending_reimage=True,
+        last_upgrade_time=T0,
+        last_upgrade_operation_id="op-1",
+        last_verified_time=T0 + timedelta(hours=1),
+        nodes_checked=3,
+        nodes_drifted=2**40,
+        verification_summary="2 of 3 nodes sshd active",
+        updated_time=T0,
+        etag='W/"etag"',
     )
 
 
@@ -198,8 +219,8 @@ def test_pool_state_entity_columns_and_round_trip():
     assert entity["Status"] == "pending-reimage" and type(entity["Status"]) is str
     assert entity["LastUpgradeTime"] == T0 and entity["NodesDrifted"] == 2**40
     assert "Etag" not in entity, "the ETag is row metadata, not a property"
-    restored = from_entity(PoolState, entity, etag="W/\"new\"")
-    assert restored == state and restored.etag == "W/\"new\""
+    restored = from_entity(PoolState, entity, etag='W/"new"')
+    assert restored == state and restored.etag == 'W/"new"'
 
 
 def test_none_values_are_left_out_and_come_back_as_defaults():
@@ -212,22 +233,54 @@ def test_none_values_are_left_out_and_come_back_as_defaults():
 def test_audit_record_round_trip_and_normalisation():
     local = timezone(timedelta(hours=-7))
     record = AuditRecord(
-        time=T0.astimezone(local), cluster_id=CLUSTER.id, step="upgrade-node-image", outcome="failed", pool="np1",
-        mode_before="LocalUser", mode_after="Disabled", operation_id="op-9", correlation_id="corr-9",
-        code="OperationNotAllowed", message="x" * 20000, instance_id="warden-abc", actor="eventgrid", attempt=3,
+        time=T0.astimezone(local),
+        cluster_id=CLUSTER.id,
+        step="upgrade-node-image",
+        outcome="failed",
+        pool="np1",
+        mode_before="LocalUser",
+        mode_after="Disabled",
+        operation_id="op-9",
+        correlation_id="corr-9",
+        code="OperationNotAllowed",
+        message="x" * 20000,
+        instance_id="warden-abc",
+        actor="eventgrid",
+        attempt=3,
     )
     assert record.time == T0 and record.time.tzinfo is UTC
     assert record.outcome is Outcome.FAILED and len(record.message) == 8000
     entity = to_entity(record, record.partition_key, "rk")
-    assert {"Time", "ClusterId", "Step", "Outcome", "Pool", "ModeBefore", "ModeAfter", "OperationId",
-            "CorrelationId", "Code", "Message", "InstanceId", "Actor", "Attempt"} <= set(entity)
+    assert {
+        "Time",
+        "ClusterId",
+        "Step",
+        "Outcome",
+        "Pool",
+        "ModeBefore",
+        "ModeAfter",
+        "OperationId",
+        "CorrelationId",
+        "Code",
+        "Message",
+        "InstanceId",
+        "Actor",
+        "Attempt",
+    } <= set(entity)
     assert from_entity(AuditRecord, entity) == record
 
 
 def test_node_check_round_trip_masks_its_excerpt():
     check = NodeCheck(
-        cluster_id=CLUSTER.id, pool="np1", vmss="aks-np1-1-vmss", instance_id="0", time=T0,
-        expected_mode="Disabled", sshd_active=False, sshd_enabled=None, drift=False,
+        cluster_id=CLUSTER.id,
+        pool="np1",
+        vmss="aks-np1-1-vmss",
+        instance_id="0",
+        time=T0,
+        expected_mode="Disabled",
+        sshd_active=False,
+        sshd_enabled=None,
+        drift=False,
         output_excerpt="inactive\ndisabled\npassword=hunter2",
     )
     assert "hunter2" not in check.output_excerpt
@@ -238,8 +291,13 @@ def test_node_check_round_trip_masks_its_excerpt():
 
 def test_key_rotation_round_trip():
     rotation = KeyRotation(
-        cluster_id=CLUSTER.id, time=T0, fingerprint=FINGERPRINT, outcome="succeeded",
-        secret_id="https://kv.vault.azure.net/secrets/aks-1-ssh/0123abcd", secret_version="0123abcd", key_bits=4096,
+        cluster_id=CLUSTER.id,
+        time=T0,
+        fingerprint=FINGERPRINT,
+        outcome="succeeded",
+        secret_id="https://kv.vault.azure.net/secrets/aks-1-ssh/0123abcd",
+        secret_version="0123abcd",
+        key_bits=4096,
     )
     assert from_entity(KeyRotation, to_entity(rotation, rotation.partition_key, "rk")) == rotation
 
