@@ -12,7 +12,7 @@ import azure.functions as func
 from shared.errors import ConfigError, OutOfScopeError
 from shared.models import Target
 from shared.orchestration.runtime import runtime
-from shared.triggers.start import request_reconcile
+from shared.triggers.start import StartError, request_reconcile
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -79,7 +79,10 @@ async def http_reconcile(req: func.HttpRequest, client: df.DurableOrchestrationC
         return error_response(e.status, e.code, e.message)
     except ConfigError as e:
         return error_response(500, "InvalidConfiguration", str(e))
-    instance_id, _ = await request_reconcile(client, runtime().store, target, "HTTP request")
+    try:
+        instance_id, _ = await request_reconcile(client, runtime().store, target, "HTTP request")
+    except StartError as e:
+        return error_response(503, "ReconcileNotStarted", f"{e}; the request is not recorded, try again")
     return client.create_check_status_response(req, instance_id)
 
 

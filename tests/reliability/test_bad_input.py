@@ -251,3 +251,25 @@ def test_a_good_reconcile_request_gets_202_with_status_links_and_converges(warde
     )
     assert status.status_code == 200
     assert json.loads(status.get_body())["runtimeStatus"] == RuntimeStatus.COMPLETED.value
+
+
+def test_a_reconcile_that_cannot_be_started_is_a_503_and_leaves_no_request(warden, arm_emulator):
+    """The Durable extension does not answer (its port is closed): the caller is told to retry,
+    and the request row is removed so the retry is not mistaken for a duplicate."""
+    import socket
+
+    import azure.functions as func
+
+    from shared.local.durable_host.client_api import binding, run_client_function
+
+    w = warden({"default": "Disabled"})
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    http = w.functions.durable.functions.require_client(RECONCILE_FUNCTION)
+    request = func.HttpRequest("POST", RECONCILE_URL, body=json.dumps({"cluster": DEV.id}).encode(), headers={})
+    response = run_client_function(http.function, **{http.parameter: json.dumps(binding(dead))}, req=request)
+    assert response.status_code == 503
+    assert json.loads(response.get_body())["error"]["code"] == "ReconcileNotStarted"
+    assert w.runtime.store.take_requests(DEV.key) == []
+    assert arm_emulator.requests == []
