@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
@@ -21,6 +22,8 @@ from shared.local.durable_host import DurableHost, HostEvent
 from shared.local.durable_host.client_api import run_client_function
 from shared.local.durable_host.clock import Clock
 from shared.triggers.event_grid import EVENT_FUNCTION
+
+log = logging.getLogger(__name__)
 
 
 class LocalFunctions:
@@ -50,10 +53,19 @@ class LocalFunctions:
         return run_client_function(client.function, **{client.parameter: self._binding}, **arguments)
 
     def deliver_events(self, delivery: list[Any]) -> int:
-        """One Event Grid trigger invocation per event of a delivery, as the host does."""
-        for event in delivery:
-            self.call(EVENT_FUNCTION, event=decode_event(event))
-        return len(delivery)
+        """One Event Grid trigger invocation per event of a delivery, as the host does; returns
+        how many ran. An event the Python worker cannot decode (not a JSON object, a bad time)
+        fails before the trigger on Azure too: it is logged and skipped, the others still run."""
+        invoked = 0
+        for index, event in enumerate(delivery):
+            try:
+                decoded = decode_event(event)
+            except (TypeError, ValueError, AttributeError) as e:
+                log.warning("event [%d] not delivered: the worker cannot decode it (%s)", index, e)
+                continue
+            self.call(EVENT_FUNCTION, event=decoded)
+            invoked += 1
+        return invoked
 
     def http(
         self, function_name: str, method: str, url: str, body: Any = None, route_params: dict | None = None

@@ -118,3 +118,13 @@ def test_plan_shows_pending_reimage_after_a_failed_upgrade(cli_env, capsys):
     rows = {r["pool"]: r for r in json.loads(capsys.readouterr().out)["pools"] if r["cluster"] == "aks-dev-weu"}
     assert (rows["nodepool1"]["current"], rows["nodepool1"]["status"]) == ("Disabled", "pending-reimage")
     assert rows["nodepool1"]["steps"] == ["upgrade-node-image"]
+
+
+def test_handle_event_skips_items_the_worker_cannot_decode_and_runs_the_rest(cli_env, tmp_path, capsys):
+    good = json.loads(DEMO_EVENT.read_text())[0]
+    path = tmp_path / "delivery.json"
+    path.write_text(json.dumps([5, "text", good]))
+    assert main(["handle-event", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert "event [0] is a JSON number" in captured.err and "remediated" in captured.out
+    assert writes(cli_env) == [("PUT", "nodepool1"), ("POST", "upgradeNodeImageVersion")]
