@@ -3,7 +3,7 @@
 A delivery is one event or a JSON array of events, in the Event Grid schema or CloudEvents 1.0.
 `parse_delivery` reads it into `RawEvent`s (with the SDK's own parsers); `classify` turns each into
 a `Hint` (a cluster or pool worth reconciling) or a `Drop` (with the reason, for the audit trail);
-`dedupe` collapses a batch of hints to one per target. Events are only hints: the reconcile re-reads
+duplicates collapse in the requests table, one row per target. Events are only hints: the reconcile re-reads
 the state, so duplicate, late and self-caused events all end as no-ops.
 
 The Functions Event Grid trigger hands over one `func.EventGridEvent` at a time; pass its fields as
@@ -13,7 +13,7 @@ an Event Grid schema dict (`id`, `subject`, `eventType`, `eventTime`, `data`, `d
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -302,27 +302,3 @@ def _is_own_write(claims: Mapping[str, Any], own_principal_ids: frozenset[str]) 
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
-
-
-# --- collapsing ---------------------------------------------------------------------------------
-
-
-def dedupe(hints: Iterable[Hint]) -> list[Hint]:
-    """One hint per (cluster, pool), in first-seen cluster order. A cluster hint subsumes the pool
-    hints of its cluster (the cluster reconcile covers every pool). A foreign write wins over the
-    warden's own: when any hint of a cluster is foreign, its own-write hints add nothing."""
-    by_cluster: dict[str, list[Hint]] = {}
-    for hint in hints:
-        by_cluster.setdefault(hint.target.cluster.key, []).append(hint)
-    return [kept for group in by_cluster.values() for kept in _dedupe_cluster(group)]
-
-
-def _dedupe_cluster(group: list[Hint]) -> list[Hint]:
-    candidates = [h for h in group if not h.own_write] or group
-    cluster_hint = next((h for h in candidates if h.target.pool is None), None)
-    if cluster_hint is not None:
-        return [cluster_hint]
-    by_pool: dict[str, Hint] = {}
-    for hint in candidates:
-        by_pool.setdefault(hint.target.pool.lower(), hint)
-    return list(by_pool.values())

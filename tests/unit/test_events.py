@@ -21,7 +21,6 @@ from shared.events import (
     Hint,
     RawEvent,
     classify,
-    dedupe,
     parse_delivery,
     parse_event,
 )
@@ -375,57 +374,3 @@ def test_parse_delivery_raises_nothing_but_event_error(document):
     except EventError:
         return
     assert all(isinstance(raw, RawEvent) for raw in raws)
-
-
-# --- dedupe ------------------------------------------------------------------------------------
-
-
-def hint(resource_id: str, *, own: bool = False, event_id: str = "e") -> Hint:
-    return Hint(Target.from_id(resource_id), event_id, WRITE_SUCCESS, POOL_WRITE, own_write=own)
-
-
-def test_thousand_copies_of_a_delivery_collapse_to_one_hint():
-    copies = [edited(pool_write(EG_WRITE), lambda e, i=i: e.update(id=f"delivery-{i}")) for i in range(1000)]
-    hints = [classify(raw, SUBS, OWN) for raw in parse_delivery(json.dumps(copies))]
-    assert dedupe(hints) == hints[:1]
-
-
-def test_dedupe_ignores_casing_of_group_and_pool_and_keeps_distinct_pools():
-    first, second = hint(CLUSTER_ID + "/agentPools/np1"), hint(CLUSTER_ID + "/agentPools/np2")
-    other_casing = hint(CLUSTER_ID.replace("rg-aks", "RG-AKS") + "/agentPools/NP1")
-    assert dedupe([first, other_casing, second, first]) == [first, second]
-
-
-def test_cluster_hint_subsumes_its_pool_hints_only():
-    elsewhere = hint(CLUSTER_ID.replace("aks1", "aks2") + "/agentPools/np1")
-    pools = [hint(CLUSTER_ID + "/agentPools/np1"), hint(CLUSTER_ID + "/agentPools/np2")]
-    cluster = hint(CLUSTER_ID)
-    assert dedupe([*pools, elsewhere, cluster]) == [cluster, elsewhere]
-
-
-def test_foreign_write_wins_over_own_write():
-    own = hint(CLUSTER_ID + "/agentPools/np1", own=True, event_id="own")
-    foreign = hint(CLUSTER_ID + "/agentPools/np1", event_id="foreign")
-    assert dedupe([own, foreign]) == [foreign]
-    # An own cluster write does not swallow someone else's pool change.
-    own_cluster = hint(CLUSTER_ID, own=True)
-    assert dedupe([own_cluster, foreign]) == [foreign]
-    assert dedupe([own_cluster, own]) == [own_cluster]
-
-
-@given(
-    st.lists(st.tuples(st.sampled_from(["aks1", "aks2"]), st.sampled_from([None, "np1", "NP1", "np2"]), st.booleans()))
-)
-def test_dedupe_keeps_at_most_one_hint_per_target_and_every_foreign_target(specs):
-    hints = [hint(CLUSTER_ID.replace("aks1", c) + (f"/agentPools/{p}" if p else ""), own=o) for c, p, o in specs]
-    kept = dedupe(hints)
-    keys = [(h.target.cluster.key, (h.target.pool or "").lower()) for h in kept]
-    assert len(keys) == len(set(keys))
-    for h in hints:
-        if not h.own_write:
-            assert any(
-                k.target.cluster.key == h.target.cluster.key
-                and not k.own_write
-                and (k.target.pool is None or k.target.pool.lower() == (h.target.pool or "").lower())
-                for k in kept
-            )
