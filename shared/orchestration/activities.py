@@ -47,13 +47,18 @@ def plan_pool_activity(payload: dict) -> dict:
     rt, ref, name = runtime(), _ref(payload), payload["pool"]
     try:
         cluster, pools = rt.arm.get_cluster(ref), rt.arm.list_pools(ref)
-        pool = _find_pool(ref, pools, name)
-        upgrade_owed = rt.settings.policy.upgrade_window == "nodeOSSchedule"
-        window = _node_os_window(rt, ref) if upgrade_owed else None
+        state = _pool_state(rt, ref, name)
+        plan = plan_pool(
+            cluster,
+            _find_pool(ref, pools, name),
+            rt.settings.policy,
+            pending_reimage=bool(state and state.pending_reimage),
+        )
+        # The window is read only where an upgrade will wait for it.
+        waits = Step.UPGRADE_NODE_IMAGE in plan.steps and rt.settings.policy.upgrade_window == "nodeOSSchedule"
+        window = _node_os_window(rt, ref) if waits else None
     except ArmError as e:
         return _failed(rt, payload, "plan", e)
-    state = _pool_state(rt, ref, name)
-    plan = plan_pool(cluster, pool, rt.settings.policy, pending_reimage=bool(state and state.pending_reimage))
     outcome = _plan_outcome(plan, rt.settings.enforcing)
     _audit(
         rt,
