@@ -10,18 +10,23 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import urlsplit
 
-from shared.errors import ConfigError, OutOfScopeError, PolicyError
+from urllib3.util import parse_url
+
+from shared.errors import ConfigError, OutOfScopeError, PolicyError, shown
 from shared.policy import DEFAULT_POLICY_JSON, Policy, load_policy
 
 MODES = ("audit", "enforce")
 DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
 DEFAULT_VERIFY_SCHEDULE = "0 0 */6 * * *"
 DEFAULT_ROTATE_SCHEDULE = "0 0 3 1 * *"
+MAX_POLL_SECONDS = 600
+LOOPBACK_HOSTS = "127.0.0.0/8, localhost or ::1"
 _GUID = re.compile(r"^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$")
 
 
@@ -58,30 +63,97 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        arm_endpoint = _arm_endpoint(_get(env, "AZURE_RESOURCE_MANAGER_ENDPOINT") or DEFAULT_ARM_ENDPOINT)
+        arm_endpoint = _endpoint_setting(
+            "AZURE_RESOURCE_MANAGER_ENDPOINT",
+            _get(env, "AZURE_RESOURCE_MANAGER_ENDPOINT") or DEFAULT_ARM_ENDPOINT,
+            f"{DEFAULT_ARM_ENDPOINT} (or http://127.0.0.1:<port> for the local emulator)",
+        ).rstrip("/")
         return cls(
             subscriptions=_subscriptions(_get(env, "WARDEN_SUBSCRIPTIONS")),
             policy=_policy(_get(env, "WARDEN_POLICY")),
             mode=_choice(env, "WARDEN_MODE", MODES, "audit"),
             arm_endpoint=arm_endpoint,
             tables=_get(env, "WARDEN_TABLES") or _get(env, "AzureWebJobsStorage") or None,
-            poll_seconds=_positive_int(env, "WARDEN_POLL_SECONDS", 30),
+            poll_seconds=_bounded_int(env, "WARDEN_POLL_SECONDS", 30, 1, MAX_POLL_SECONDS),
             verify_schedule=_ncrontab(env, "WARDEN_VERIFY_SCHEDULE", DEFAULT_VERIFY_SCHEDULE),
             rotate_schedule=_ncrontab(env, "WARDEN_ROTATE_SCHEDULE", DEFAULT_ROTATE_SCHEDULE),
-            keyvault_url=_https_url(env, "WARDEN_KEYVAULT_URL"),
-            events_endpoint=_https_url(env, "WARDEN_EVENTS_ENDPOINT", allow_loopback=is_loopback_url(arm_endpoint)),
+            keyvault_url=_optional_endpoint(env, "WARDEN_KEYVAULT_URL", "https://<vault>.vault.azure.net"),
+            events_endpoint=_optional_endpoint(
+                env,
+                "WARDEN_EVENTS_ENDPOINT",
+                "https://<topic>.<region>-1.eventgrid.azure.net/api/events",
+                http_on_loopback=is_loopback_url(arm_endpoint),
+            ),
             own_identities=frozenset(i.lower() for i in [_get(env, "AZURE_CLIENT_ID")] if i),
         )
 
 
-def is_loopback_url(url: str) -> bool:
-    host = urlparse(url).hostname or ""
-    if host == "localhost":
-        return True
+@dataclass(frozen=True)
+class Endpoint:
+    """An http(s) URL as the HTTP client reads it: `host` lowercased, IPv6 without brackets."""
+
+    scheme: str
+    host: str
+    port: int | None
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+def parse_endpoint(url: str, *, http_on_loopback: bool = True) -> Endpoint:
+    """`url` read the way azure-core's transport (requests, then urllib3) will connect to it.
+
+    Raises `ValueError` saying what is wrong (without repeating the URL) for anything two URL
+    parsers could read differently: `urllib.parse` and urllib3 disagree on backslashes and on
+    userinfo (`http://evil.example\\@127.0.0.1/` is 127.0.0.1 to one, evil.example to the
+    other), so those are refused, and both must then name the same host and port. Plain
+    http is refused unless `http_on_loopback` and the host is loopback.
+    """
+    _refuse_odd_characters(url)
     try:
-        return ipaddress.ip_address(host).is_loopback
+        ours, theirs = urlsplit(url), parse_url(url)
+        ours_port = ours.port  # raises ValueError for a port that is not a number in range
+    except ValueError as e:  # urllib3's LocationParseError too; its text repeats the URL, never shown
+        raise ValueError("it is not a URL the HTTP client can read (look at the host and port)") from e
+    if ours.scheme.lower() not in ("http", "https"):
+        raise ValueError("it is not a URL starting with http:// or https://")
+    if "@" in ours.netloc or theirs.auth is not None:
+        raise ValueError("it has a user name or password before '@' (not shown); credentials never go in the URL")
+    host = (theirs.host or "").strip("[]").lower()
+    if not ours.hostname or not host:
+        raise ValueError("it names no host")
+    if (ours.hostname.lower(), ours_port) != (host, theirs.port):
+        raise ValueError(
+            f"it is ambiguous: the HTTP client would connect to {shown(theirs.host)}, not {shown(ours.hostname)}"
+        )
+    endpoint = Endpoint(ours.scheme.lower(), host, ours_port)
+    if endpoint.scheme == "http" and not (http_on_loopback and endpoint.is_loopback):
+        only = f", which only a loopback host ({LOOPBACK_HOSTS}) may" if http_on_loopback else ""
+        raise ValueError(f"it uses plain http{only}; use https")
+    return endpoint
+
+
+def is_loopback_url(url: str) -> bool:
+    """True only for an unambiguous http(s) URL whose host is loopback."""
+    try:
+        return parse_endpoint(url).is_loopback
     except ValueError:
         return False
+
+
+def _refuse_odd_characters(url: str) -> None:
+    # Backslashes split the parsers (see parse_endpoint); whitespace and control or format
+    # characters (tabs, newlines, zero-width and bidi marks) are stripped or refused by some.
+    if "\\" in url:
+        raise ValueError("it contains a backslash")
+    if any(c.isspace() or unicodedata.category(c) in ("Cc", "Cf") for c in url):
+        raise ValueError("it contains whitespace or a control character")
 
 
 def _get(env: Mapping[str, str], name: str) -> str:
@@ -95,7 +167,7 @@ def _subscriptions(value: str) -> frozenset[str]:
     bad = [i for i in ids if not _GUID.match(i)]
     if bad:
         raise ConfigError(
-            f"WARDEN_SUBSCRIPTIONS has {bad[0]!r}, which is not a subscription id; expected GUIDs like 00000000-0000-0000-0000-000000000000"
+            f"WARDEN_SUBSCRIPTIONS has {shown(bad[0])}, which is not a subscription id; expected GUIDs like 00000000-0000-0000-0000-000000000000"
         )
     return frozenset(ids)
 
@@ -108,7 +180,9 @@ def _policy(value: str) -> Policy:
     else:
         path = Path(value)
         if not path.is_file():
-            raise ConfigError(f"WARDEN_POLICY is {value!r}: neither JSON text (starting with '{{') nor a readable file")
+            raise ConfigError(
+                f"WARDEN_POLICY is {shown(value)}: neither JSON text (starting with '{{') nor a readable file"
+            )
         text = path.read_text(encoding="utf-8")
     try:
         return load_policy(text)
@@ -119,16 +193,17 @@ def _policy(value: str) -> Policy:
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
     value = _get(env, name).lower() or default
     if value not in choices:
-        raise ConfigError(f"{name} is {env.get(name)!r}; expected one of {', '.join(choices)}")
+        raise ConfigError(f"{name} is {shown(env.get(name))}; expected one of {', '.join(choices)}")
     return value
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+def _bounded_int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
     value = _get(env, name)
     if not value:
         return default
-    if not value.isdigit() or int(value) < 1:
-        raise ConfigError(f"{name} is {value!r}; expected a whole number of seconds >= 1")
+    # ASCII digits only: str.isdigit() also accepts '²' (which int() then refuses) and '٣'.
+    if not (value.isascii() and value.isdigit()) or not low <= int(value) <= high:
+        raise ConfigError(f"{name} is {shown(value)}; expected a whole number of seconds from {low} to {high}")
     return int(value)
 
 
@@ -136,28 +211,18 @@ def _ncrontab(env: Mapping[str, str], name: str, default: str) -> str:
     value = _get(env, name) or default
     fields = value.split()
     if len(fields) != 6 or not all(re.fullmatch(r"[0-9A-Za-z*/,\-]+", f) for f in fields):
-        raise ConfigError(f"{name} is {value!r}; expected an NCRONTAB expression of 6 fields, e.g. {default!r}")
+        raise ConfigError(f"{name} is {shown(value)}; expected an NCRONTAB expression of 6 fields, e.g. {default!r}")
     return value
 
 
-def _arm_endpoint(value: str) -> str:
-    parsed = urlparse(value)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise ConfigError(f"AZURE_RESOURCE_MANAGER_ENDPOINT is {value!r}; expected a URL like {DEFAULT_ARM_ENDPOINT}")
-    if parsed.scheme != "https" and not is_loopback_url(value):
-        raise ConfigError(
-            f"AZURE_RESOURCE_MANAGER_ENDPOINT is {value!r}: plain http is only allowed for a loopback emulator "
-            "(127.0.0.1, localhost, ::1); use https"
-        )
-    return value.rstrip("/")
+def _endpoint_setting(name: str, value: str, expected: str, http_on_loopback: bool = True) -> str:
+    try:
+        parse_endpoint(value, http_on_loopback=http_on_loopback)
+    except ValueError as e:
+        raise ConfigError(f"{name} is {shown(value)}: {e}; expected {expected}") from e
+    return value
 
 
-def _https_url(env: Mapping[str, str], name: str, allow_loopback: bool = False) -> str | None:
+def _optional_endpoint(env: Mapping[str, str], name: str, expected: str, http_on_loopback: bool = False) -> str | None:
     value = _get(env, name)
-    if not value:
-        return None
-    parsed = urlparse(value)
-    local_ok = allow_loopback and parsed.scheme == "http" and is_loopback_url(value)
-    if not parsed.hostname or (parsed.scheme != "https" and not local_ok):
-        raise ConfigError(f"{name} is {value!r}; expected an https URL")
-    return value
+    return _endpoint_setting(name, value, expected, http_on_loopback) if value else None

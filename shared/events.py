@@ -21,7 +21,7 @@ from typing import Any
 from azure.core.messaging import CloudEvent
 from azure.eventgrid import EventGridEvent
 
-from shared.errors import OutOfScopeError, WardenError
+from shared.errors import OutOfScopeError, WardenError, shown
 from shared.models import Target
 
 WRITE_SUCCESS = "Microsoft.Resources.ResourceWriteSuccess"
@@ -55,6 +55,10 @@ _CALLER_CLAIMS = (
     *_APP_ID_CLAIMS,
     *_OBJECT_ID_CLAIMS,
 )
+
+# ARM events nest a few levels (data.authorization.evidence); 64 is also the default maximum
+# depth of System.Text.Json. Deeper is not an ARM event, and it would only feed recursion.
+MAX_DEPTH = 64
 
 _EVENT_GRID_FIELDS = ("id", "topic", "subject", "data", "eventType", "eventTime", "dataVersion")
 _CLOUD_EVENT_FIELDS = ("id", "source", "type", "specversion", "time", "subject", "datacontenttype", "dataschema")
@@ -126,11 +130,30 @@ class Drop:
 def parse_delivery(body: bytes | str | list | dict) -> list[RawEvent]:
     """The events of one delivery, in order. Raises `EventError` only when the delivery as a whole
     is unreadable; an unreadable event among others comes back with its `problem` set."""
-    document = _decode(body) if isinstance(body, (bytes, bytearray, str)) else body
+    events = decode_delivery(body) if isinstance(body, (bytes, bytearray, str)) else _as_list(body)
+    return [_read(item, index) for index, item in enumerate(events)]
+
+
+def decode_delivery(body: bytes | bytearray | str) -> list[Any]:
+    """A delivery's JSON text (UTF-8 bytes or text) as its list of event documents, not yet read;
+    `EventError` saying why for text that is not UTF-8, not JSON, or nests too deeply."""
+    try:
+        text = body.decode("utf-8") if isinstance(body, (bytes, bytearray)) else body
+        document = json.loads(text)
+    except RecursionError as e:  # json's answer to deep nesting (e.g. "[" * 100000)
+        raise EventError(
+            "delivery is not JSON the warden reads: it nests far too deeply (an ARM event: a few levels)"
+        ) from e
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise EventError(f"delivery is not JSON ({e}); expected an event object or an array of events") from e
+    return _as_list(document)
+
+
+def _as_list(document: Any) -> list[Any]:
     if isinstance(document, Mapping):
-        return [_read(document, 0)]
+        return [document]
     if isinstance(document, list):
-        return [_read(item, index) for index, item in enumerate(document)]
+        return document
     raise EventError(f"delivery is a JSON {_json_kind(document)}; expected an event object or an array of events")
 
 
@@ -139,21 +162,16 @@ def parse_event(item: Any, index: int = 0) -> RawEvent:
     where = f"event [{index}]"
     if not isinstance(item, Mapping):
         raise EventError(f"{where} is a JSON {_json_kind(item)}; expected an object")
+    if _deeper_than(item, MAX_DEPTH):
+        raise EventError(f"{where} nests deeper than {MAX_DEPTH} levels; an ARM event nests a few")
     if "specversion" in item or "specVersion" in item:
         return _cloud_event(item, where, index)
     if "eventType" in item:
         return _event_grid_event(item, where, index)
-    keys = ", ".join(sorted(str(k) for k in item)[:8]) or "none"
+    keys = shown(", ".join(sorted(str(k) for k in item)[:8]) or "none")
     raise EventError(
         f"{where} is neither Event Grid schema (no 'eventType') nor CloudEvents 1.0 (no 'specversion'); keys: {keys}"
     )
-
-
-def _decode(body: bytes | bytearray | str) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise EventError(f"delivery is not JSON ({e}); expected an event object or an array of events") from e
 
 
 def _read(item: Any, index: int) -> RawEvent:
@@ -171,7 +189,7 @@ def _event_grid_event(item: Mapping[str, Any], where: str, index: int) -> RawEve
     _require_string(item, where, "subject")
     _optional_string(item, where, "topic", "dataVersion")
     if "data" not in item:
-        raise EventError(f"{where} ({item['id']!r}) has no 'data'; an Event Grid event always carries one")
+        raise EventError(f"{where} ({shown(item['id'])}) has no 'data'; an Event Grid event always carries one")
     try:
         event = EventGridEvent.from_dict({k: item[k] for k in _EVENT_GRID_FIELDS if k in item})
     except (ValueError, TypeError, AttributeError) as e:  # the SDK's DeserializationError is a ValueError
@@ -185,7 +203,7 @@ def _cloud_event(item: Mapping[str, Any], where: str, index: int) -> RawEvent:
     fields = {k: v for k, v in item.items() if k != "specVersion"}
     fields.setdefault("specversion", item.get("specVersion"))
     if fields["specversion"] != "1.0":
-        raise EventError(f"{where} has specversion {fields['specversion']!r}; expected '1.0' (CloudEvents 1.0)")
+        raise EventError(f"{where} has specversion {shown(fields['specversion'])}; expected '1.0' (CloudEvents 1.0)")
     _require_text(fields, where, "id", "type", "source")
     _optional_string(fields, where, "subject", "time", "datacontenttype", "dataschema")
     try:
@@ -199,24 +217,38 @@ def _require_text(item: Mapping[str, Any], where: str, *names: str) -> None:
     for name in names:
         value = item.get(name)
         if not isinstance(value, str) or not value.strip():
-            got = "is missing" if name not in item else f"is {value!r}"
+            got = "is missing" if name not in item else f"is {shown(value)}"
             raise EventError(f"{where}: '{name}' {got}; expected a non-empty string")
 
 
 def _require_string(item: Mapping[str, Any], where: str, name: str) -> None:
     if not isinstance(item.get(name), str):
-        got = "is missing" if name not in item else f"is {item[name]!r}"
+        got = "is missing" if name not in item else f"is {shown(item[name])}"
         raise EventError(f"{where}: '{name}' {got}; expected a string (the resource id)")
 
 
 def _optional_string(item: Mapping[str, Any], where: str, *names: str) -> None:
     for name in names:
         if item.get(name) is not None and not isinstance(item[name], str):
-            raise EventError(f"{where}: '{name}' is {item[name]!r}; expected a string")
+            raise EventError(f"{where}: '{name}' is {shown(item[name])}; expected a string")
 
 
 def _bad_time(where: str, item: Mapping[str, Any], name: str) -> str:
-    return f"{where}: '{name}' is {item.get(name)!r}; expected an RFC 3339 time like 2018-07-19T18:38:04.6117357Z"
+    return f"{where}: '{name}' is {shown(item.get(name))}; expected an RFC 3339 time like 2018-07-19T18:38:04.6117357Z"
+
+
+def _deeper_than(document: Any, limit: int) -> bool:
+    """Whether JSON data nests deeper than `limit` levels; iterative, so depth cannot hurt."""
+    stack = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, Mapping) else value if isinstance(value, list) else ()
+        for child in children:
+            if isinstance(child, (Mapping, list)):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 def _json_kind(value: Any) -> str:
@@ -240,7 +272,7 @@ def classify(
     if reason:
         return Drop(raw.id, reason, raw.type)
     if not isinstance(raw.data, Mapping):
-        raise EventError(f"event [{raw.index}] ({raw.id!r}): 'data' is {raw.data!r}; expected an object")
+        raise EventError(f"event [{raw.index}] ({shown(raw.id)}): 'data' is {shown(raw.data)}; expected an object")
     operation = _text(raw.data.get("operationName"))
     reason = _ignored_operation(raw.type, operation)
     if reason:
@@ -255,7 +287,7 @@ def _ignored_type(event_type: str) -> str:
         return "a deleted resource leaves nothing to enforce"
     if event_type not in (WRITE_SUCCESS, ACTION_SUCCESS):
         # Going by the type alone: failure events may carry data.status "Succeeded".
-        return f"event type {event_type!r} is neither {WRITE_SUCCESS} nor {ACTION_SUCCESS}"
+        return f"event type {shown(event_type)} is neither {WRITE_SUCCESS} nor {ACTION_SUCCESS}"
     return ""
 
 
@@ -267,7 +299,7 @@ def _ignored_operation(event_type: str, operation: str) -> str:
         return ""
     if not name:
         return "action event without data.operationName: cannot tell which action ran"
-    return f"operation {operation!r} cannot change the SSH access of an AKS pool"
+    return f"operation {shown(operation)} cannot change the SSH access of an AKS pool"
 
 
 def _target_hint(

@@ -7,17 +7,67 @@ orchestrations pass them as JSON (`to_json`/`from_json`).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import unicodedata
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import Enum, StrEnum
 from typing import Any
 
 from azure.mgmt.core.tools import parse_resource_id
 
-from shared.errors import OutOfScopeError
+from shared.errors import OutOfScopeError, shown
 
 AKS_NAMESPACE = "microsoft.containerservice"
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+
+# Naming rules of AKS and ARM (the REST specs' patterns, learn.microsoft.com "Naming rules and
+# restrictions for Azure resources"). Every path a name comes in by (event subject, HTTP body,
+# CLI) goes through them, so a name no resource can have is refused before any I/O or row key.
+CLUSTER_NAME_RULE = (
+    "an AKS cluster name is 1-63 letters, digits, underscores and hyphens, starting and ending with a letter or digit"
+)
+POOL_NAME_RULE = "an AKS pool name is 1-12 lowercase letters and digits, starting with a letter"
+RESOURCE_GROUP_RULE = (
+    "a resource group name is 1-90 letters, digits, underscores, hyphens, periods and parentheses, "
+    "not ending in a period"
+)
+# fullmatch, never `$`: `$` would also accept a trailing newline.
+_CLUSTER_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?")
+_POOL_NAME = re.compile(r"[a-z][a-z0-9]{0,11}")
+# ARM's resource group pattern is .NET's `^[-\w\._\(\)]+$`; .NET's `\w` is these Unicode
+# categories (letters, nonspacing marks, decimal digits, connector punctuation such as `_`).
+# Never stricter than ARM: a real group must always pass.
+_WORD_CATEGORIES = frozenset({"Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Nd", "Pc"})
+
+
+def validate_cluster_name(name: object) -> str:
+    """`name` unchanged if it can name an AKS cluster; else `OutOfScopeError` naming the rule."""
+    return _named("cluster name", name, _CLUSTER_NAME.fullmatch, CLUSTER_NAME_RULE)
+
+
+def validate_pool_name(name: object) -> str:
+    """`name` unchanged (its casing kept) if it can name an AKS pool; else `OutOfScopeError`."""
+    # Compared lowercased: ARM ids are case-insensitive and event subjects vary in casing.
+    return _named("pool name", name, lambda n: _POOL_NAME.fullmatch(n.lower()), POOL_NAME_RULE)
+
+
+def validate_resource_group(name: object) -> str:
+    """`name` unchanged if it can name a resource group; else `OutOfScopeError` naming the rule."""
+    return _named("resource group name", name, _is_resource_group, RESOURCE_GROUP_RULE)
+
+
+def _is_resource_group(name: str) -> bool:
+    return (
+        1 <= len(name) <= 90
+        and not name.endswith(".")
+        and all(c in "-.()" or unicodedata.category(c) in _WORD_CATEGORIES for c in name)
+    )
+
+
+def _named(what: str, name: object, valid: Callable[[str], object], rule: str) -> str:
+    if not isinstance(name, str) or not valid(name):
+        raise OutOfScopeError(f"{what} is {shown(name)}, which breaks the naming rule: {rule}")
+    return name
 
 
 class SshAccess(StrEnum):
@@ -70,23 +120,46 @@ class Target:
     cluster: ClusterRef
     pool: str | None = None
 
+    @property
+    def id(self) -> str:
+        return f"{self.cluster.id}/agentPools/{self.pool}" if self.pool else self.cluster.id
+
     @classmethod
     def from_id(cls, resource_id: str) -> Target:
-        """Parse a managed-cluster or agent-pool id; anything else raises `OutOfScopeError`."""
-        parts = parse_resource_id(resource_id or "")
-        if (
-            not _GUID.match(parts.get("subscription", ""))
-            or not parts.get("resource_group")
-            or parts.get("namespace", "").lower() != AKS_NAMESPACE
-            or parts.get("type", "").lower() != "managedclusters"
-            or not parts.get("name")
-        ):
-            raise OutOfScopeError(f"{resource_id!r} is not an AKS managed-cluster or agent-pool resource id")
-        children = parts.get("last_child_num") or 0
-        if children > 1 or (children == 1 and parts.get("child_type_1", "").lower() != "agentpools"):
-            raise OutOfScopeError(f"{resource_id!r} is not an AKS managed-cluster or agent-pool resource id")
-        ref = ClusterRef(parts["subscription"].lower(), parts["resource_group"], parts["name"])
-        return cls(ref, parts.get("child_name_1"))
+        """Parse a managed-cluster or agent-pool id whose names follow the AKS and ARM naming
+        rules; anything else raises `OutOfScopeError`."""
+        text = resource_id if isinstance(resource_id, str) else ""
+        parts = parse_resource_id(text)
+        if not _is_cluster_or_pool(parts):
+            raise _not_aks(resource_id)
+        ref = ClusterRef(
+            parts["subscription"].lower(),
+            validate_resource_group(parts["resource_group"]),
+            validate_cluster_name(parts["name"]),
+        )
+        target = cls(ref, validate_pool_name(parts["child_name_1"]) if parts.get("last_child_num") else None)
+        # parse_resource_id ignores what follows a newline, a third segment or an odd child
+        # ("/agentPools/np1/x" parses as np1): the id must be the target's own, in any casing.
+        if text.rstrip("/").lower() != target.id.lower():
+            raise _not_aks(resource_id)
+        return target
+
+
+def _is_cluster_or_pool(parts: Mapping[str, Any]) -> bool:
+    children = parts.get("last_child_num") or 0
+    return bool(
+        _GUID.match(parts.get("subscription", ""))
+        and parts.get("resource_group")
+        and parts.get("namespace", "").lower() == AKS_NAMESPACE
+        and parts.get("type", "").lower() == "managedclusters"
+        and parts.get("name")
+        and (children == 0 or (children == 1 and parts.get("child_type_1", "").lower() == "agentpools"))
+    )
+
+
+def _not_aks(resource_id: object) -> OutOfScopeError:
+    # A valid pool id is at most 297 characters: show it whole, cut anything longer.
+    return OutOfScopeError(f"{shown(resource_id, 300)} is not an AKS managed-cluster or agent-pool resource id")
 
 
 @dataclass(frozen=True)
@@ -160,6 +233,12 @@ class Operation:
 
     url: str
     kind: str = "async"
+
+    @classmethod
+    def from_url(cls, url: str) -> Operation:
+        """ARM's convention: `Azure-AsyncOperation` URLs end in `/operations/{id}`, `Location`
+        URLs in `/operationresults/{id}`."""
+        return cls(url, "location" if "/operationresults/" in url.lower() else "async")
 
 
 @dataclass(frozen=True)

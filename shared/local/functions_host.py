@@ -60,7 +60,7 @@ class LocalFunctions:
         for index, event in enumerate(delivery):
             try:
                 decoded = decode_event(event)
-            except (TypeError, ValueError, AttributeError) as e:
+            except (TypeError, ValueError, AttributeError, RecursionError) as e:  # too deep for json too
                 log.warning("event [%d] not delivered: the worker cannot decode it (%s)", index, e)
                 continue
             self.call(EVENT_FUNCTION, event=decoded)

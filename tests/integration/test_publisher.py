@@ -106,8 +106,10 @@ def test_invalid_outcomes_raise_before_sending(receiver, kind, subject, data, me
     [
         ("http://topic.westeurope-1.eventgrid.azure.net/api/events", "uses plain http"),
         ("topic.westeurope-1.eventgrid.azure.net", "is not a URL"),
+        ("http://topic.example\\@127.0.0.1:1/api/events", "backslash"),
+        ("http://topic.example@127.0.0.1:1/api/events", "before '@'"),
     ],
-    ids=["remote-http", "no-scheme"],
+    ids=["remote-http", "no-scheme", "backslash-userinfo", "userinfo"],
 )
 def test_endpoint_must_be_https_unless_loopback(endpoint, message):
     with pytest.raises(ValueError, match=message):

@@ -15,12 +15,14 @@ from shared.events import (
     ACTION_SUCCESS,
     CLOUD_EVENT_SCHEMA,
     EVENT_GRID_SCHEMA,
+    MAX_DEPTH,
     WRITE_SUCCESS,
     Drop,
     EventError,
     Hint,
     RawEvent,
     classify,
+    decode_delivery,
     parse_delivery,
     parse_event,
 )
@@ -235,6 +237,7 @@ def test_unreadable_delivery_raises_a_clear_error(body, message):
     with pytest.raises(EventError, match=message) as raised:
         parse_delivery(body)
     assert isinstance(raised.value, ValueError)
+    assert str(raised.value).startswith(message)
 
 
 @pytest.mark.parametrize(
@@ -374,3 +377,79 @@ def test_parse_delivery_raises_nothing_but_event_error(document):
     except EventError:
         return
     assert all(isinstance(raw, RawEvent) for raw in raws)
+
+
+# --- input hygiene: names, depth, encoding ------------------------------------------------------
+
+
+def nested(depth: int) -> dict:
+    """`{"a": {"a": ...}}`, `depth` levels, built without recursion."""
+    value: dict = {}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    ("pool_path", "says"),
+    [
+        (f"{CLUSTER_PATH}/agentPools/{'p' * 1000}", "(1000 characters)"),
+        (POOL_PATH.replace("aks1", "aks?x"), "'aks?x'"),
+        (POOL_PATH.replace("np1", "np%2F1"), "'np%2F1'"),
+        (POOL_PATH.replace("aks1", "aks#1"), "'aks#1'"),
+        (POOL_PATH.replace("np1", "np 1"), "'np 1'"),
+        (POOL_PATH.replace("aks1", "aks1-"), "'aks1-'"),
+    ],
+    ids=[
+        "pool-1000-chars",
+        "cluster-question-mark",
+        "pool-encoded-slash",
+        "cluster-hash",
+        "pool-space",
+        "trailing-hyphen",
+    ],
+)
+def test_an_event_about_a_name_no_aks_resource_can_have_is_dropped_with_the_rule(pool_path, says):
+    event = json.loads(pool_write(EG_WRITE))
+    event["subject"] = event["data"]["resourceUri"] = f"/subscriptions/{SUB}/resourceGroups/rg-aks/{pool_path}"
+    drop = only(json.dumps(event))
+    assert isinstance(drop, Drop)
+    assert "naming rule" in drop.reason and says in drop.reason
+    assert len(drop.reason) < 300 and "p" * 200 not in drop.reason
+
+
+@pytest.mark.parametrize(
+    "depth", [MAX_DEPTH - 2, MAX_DEPTH - 1, 10_000], ids=["at-the-limit", "one-level-deeper", "10000-deep"]
+)
+def test_an_event_whose_data_nests_too_deep_is_unreadable(depth):
+    event = json.loads(pool_write(EG_WRITE))
+    event["data"] = {**event["data"], "deep": nested(depth)}  # under the event and its data: 2 more levels
+    if depth + 2 <= MAX_DEPTH:
+        assert isinstance(classify(event, SUBS, OWN), Hint)
+        return
+    with pytest.raises(EventError, match=f"nests deeper than {MAX_DEPTH} levels"):
+        parse_event(event)
+    (raw,) = parse_delivery([event])
+    assert isinstance(classify(raw, SUBS, OWN), Drop)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"\xff", "'utf-8' codec can't decode byte 0xff"),
+        (b'{"id": "\xc3\x28"}', "'utf-8' codec can't decode"),
+        ('{"data": ' * 10_000, "nests far too deeply"),
+        (b"[" * 100_000, "nests far too deeply"),
+    ],
+    ids=["invalid-utf8", "invalid-utf8-inside-a-string", "data-10000-deep", "100000-open-brackets"],
+)
+def test_decode_delivery_says_why_a_body_is_unreadable_in_one_line(body, message):
+    with pytest.raises(EventError, match=message) as raised:
+        decode_delivery(body)
+    assert "\n" not in str(raised.value) and len(str(raised.value)) < 300
+
+
+def test_the_keys_of_an_unrecognised_event_are_shown_short():
+    (raw,) = parse_delivery([{"k" * 1000: 1, "line\nbreak": 2}])
+    assert "neither Event Grid schema" in raw.problem
+    assert "\n" not in raw.problem and "k" * 100 not in raw.problem
