@@ -1,4 +1,4 @@
-"""`python -m bench [--json]`: run every scenario on a fresh local Azure and print the figures."""
+"""`python -m bench [--json] [--only SECTION ...]`: run the scenarios on a fresh local Azure and print the figures."""
 
 from __future__ import annotations
 
@@ -8,28 +8,58 @@ import logging
 import sys
 import time
 
-from bench import report
-from bench.scenarios import READ_FLOOR, SCENARIOS, STORM_COPIES, measure, storm, warm_up
-from bench.stack import local_tables
+from bench import plan, report
+
+SECTIONS = ("scenarios", "storm", "plan")  # scenarios: sections 1 and 2; storm: 3; plan: 4
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=SECTIONS, help="run only these sections")
     options = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)  # the app's info logs would drown the tables
     began = time.perf_counter()
-    with local_tables() as tables:
-        warm_up(tables)
-        results = [_progress(s.key, measure, tables, s) for s in SCENARIOS]
-        storms = [_progress(f"storm x{n}", storm, tables, n) for n in STORM_COPIES]
+    figures: dict = {}
+    if {"scenarios", "storm"} & set(options.only):
+        figures.update(_on_tables(options.only))
+    if "plan" in options.only:
+        plan.warm_up()
+        figures["plan"] = [_progress(f"plan x{n} clusters", plan.measure_plan, n) for n in plan.PLAN_SIZES]
     if not options.json:
-        for section in (report.arm_section(results), report.history_section(results), report.storm_section(storms)):
+        for section in _sections(figures):
             print(section, end="\n\n")
-    total = time.perf_counter() - began
-    figures = {"scenarios": results, "storm": storms, "read_floor": READ_FLOOR, "total_seconds": total}
+    figures["total_seconds"] = time.perf_counter() - began
     print(json.dumps(_rounded(figures), sort_keys=True))
     return 0
+
+
+def _on_tables(only: list[str]) -> dict:
+    """The sections that run the whole warden on Azurite (started once for both). Imported
+    here: `--only plan` needs neither the function app nor Azurite."""
+    from bench.scenarios import READ_FLOOR, SCENARIOS, STORM_COPIES, measure, storm, warm_up
+    from bench.stack import local_tables
+
+    figures: dict = {}
+    with local_tables() as tables:
+        warm_up(tables)
+        if "scenarios" in only:
+            figures["scenarios"] = [_progress(s.key, measure, tables, s) for s in SCENARIOS]
+            figures["read_floor"] = READ_FLOOR
+        if "storm" in only:
+            figures["storm"] = [_progress(f"storm x{n}", storm, tables, n) for n in STORM_COPIES]
+    return figures
+
+
+def _sections(figures: dict) -> list[str]:
+    sections = []
+    if "scenarios" in figures:
+        sections += [report.arm_section(figures["scenarios"]), report.history_section(figures["scenarios"])]
+    if "storm" in figures:
+        sections.append(report.storm_section(figures["storm"]))
+    if "plan" in figures:
+        sections.append(report.plan_section(figures["plan"]))
+    return sections
 
 
 def _rounded(value):

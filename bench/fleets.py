@@ -1,5 +1,5 @@
-"""The fleets and events the benchmarks feed the warden: the demo fleet, a wide cluster made
-from it, and Event Grid ResourceWriteSuccess events for AKS resources."""
+"""The fleets and events the benchmarks feed the warden: the demo fleet, a wide cluster and a
+many-cluster fleet made from it, and Event Grid ResourceWriteSuccess events for AKS resources."""
 
 from __future__ import annotations
 
@@ -38,6 +38,14 @@ def wide_cluster_fleet(pool_count: int) -> dict:
         pools.append(pool)
     dev["agentPools"] = pools
     return {"clusters": [dev]}
+
+
+def many_clusters_fleet(count: int) -> dict:
+    """`count` copies of the dev cluster (4 pools: 2 drifted, 1 ignored, 1 unsupported) in one
+    subscription, named aks-fleet-000, aks-fleet-001, ... (every id, name and node resource group)."""
+    [dev] = [c for c in demo_fleet()["clusters"] if c["managedCluster"]["id"] == DEV_CLUSTER]
+    text = json.dumps(dev)
+    return {"clusters": [json.loads(text.replace("aks-dev-weu", f"aks-fleet-{i:03d}")) for i in range(count)]}
 
 
 def write_event(resource_id: str, operation: str = POOL_WRITE, event_id: str | None = None) -> dict:

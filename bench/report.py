@@ -113,6 +113,52 @@ def storm_section(results: list[dict]) -> str:
     return table("3. Event storm: copies of one event delivered together, then run to idle (wall clock)", header, rows)
 
 
+def plan_section(results: list[dict]) -> str:
+    rows = [
+        [
+            r["clusters"],
+            r["pools"],
+            _requests(r["requests"]),
+            r["errors"],
+            f"{r['budget_wait_seconds']:.2f}",
+            f"{r['seconds']:.3f}",
+            f"{r['floor_seconds']:.3f}",
+            ratio(r["seconds"], r["floor_seconds"]),
+            f"{r['theory_seconds']:.3f}",
+            ratio(r["seconds"], r["theory_seconds"]),
+            f"{r['sequential_seconds']:.3f}",
+            ratio(r["sequential_seconds"], r["seconds"]),
+        ]
+        for r in results
+    ]
+    header = [
+        "clusters",
+        "pools",
+        "ARM requests",
+        "errors",
+        "budget wait s",
+        "plan s (median)",
+        "floor s",
+        "vs floor",
+        "theory s",
+        "vs theory",
+        "workers=1 s",
+        "speed-up",
+    ]
+    first = results[0]
+    title = (
+        f"4. plan (scan_fleet) over N clusters, {first['workers']} workers, ARM latency "
+        f"{1000 * first['latency_seconds']:g} ms per request (wall clock);\n"
+        "   floor: plain http.client, the same GETs on as many threads; "
+        "theory: ceil(clusters / workers) x latency (the cluster list adds one latency more)"
+    )
+    return table(title, header, rows)
+
+
+def _requests(counts: dict[str, int]) -> str:
+    return " ".join(f"{method}={n}" for method, n in sorted(counts.items()))
+
+
 def _cell(value: object) -> str:
     if isinstance(value, float):
         return f"{value:g}" if value == int(value) else f"{value:.2f}"

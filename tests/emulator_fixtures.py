@@ -3,7 +3,7 @@
 `arm_emulator`: an `ArmEmulator` on a free loopback port serving the test fleet
 (tests/fixtures/fleet_integration.json, two subscriptions `SUB_A`/`SUB_B`), always stopped after the test.
 `start_arm_emulator(**options)`: the same with other options (`lro_polls`, `retry_after`, `clock`,
-`fleet`); every emulator it starts is stopped after the test.
+`latency_seconds`, `sleep`, `fleet`); every emulator it starts is stopped after the test.
 `local_credential`: a credential with a fixed local token, what the warden uses for a loopback ARM.
 Tests using these carry the `emulator` marker.
 """

@@ -1,5 +1,8 @@
 """The ARM adapter against the local emulator: real SDK clients over real HTTP."""
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from shared.adapters.arm import Arm
@@ -123,3 +126,19 @@ def test_connection_failure_is_transient():
     with Arm(f"http://127.0.0.1:{port}", local=True, retries=0) as closed, pytest.raises(TransientError) as failed:
         closed.get_cluster(DEV)
     assert failed.value.retryable and failed.value.code == "ConnectionError"
+
+
+@pytest.mark.parametrize("kind", ["aks", "compute"])
+def test_threads_asking_at_once_share_one_client_per_subscription(arm, kind):
+    """Eight threads ask for the same subscription's client at the same moment: without the
+    lock several would each build one (and all but the last would leak)."""
+    start = threading.Barrier(8, timeout=5)
+
+    def client(_):
+        start.wait()
+        return getattr(arm, kind)(SUB_A)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        clients = list(pool.map(client, range(8)))
+    assert len({id(c) for c in clients}) == 1
+    assert clients[0] is getattr(arm, kind)(SUB_A) and getattr(arm, kind)(SUB_B) is not clients[0]

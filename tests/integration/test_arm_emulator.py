@@ -6,6 +6,8 @@ import http.client
 import json
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -360,6 +362,46 @@ def test_admin_api_arms_faults_and_reports_nodes_and_requests(arm_emulator):
     assert call(arm_emulator, "POST", "/_emulator/faults", {"path": "x"}, headers={}, api_version=None)[0] == 400
     arm_emulator.clear_requests()
     assert arm_emulator.requests == []
+
+
+# --- latency ---
+
+ADMIN = {"headers": {}, "api_version": None}
+
+
+def test_latency_waits_before_every_arm_request_and_is_set_by_the_admin_api(start_arm_emulator):
+    waits: list[float] = []
+    emulator = start_arm_emulator(latency_seconds=0.25, sleep=waits.append)
+    assert call(emulator, "GET", f"{DEV}/agentPools")[0] == 200
+    assert call(emulator, "GET", f"{DEV}/agentPools/nosuchpool")[0] == 404  # errors wait too
+    assert call(emulator, "GET", "/_emulator/latency", **ADMIN)[2] == {"seconds": 0.25}  # admin: no wait
+    assert waits == [0.25, 0.25]
+    assert call(emulator, "PUT", "/_emulator/latency", {"seconds": 0.5}, **ADMIN)[0] == 204
+    assert call(emulator, "GET", DEV)[0] == 200
+    assert waits == [0.25, 0.25, 0.5]
+    assert call(emulator, "PUT", "/_emulator/latency", {"seconds": 0}, **ADMIN)[0] == 204
+    call(emulator, "GET", f"{DEV}/agentPools")
+    assert waits == [0.25, 0.25, 0.5] and emulator.latency_seconds == 0
+    with pytest.raises(ValueError, match="between 0 and 60"):
+        start_arm_emulator(latency_seconds=-0.5)
+
+
+@pytest.mark.parametrize("body", [{"seconds": -1}, {"seconds": 61}, {"seconds": "soon"}, {}], ids=str)
+def test_a_bad_latency_is_refused_and_the_old_one_kept(start_arm_emulator, body):
+    emulator = start_arm_emulator(latency_seconds=0.1, sleep=lambda _: None)
+    status, _, answer = call(emulator, "PUT", "/_emulator/latency", body, **ADMIN)
+    assert status == 400 and answer["error"]["code"] == "InvalidRequestContent"
+    assert emulator.latency_seconds == 0.1
+
+
+def test_requests_wait_their_latency_side_by_side(start_arm_emulator):
+    """Four requests must all be waiting at once to pass the barrier: served one at a time
+    (or waiting under a lock), the first would break it and answer 500."""
+    barrier = threading.Barrier(4, timeout=5)
+    emulator = start_arm_emulator(latency_seconds=0.01, sleep=lambda _: barrier.wait())
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        statuses = list(pool.map(lambda _: call(emulator, "GET", f"{DEV}/agentPools")[0], range(4)))
+    assert statuses == [200, 200, 200, 200]
 
 
 # --- compute ---

@@ -7,6 +7,8 @@ run-command. It behaves like ARM where the warden depends on it: api-version req
 bearer token required, paths case-insensitive, ARM's error bodies, full-PUT semantics, one AKS
 operation per cluster (409 OperationNotAllowed), stopped clusters refuse writes, PUT agentPool
 throttled at a bucket of 20 refilled 1/min (429 Throttled + Retry-After), one run-command per VM.
+`latency_seconds` (also `PUT /_emulator/latency`) makes every ARM request wait that long before it
+is handled, as across a network; requests wait side by side, one server thread each.
 
 Node sshd changes only when AKS reimages: when a node-image upgrade completes (Disabled ->
 inactive/disabled, EntraId or LocalUser -> active/enabled), or, for pools on Kubernetes 1.37 or

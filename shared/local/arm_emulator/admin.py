@@ -7,6 +7,8 @@
     DELETE /_emulator/faults                   disarm everything
     GET    /_emulator/nodes[?pool=POOL_ID]     {"pools": [{"id", "nodes": [{"instanceId", "name", "active", "enabled"}]}]}
     POST   /_emulator/provisioning-state       {"id": cluster or pool id, "state": "Updating"}
+    GET    /_emulator/latency                  {"seconds": every ARM request's wait before it is handled}
+    PUT    /_emulator/latency                  {"seconds": 0.05}: set it (0 to 60)
 
 Admin requests need no token and are not recorded. Errors answer 400 with ARM's error shape.
 """
@@ -61,6 +63,13 @@ def admin_router(emulator: ArmEmulator) -> Router:
         _apply(emulator.set_provisioning_state, _required(spec, "id"), _required(spec, "state"))
         return Response(204)
 
+    def latency(req: Request) -> Response:
+        return Response(200, {"seconds": emulator.latency_seconds})
+
+    def set_latency(req: Request) -> Response:
+        _apply(setattr, emulator, "latency_seconds", _required(req.json(), "seconds"))
+        return Response(204)
+
     router.add("GET", f"{PREFIX}/requests", requests_log)
     router.add("DELETE", f"{PREFIX}/requests", clear_requests)
     router.add("POST", f"{PREFIX}/faults", arm_fault)
@@ -68,6 +77,8 @@ def admin_router(emulator: ArmEmulator) -> Router:
     router.add("POST", f"{PREFIX}/operation-faults", fail_operation)
     router.add("GET", f"{PREFIX}/nodes", nodes)
     router.add("POST", f"{PREFIX}/provisioning-state", provisioning_state)
+    router.add("GET", f"{PREFIX}/latency", latency)
+    router.add("PUT", f"{PREFIX}/latency", set_latency)
     return router
 
 

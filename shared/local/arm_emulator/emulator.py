@@ -18,6 +18,8 @@ from shared.local.arm_emulator.state import Cluster, Fleet, Pool, cluster_view, 
 from shared.local.arm_emulator.throttle import Throttle
 from shared.local.arm_emulator.wire import Request, Response, Router
 
+MAX_LATENCY_SECONDS = 60.0  # a longer wait is a mistake, and would outlast every client timeout
+
 
 class RecordedRequest(NamedTuple):
     method: str
@@ -29,7 +31,11 @@ class ArmEmulator:
     """A loopback ARM for a fleet document (see the package docstring for its format).
 
     `lro_polls`: status reads an operation stays InProgress; `retry_after`: the Retry-After
-    seconds on long-running answers; `clock`: monotonic seconds for the PUT agentPool throttle.
+    seconds on long-running answers; `clock`: monotonic seconds for the PUT agentPool throttle;
+    `latency_seconds`: how long every ARM request waits before it is handled, as if ARM were
+    across a network (admin requests do not wait). Requests wait side by side, each on its
+    own server thread, so concurrent clients see the latency once, not queued. `sleep`:
+    how it waits (tests inject their own).
     """
 
     def __init__(
@@ -39,7 +45,11 @@ class ArmEmulator:
         lro_polls: int = 1,
         retry_after: int = 0,
         clock: Callable[[], float] = time.monotonic,
+        latency_seconds: float = 0.0,
+        sleep: Callable[[float], None] = time.sleep,
     ):
+        self.latency_seconds = latency_seconds
+        self._sleep = sleep
         self.fleet = Fleet(fleet)
         self.faults = Faults()
         self.operations = Operations(self.fleet.lock, lro_polls)
@@ -83,6 +93,8 @@ class ArmEmulator:
             if request.path.lower().startswith(PREFIX + "/"):
                 return self._admin.dispatch(request)
             self._record(request)
+            if self._latency:
+                self._sleep(self._latency)  # outside every lock, so waits overlap
             check_api_version(request)
             check_bearer(request)
             fault = self.faults.take_request_fault(request.method, request.path)
@@ -91,6 +103,16 @@ class ArmEmulator:
             return self._router.dispatch(request)
         except errors.ArmHttpError as error:
             return Response(error.status, error.body(), error.headers)
+
+    @property
+    def latency_seconds(self) -> float:
+        return self._latency
+
+    @latency_seconds.setter
+    def latency_seconds(self, seconds: float) -> None:
+        if not 0 <= float(seconds) <= MAX_LATENCY_SECONDS:
+            raise ValueError(f"latency_seconds must be between 0 and {MAX_LATENCY_SECONDS:g}, got {seconds!r}")
+        self._latency = float(seconds)
 
     @property
     def requests(self) -> list[RecordedRequest]:
