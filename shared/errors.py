@@ -7,6 +7,21 @@ retried with backoff; every other `ArmError` is terminal for the pool it concern
 
 from __future__ import annotations
 
+# Longest excerpt of a bad value an error message shows: names are at most 90 characters, and
+# a message must stay one readable line even when the input is a megabyte.
+SHOWN_CHARS = 80
+
+
+def shown(value: object, limit: int = SHOWN_CHARS) -> str:
+    """`value` for an error message: its repr (quotes, escapes: one line), cut with an ellipsis."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]!r}… ({len(value)} characters)"
+    try:
+        text = repr(value)
+    except RecursionError:  # a deeply nested list or dict from untrusted JSON
+        return f"a deeply nested {type(value).__name__}"
+    return text if len(text) <= limit else text[:limit] + "…"
+
 
 class WardenError(Exception):
     """Base class of every error the warden raises on purpose."""
@@ -30,6 +45,16 @@ class OutOfScopeError(WardenError):
 
 class StoreConflictError(WardenError):
     """A row changed since it was read (stale ETag): re-read and decide again."""
+
+
+class Superseded(WardenError):
+    """A planned write no longer applies when it is about to go out: the mode switched to
+    audit, the subscription left the scope, the policy changed, or the pool already has the
+    mode (`done`). Nothing is written."""
+
+    def __init__(self, message: str, *, done: bool = False):
+        super().__init__(message)
+        self.done = done
 
 
 class ArmError(WardenError):

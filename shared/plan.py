@@ -99,6 +99,21 @@ def _drifted(cluster: Cluster, pool: Pool, desired: SshAccess, rule: str) -> Poo
     return PoolPlan(cluster, pool, desired, Status.DRIFTED, change + suffix, steps)
 
 
+def write_still_applies(cluster: Cluster, pool: Pool, policy: Policy, desired: SshAccess) -> str | None:
+    """Re-check, just before a write, that the policy still wants `desired` on this pool and
+    AKS can take it; None if so, else why not. A reconcile may have waited hours meanwhile."""
+    decision = policy.decide(cluster, pool)
+    if decision.desired is not desired:
+        wanted = decision.desired.value if decision.desired else "ignore"
+        return f"the policy now says {wanted} ({decision.rule}), not {desired.value}: not writing"
+    unsupported = unsupported_reason(cluster, pool, desired)
+    if unsupported:
+        return f"{unsupported}: not writing"
+    if cluster.is_stopped:
+        return "the cluster is stopped now (only start/delete are allowed): not writing"
+    return None
+
+
 def apply_plan(plan: PoolPlan) -> Pool:
     """The pool as it is once the plan's steps have run (used to prove plans converge)."""
     if Step.UPDATE_SSH_ACCESS in plan.steps and plan.desired is not None:

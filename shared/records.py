@@ -13,10 +13,11 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from enum import Enum, StrEnum
+from enum import Enum
 from typing import Any, TypeVar
 
 from shared.plan import Status
+from shared.protocol import Outcome, WorkKind
 
 # --- keys -------------------------------------------------------------------------------
 
@@ -27,6 +28,7 @@ _ESCAPE = re.compile(r"%(?:u([0-9A-F]{4})|([0-9A-F]{2}))")
 KEY_SEPARATOR = "|"
 LATEST_CHECK_PREFIX = "latest-"
 CHECK_PREFIX = "check-"
+ONCE_PREFIX = "~once-"
 
 
 def _needs_escape(char: str) -> bool:
@@ -70,6 +72,12 @@ def chronological_row_key(moment: datetime, sequence: int, nonce: str, prefix: s
     """`<prefix><time>-<sequence>-<nonce>`: sorts by time, then by the writer's sequence (so rows
     written in the same microsecond keep their order); `nonce` keeps concurrent writers apart."""
     return f"{prefix}{time_key(moment)}-{sequence:012d}-{table_key(nonce)}"
+
+
+def once_row_key(key: str) -> str:
+    """The marker that a step's rows are written (see `WardenStore.append_audit`); sorts after
+    every time key, so queries of the timeline stop before the markers."""
+    return ONCE_PREFIX + table_key(key)
 
 
 def node_key(pool: str, vmss: str, instance_id: str) -> str:
@@ -163,17 +171,6 @@ TEXT_LIMIT = 1024
 
 # The planner owns the statuses; the pool-state row stores the same values.
 PoolStatus = Status
-
-
-class Outcome(StrEnum):
-    PLANNED = "planned"
-    SKIPPED = "skipped"
-    STARTED = "started"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    RETRIED = "retried"
-    WAITING = "waiting"  # e.g. for the node-OS maintenance window
-    GONE = "gone"  # the pool or cluster was deleted meanwhile
 
 
 # Fields with this metadata are kept on the record but are not entity properties.
@@ -316,27 +313,42 @@ class KeyRotation(ClusterRow):
         )
 
 
-WHOLE_CLUSTER = "*"  # RowKey of a request for every pool of the cluster (pool names never hold "*")
+WHOLE_CLUSTER = "*"  # pool part of the RowKey of a request for every pool (pool names never hold "*")
+WORKER_ROW = "~worker"  # RowKey of the cluster's worker marker in the requests table
 
 
 @dataclass(frozen=True)
-class ReconcileRequest(ClusterRow):
-    """A pending request to reconcile a cluster (`pool` empty) or one pool. Rows are created
-    by triggers and taken (read and deleted) by the cluster's reconcile, so a storm of events
-    for one target is one row, and nothing asked for is forgotten while a reconcile runs."""
+class WorkRequest(ClusterRow):
+    """A pending request for cluster work of one kind, for the whole cluster (`pool` empty) or
+    one pool. Triggers create rows; the cluster's worker leases them (`lease` names the lease)
+    and deletes them only once their work is recorded, so nothing asked for is lost, and a
+    storm of requests for one target is one row. `etag` is the row's version when read."""
 
     cluster_id: str
     pool: str
     time: datetime
+    kind: WorkKind = WorkKind.RECONCILE
     reason: str = ""
     actor: str = ""
+    lease: str = ""
+    etag: str | None = field(default=None, compare=False, metadata=_NOT_STORED)
+    stored_key: str = field(default="", compare=False, metadata=_NOT_STORED)  # RowKey as read
 
     def __post_init__(self) -> None:
-        _normalise(self, time=utc(self.time), reason=clip(self.reason, TEXT_LIMIT))
+        _normalise(
+            self,
+            time=utc(self.time),
+            kind=_parse_enum(WorkKind, self.kind, "kind"),
+            reason=clip(self.reason, TEXT_LIMIT),
+        )
 
     @property
     def row_key(self) -> str:
-        return pool_row_key(self.pool) if self.pool else WHOLE_CLUSTER
+        return request_row_key(self.kind, self.pool)
+
+
+def request_row_key(kind: str, pool: str) -> str:
+    return f"{kind}{KEY_SEPARATOR}{pool_row_key(pool) if pool else WHOLE_CLUSTER}"
 
 
 # --- entities ---------------------------------------------------------------------------

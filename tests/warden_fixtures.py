@@ -1,7 +1,7 @@
 """The whole warden on a local Azure, for the integration and reliability tiers (a plugin of
 tests/conftest.py).
 
-`warden(policy=..., mode=...)` builds one: settings pointing at the ARM emulator and Azurite
+`warden(policy=..., mode=..., store_options=...)` builds one: settings pointing at the ARM emulator and Azurite
 (tables of its own), the function app run by `LocalFunctions` on a virtual clock. Everything
 is closed and its tables dropped after the test.
 """
@@ -62,7 +62,9 @@ def cloud_event(resource_id: str, operation: str = POOL_WRITE) -> dict:
 
 
 class Warden:
-    def __init__(self, emulator, tables: str, policy: dict, mode: str, extra: dict[str, str]):
+    def __init__(
+        self, emulator, tables: str, policy: dict, mode: str, extra: dict[str, str], store_options: dict | None = None
+    ):
         self.emulator = emulator
         self.settings = Settings.from_env(
             {
@@ -75,7 +77,9 @@ class Warden:
                 **extra,
             }
         )
-        self.runtime = runtime.build(self.settings, table_prefix=f"w{uuid.uuid4().hex[:10]}", retry_total=0)
+        self.runtime = runtime.build(
+            self.settings, table_prefix=f"w{uuid.uuid4().hex[:10]}", retry_total=0, **(store_options or {})
+        )
         runtime.install(self.runtime)
         self.clock = VirtualClock(T0)
         self.progress: list[HostEvent] = []
@@ -87,7 +91,10 @@ class Warden:
         self.on_progress(event)
 
     def close(self) -> None:
+        if self.functions is None:
+            return
         self.functions.__exit__(None, None, None)
+        self.functions = None
         self.runtime.store.delete_tables()
         runtime.reset()
 
@@ -119,8 +126,15 @@ class Warden:
 def warden(azurite: str, arm_emulator) -> Iterator[Callable[..., Warden]]:
     made: list[Warden] = []
 
-    def make(policy: dict | None = None, mode: str = "enforce", emulator=None, **extra: str) -> Warden:
-        made.append(Warden(emulator or arm_emulator, azurite, policy or {"default": "Disabled"}, mode, extra))
+    def make(
+        policy: dict | None = None,
+        mode: str = "enforce",
+        emulator=None,
+        store_options: dict | None = None,
+        **extra: str,
+    ) -> Warden:
+        policy = policy or {"default": "Disabled"}
+        made.append(Warden(emulator or arm_emulator, azurite, policy, mode, extra, store_options))
         return made[-1]
 
     try:

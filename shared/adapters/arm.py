@@ -9,6 +9,7 @@ instead of blocking an activity for a 30-minute reimage.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -23,6 +24,7 @@ from shared.adapters.arm_parse import (
     error_from_response,
     operation_state_from_response,
     pool_from_arm,
+    retry_after_seconds,
 )
 from shared.adapters.credentials import arm_client_options
 from shared.errors import ArmError, NotFoundError, TransientError
@@ -36,6 +38,9 @@ RUN_SHELL_SCRIPT = "RunShellScript"
 class Arm:
     """One per ARM endpoint; clients per subscription are made on first use and reused.
 
+    Thread-safe: `plan` reads the fleet from several threads. The SDK clients may be
+    shared; only their creation is guarded, so two threads never build two clients.
+
     `retries`: the SDK's own retries per request. Orchestrations pass 0 because they
     retry with durable timers themselves; the read-only CLI keeps the SDK's default.
     """
@@ -46,12 +51,15 @@ class Arm:
             self._options["retry_total"] = retries
         self._aks: dict[str, Any] = {}
         self._compute: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
 
     def close(self) -> None:
-        for client in [*self._aks.values(), *self._compute.values()]:
+        with self._clients_lock:
+            clients = [*self._aks.values(), *self._compute.values()]
+            self._aks.clear()
+            self._compute.clear()
+        for client in clients:
             client.close()
-        self._aks.clear()
-        self._compute.clear()
 
     def __enter__(self) -> Arm:
         return self
@@ -94,17 +102,22 @@ class Arm:
 
     # --- AKS: writes (each starts a long-running operation) ------------------------------
 
-    def set_pool_ssh_access(self, ref: ClusterRef, pool: str, mode: SshAccess) -> Operation:
+    def set_pool_ssh_access(
+        self, ref: ClusterRef, pool: str, mode: SshAccess, check: Callable[[Pool], None] | None = None
+    ) -> Operation:
         """GET the pool and PUT it whole with only `securityProfile.sshAccess` changed.
 
         Whole-pool PUT because a partial body resets what it omits; the ETag makes a
-        write that raced another writer fail (412) instead of overwriting it.
+        write that raced another writer fail (412) instead of overwriting it. `check` sees
+        the pool as just read and may raise to stop the write (a decision re-checked).
         """
         from azure.mgmt.containerservice.models import AgentPoolSecurityProfile
 
         client = self.aks(ref.subscription)
         with translated_errors():
             body = client.agent_pools.get(ref.resource_group, ref.name, pool)
+            if check is not None:
+                check(pool_from_arm(ref, body.as_dict()))
             profile = body.properties.security_profile or AgentPoolSecurityProfile()
             profile.ssh_access = mode.value
             body.properties.security_profile = profile
@@ -172,18 +185,20 @@ class Arm:
     # --- plumbing ------------------------------------------------------------------------
 
     def aks(self, subscription: str):
-        if subscription not in self._aks:
-            from azure.mgmt.containerservice import ContainerServiceClient
+        with self._clients_lock:  # check and create as one step: a lost race would leak a client
+            if subscription not in self._aks:
+                from azure.mgmt.containerservice import ContainerServiceClient
 
-            self._aks[subscription] = ContainerServiceClient(subscription_id=subscription, **self._options)
-        return self._aks[subscription]
+                self._aks[subscription] = ContainerServiceClient(subscription_id=subscription, **self._options)
+            return self._aks[subscription]
 
     def compute(self, subscription: str):
-        if subscription not in self._compute:
-            from azure.mgmt.compute import ComputeManagementClient
+        with self._clients_lock:
+            if subscription not in self._compute:
+                from azure.mgmt.compute import ComputeManagementClient
 
-            self._compute[subscription] = ComputeManagementClient(subscription_id=subscription, **self._options)
-        return self._compute[subscription]
+                self._compute[subscription] = ComputeManagementClient(subscription_id=subscription, **self._options)
+            return self._compute[subscription]
 
     @staticmethod
     def _start(begin: Callable[..., Any], *args: Any, **kwargs: Any) -> Operation:
@@ -223,8 +238,4 @@ def _code_message(e: HttpResponseError) -> tuple[str, str]:
 
 def _retry_after(e: HttpResponseError) -> float | None:
     response = getattr(e, "response", None)
-    value = response.headers.get("Retry-After") if response is not None else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+    return retry_after_seconds(response.headers.get("Retry-After")) if response is not None else None

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from shared.errors import ArmError, ConflictError, NotFoundError, PermanentError, ThrottledError, TransientError
@@ -41,7 +44,7 @@ def pool_from_arm(cluster: ClusterRef, body: Mapping[str, Any]) -> Pool:
 
 def operation_state_from_response(operation: Operation, response: Any) -> OperationState:
     """Read an `Azure-AsyncOperation` status body, or a `Location` poll (202 = still running)."""
-    retry_after = _float(response.headers.get("Retry-After"))
+    retry_after = retry_after_seconds(response.headers.get("Retry-After"))
     if response.status_code >= 400:
         raise error_from_response(response)
     if operation.kind == "location":
@@ -62,7 +65,7 @@ def error_from_response(response: Any) -> ArmError:
         response.status_code,
         error.get("code") or f"HTTP{response.status_code}",
         error.get("message") or response.text()[:500],
-        _float(response.headers.get("Retry-After")),
+        retry_after_seconds(response.headers.get("Retry-After")),
     )
 
 
@@ -79,8 +82,23 @@ def classify(status: int | None, code: str, message: str, retry_after: float | N
     return PermanentError(code, message, status=status)
 
 
-def _float(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
+def retry_after_seconds(value: str | None) -> float | None:
+    """ARM's `Retry-After` as seconds: a delay or an HTTP date (RFC 9110); None when absent or
+    unusable (`nan`, `inf`, negative, junk). How long we really wait is capped by the caller."""
+    if value is None:
         return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = _seconds_until(value)
+    return seconds if seconds is not None and math.isfinite(seconds) and seconds >= 0 else None
+
+
+def _seconds_until(http_date: str) -> float | None:
+    try:
+        moment = parsedate_to_datetime(http_date)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())

@@ -16,15 +16,14 @@ import logging
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
-from urllib.parse import urlparse
 
 from azure.core.credentials import AzureKeyCredential
 from azure.core.exceptions import AzureError
 from azure.core.messaging import CloudEvent
 from azure.eventgrid import EventGridPublisherClient
 
-from shared.config import is_loopback_url
-from shared.errors import OutOfScopeError
+from shared.config import is_loopback_url, parse_endpoint
+from shared.errors import OutOfScopeError, shown
 from shared.models import Target
 
 logger = logging.getLogger(__name__)
@@ -68,10 +67,13 @@ class OutcomePublisher:
         self._owned_credential = DefaultAzureCredential()
         return self._owned_credential
 
-    def publish(self, kind: OutcomeKind | str, subject: str, data: Mapping[str, Any]) -> bool:
+    def publish(
+        self, kind: OutcomeKind | str, subject: str, data: Mapping[str, Any], event_id: str | None = None
+    ) -> bool:
         """Send one outcome about the cluster or pool `subject` (its resource id); `True` once the
-        topic accepted it, `False` (logged) when it could not be delivered."""
-        event = outcome_event(kind, subject, data)
+        topic accepted it, `False` (logged) when it could not be delivered. `event_id`: a stable
+        id (from the orchestration step), so that subscribers can recognise a redelivery."""
+        event = outcome_event(kind, subject, data, event_id)
         try:
             self._client.send([event], **self._options)
         except AzureError as e:
@@ -91,7 +93,9 @@ class OutcomePublisher:
         self.close()
 
 
-def outcome_event(kind: OutcomeKind | str, subject: str, data: Mapping[str, Any]) -> CloudEvent:
+def outcome_event(
+    kind: OutcomeKind | str, subject: str, data: Mapping[str, Any], event_id: str | None = None
+) -> CloudEvent:
     """The CloudEvent for one outcome; raises `ValueError` for a bad kind, subject or data."""
     try:
         event_type = OutcomeKind(kind)
@@ -102,7 +106,8 @@ def outcome_event(kind: OutcomeKind | str, subject: str, data: Mapping[str, Any]
         Target.from_id(subject)
     except OutOfScopeError as e:
         raise ValueError(f"outcome subject: {e}") from e
-    return CloudEvent(source=subject, type=event_type.value, subject=subject, data=_checked_data(data))
+    ids = {"id": event_id} if event_id else {}
+    return CloudEvent(source=subject, type=event_type.value, subject=subject, data=_checked_data(data), **ids)
 
 
 def _checked_data(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -118,15 +123,12 @@ def _checked_data(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _checked_endpoint(endpoint: str) -> str:
-    parsed = urlparse(endpoint or "")
-    if not parsed.hostname or parsed.scheme not in ("http", "https"):
+    try:
+        parse_endpoint(endpoint or "")  # the same judgement as WARDEN_EVENTS_ENDPOINT's
+    except ValueError as e:
         raise ValueError(
-            f"Event Grid endpoint {endpoint!r} is not a URL; expected https://<topic>.<region>-1.eventgrid.azure.net/api/events"
-        )
-    if parsed.scheme == "http" and not is_loopback_url(endpoint):
-        raise ValueError(
-            f"Event Grid endpoint {endpoint!r} uses plain http; only a loopback test receiver may, use https"
-        )
+            f"Event Grid endpoint {shown(endpoint)}: {e}; expected https://<topic>.<region>-1.eventgrid.azure.net/api/events"
+        ) from e
     return endpoint
 
 

@@ -7,8 +7,6 @@ transactions, and turns `azure.core` exceptions into the warden's own errors.
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
 import itertools
 import re
 import secrets
@@ -16,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -24,18 +23,23 @@ from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential, 
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 from azure.data.tables import EdmType, EntityProperty, TableClient, TableServiceClient, UpdateMode
 
-from shared.errors import ConfigError, StoreConflictError, WardenError
+from shared.config import parse_endpoint
+from shared.errors import ConfigError, StoreConflictError, WardenError, shown
 from shared.records import (
     CHECK_PREFIX,
     LATEST_CHECK_PREFIX,
+    ONCE_PREFIX,
+    WORKER_ROW,
     AuditRecord,
     KeyRotation,
     NodeCheck,
     PoolState,
-    ReconcileRequest,
+    WorkRequest,
     chronological_row_key,
     cluster_partition,
     from_entity,
+    from_table_key,
+    once_row_key,
     pool_row_key,
     prefix_range,
     time_key,
@@ -51,7 +55,6 @@ TABLES = (POOL_STATE_TABLE, AUDIT_TABLE, NODE_CHECKS_TABLE, KEY_ROTATIONS_TABLE,
 # Table Storage's limit per transaction; Azurite fails obscurely past it, so it is checked here.
 MAX_TRANSACTION_OPERATIONS = 100
 _PREFIX = re.compile(r"^([A-Za-z][A-Za-z0-9]{0,29})?$")
-_LOOPBACK_NAMES = ("localhost",)
 
 # Orders rows written by this process within one microsecond (see `chronological_row_key`).
 _sequence = itertools.count()
@@ -66,6 +69,14 @@ class StoreError(WardenError):
 
 class StoreNotFoundError(StoreError):
     """The row (or table) asked for does not exist."""
+
+
+class Admission(StrEnum):
+    """What `add_request` found: who will take the request."""
+
+    PENDING = "pending"  # the same request already waits, and a worker is committed to it
+    JOINED = "joined"  # a worker is committed: it takes the new request before it ends
+    START = "start"  # no worker is committed: the caller must start one
 
 
 class WardenStore:
@@ -103,13 +114,21 @@ class WardenStore:
                 credential = self._owned_credential = DefaultAzureCredential()
             return TableServiceClient(endpoint=setting, credential=credential, **options)
         try:
-            return TableServiceClient.from_connection_string(setting, **options)
+            service = TableServiceClient.from_connection_string(setting, **options)
         except (ValueError, TypeError) as error:
             # The value is not shown: a connection string carries the account key.
             raise ConfigError(
                 "WARDEN_TABLES is neither an account URL (https://<account>.table.core.windows.net) nor a valid "
                 f"connection string ({error}; value not shown, it may hold a key)"
             ) from error
+        # Judged after the SDK's own parsing: TableEndpoint=, DefaultEndpointsProtocol= and
+        # UseDevelopmentStorage=true all end up in the endpoint it will really call.
+        try:
+            _check_connection_endpoint(service.url)
+        except ConfigError:
+            service.close()
+            raise
+        return service
 
     def close(self) -> None:
         for table in self._tables.values():
@@ -177,19 +196,49 @@ class WardenStore:
 
     # --- audit ------------------------------------------------------------------------
 
-    def append_audit(self, records: Iterable[AuditRecord]) -> None:
-        """Append rows in time order; each cluster's rows go in transactions of at most 100."""
+    def append_audit(self, records: Iterable[AuditRecord], key: str | None = None) -> bool:
+        """Append rows in time order; each cluster's rows go in transactions of at most 100.
+
+        `key` makes the write idempotent: with the rows goes a marker row named by it (an
+        orchestration's call id, the same on every re-run of the step), in the same
+        transaction; a second write with the same key (an activity re-run after its
+        completion was lost) changes nothing and returns False. The marker holds the last
+        row again: the step's receipt (`step_receipt`).
+        """
         nonce = secrets.token_hex(4)
-        entities = [
-            to_entity(record, record.partition_key, chronological_row_key(record.time, next(_sequence), nonce))
+        records = list(records)
+        operations = [
+            (
+                "create",
+                to_entity(record, record.partition_key, chronological_row_key(record.time, next(_sequence), nonce)),
+            )
             for record in records
         ]
-        self._submit(AUDIT_TABLE, [("create", entity) for entity in entities])
+        if key and records:
+            if len(records) >= MAX_TRANSACTION_OPERATIONS or len({r.partition_key for r in records}) > 1:
+                raise ValueError("an idempotent audit write must fit one transaction of one cluster")
+            operations.append(("create", to_entity(records[-1], records[-1].partition_key, once_row_key(key))))
+        try:
+            self._submit(AUDIT_TABLE, operations)
+        except StoreConflictError:
+            if key is None:
+                raise
+            return False
+        return True
+
+    def step_receipt(self, cluster_key: str, key: str) -> AuditRecord | None:
+        """What a step keyed `key` recorded, if it already ran (see `append_audit`)."""
+        try:
+            with _translated(f"read the receipt of step {key!r}"):
+                entity = self._table(AUDIT_TABLE).get_entity(cluster_partition(cluster_key), once_row_key(key))
+        except StoreNotFoundError:
+            return None
+        return _record(AuditRecord, entity)
 
     def list_audit(self, cluster_key: str | None = None, since: datetime | None = None) -> list[AuditRecord]:
         """Rows of one cluster (or all) at or after `since`, oldest first."""
         low = time_key(since) if since is not None else None
-        entities = self._query(AUDIT_TABLE, cluster_key, low=low)
+        entities = self._query(AUDIT_TABLE, cluster_key, low=low, high=ONCE_PREFIX)
         return [_record(AuditRecord, entity) for entity in _chronological(entities, cluster_key)]
 
     # --- node checks ------------------------------------------------------------------
@@ -236,31 +285,142 @@ class WardenStore:
         entities = self._query(KEY_ROTATIONS_TABLE, cluster_key)
         return [_record(KeyRotation, entity) for entity in _chronological(entities, cluster_key)]
 
-    # --- reconcile requests -----------------------------------------------------------
+    # --- work requests: the cluster worker's queue ------------------------------------------
+    #
+    # Each cluster's partition holds its pending requests and one marker row, `~worker`, whose
+    # `Open` says a worker is committed to take every request written before it closes. A
+    # trigger writes its request and the marker in one transaction, conditional on the marker's
+    # ETag; the worker closes only with a conditional write of the marker after seeing no
+    # requests. So either the worker sees the request, or the trigger learns that it must start
+    # a new worker: no request can slip in between a worker's last look and its end.
 
-    def add_request(self, request: ReconcileRequest) -> bool:
-        """Record a pending request; False when the same target is already pending."""
+    def add_request(self, request: WorkRequest, attempts: int = 5) -> Admission:
+        """Record a request; says whether a worker will take it (joined/pending) or must be started."""
+        for _ in range(attempts):
+            rows = self._query(REQUESTS_TABLE, request.cluster_id)
+            marker = _find(rows, WORKER_ROW)
+            is_open = bool(marker and marker.get("Open"))
+            existing = _find(rows, request.row_key)
+            if existing is not None and not existing.get("Lease") and is_open:
+                return Admission.PENDING  # the same target already waits for this worker
+            try:
+                self._write_request(request, marker)
+            except StoreConflictError:
+                continue  # the marker changed under us: look again
+            return Admission.JOINED if is_open else Admission.START
+        raise StoreConflictError(f"requests of {request.cluster_id} kept changing; gave up after {attempts} attempts")
+
+    def _write_request(self, request: WorkRequest, marker: Any) -> None:
         entity = _sdk_entity(to_entity(request, request.partition_key, request.row_key))
-        try:
-            with _translated(f"add reconcile request {request.cluster_id!r} {request.pool!r}"):
-                self._table(REQUESTS_TABLE).create_entity(entity)
-        except StoreConflictError:
+        opened = {"PartitionKey": request.partition_key, "RowKey": WORKER_ROW, "Open": True}
+        if marker is None:
+            marker_op = ("create", opened)
+        else:
+            condition = {"etag": marker.metadata["etag"], "match_condition": MatchConditions.IfNotModified}
+            marker_op = ("update", opened, {"mode": UpdateMode.REPLACE, **condition})
+        with _translated(f"add {request.kind} request {request.cluster_id!r} {request.pool!r}"):
+            self._table(REQUESTS_TABLE).submit_transaction(
+                [("upsert", entity, {"mode": UpdateMode.REPLACE}), marker_op]
+            )
+
+    def lease_requests(self, cluster_key: str, lease: str, attempts: int = 5) -> list[WorkRequest]:
+        """Mark the cluster's requests taken by `lease` and return them (with their new ETags),
+        oldest first. Rows already held by `lease` (a re-run after a lost completion) are
+        returned as they are; rows of any other lease belong to a worker that is gone."""
+        for _ in range(attempts):
+            rows = [e for e in self._query(REQUESTS_TABLE, cluster_key) if e["RowKey"] != WORKER_ROW]
+            updates = [e for e in rows if e.get("Lease") != lease]
+            try:
+                etags = self._lease(updates, lease)
+            except StoreConflictError:
+                continue  # a request was renewed meanwhile: read again
+            return sorted(
+                (
+                    _record(
+                        WorkRequest,
+                        {**e, "Lease": lease},
+                        etag=etags.get(e["RowKey"], e.metadata["etag"]),
+                        stored_key=e["RowKey"],
+                    )
+                    for e in rows
+                ),
+                key=lambda r: r.time,
+            )
+        raise StoreConflictError(f"requests of {cluster_key} kept changing; gave up after {attempts} attempts")
+
+    def _lease(self, rows: list, lease: str) -> dict[str, str]:
+        table, etags = self._table(REQUESTS_TABLE), {}
+        for start in range(0, len(rows), MAX_TRANSACTION_OPERATIONS):
+            chunk = rows[start : start + MAX_TRANSACTION_OPERATIONS]
+            operations = [
+                (
+                    "update",
+                    {"PartitionKey": e["PartitionKey"], "RowKey": e["RowKey"], "Lease": lease},
+                    {
+                        "mode": UpdateMode.MERGE,
+                        "etag": e.metadata["etag"],
+                        "match_condition": MatchConditions.IfNotModified,
+                    },
+                )
+                for e in chunk
+            ]
+            with _translated(f"lease {len(chunk)} requests"):
+                results = table.submit_transaction(operations)
+            etags.update({e["RowKey"]: r["etag"] for e, r in zip(chunk, results, strict=True)})
+        return etags
+
+    def finish_requests(self, cluster_key: str, rows: Iterable[tuple[str, str]]) -> int:
+        """Delete leased requests whose work is recorded: (RowKey, ETag) pairs. A row renewed
+        since its lease (a newer request for the same target) stays for the next round, and
+        one already deleted (a re-run) is fine. Returns how many were deleted now."""
+        table, deleted = self._table(REQUESTS_TABLE), 0
+        for row_key, etag in rows:
+            try:
+                with _translated(f"finish request {row_key!r}"):
+                    table.delete_entity(
+                        cluster_partition(cluster_key),
+                        row_key,
+                        etag=etag,
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+                deleted += 1
+            except (StoreConflictError, StoreNotFoundError):
+                continue
+        return deleted
+
+    def close_worker(self, cluster_key: str) -> bool:
+        """End the worker's commitment if no request waits; False when one does (take it first)."""
+        rows = self._query(REQUESTS_TABLE, cluster_key)
+        marker = _find(rows, WORKER_ROW)
+        if any(e["RowKey"] != WORKER_ROW for e in rows):
             return False
+        if marker is None or not marker.get("Open"):
+            return True
+        closed = {"PartitionKey": marker["PartitionKey"], "RowKey": WORKER_ROW, "Open": False}
+        try:
+            with _translated(f"close the worker of {cluster_key!r}"):
+                self._table(REQUESTS_TABLE).update_entity(
+                    closed,
+                    mode=UpdateMode.REPLACE,
+                    etag=marker.metadata["etag"],
+                    match_condition=MatchConditions.IfNotModified,
+                )
+        except StoreConflictError:
+            return False  # a trigger wrote a request meanwhile
         return True
 
-    def take_requests(self, cluster_key: str) -> list[ReconcileRequest]:
-        """Read and delete the cluster's pending requests, oldest first."""
-        table = self._table(REQUESTS_TABLE)
-        entities = self._query(REQUESTS_TABLE, cluster_key)
-        for entity in entities:
-            with contextlib.suppress(StoreNotFoundError), _translated(f"take reconcile request {entity['RowKey']!r}"):
-                table.delete_entity(entity["PartitionKey"], entity["RowKey"])
-        return sorted((_record(ReconcileRequest, e) for e in entities), key=lambda r: r.time)
+    def clusters_with_requests(self) -> list[str]:
+        """The cluster keys whose partition holds a request (for the resync)."""
+        entities = self._query(REQUESTS_TABLE, None)
+        return sorted({from_table_key(e["PartitionKey"]) for e in entities if e["RowKey"] != WORKER_ROW})
 
-    def drop_request(self, request: ReconcileRequest) -> None:
-        """Remove a request whose reconcile could not be started (so a retry can add it again)."""
-        with _translated(f"drop reconcile request {request.cluster_id!r} {request.pool!r}"):
-            self._table(REQUESTS_TABLE).delete_entity(request.partition_key, request.row_key)
+    def list_requests(self, cluster_key: str) -> list[WorkRequest]:
+        rows = self._query(REQUESTS_TABLE, cluster_key)
+        return [
+            _record(WorkRequest, e, etag=e.metadata["etag"], stored_key=e["RowKey"])
+            for e in rows
+            if e["RowKey"] != WORKER_ROW
+        ]
 
     # --- I/O helpers ------------------------------------------------------------------
 
@@ -300,6 +460,10 @@ def _transactions(operations: list[tuple]) -> Iterator[list[tuple]]:
             yield group[start : start + MAX_TRANSACTION_OPERATIONS]
 
 
+def _find(entities: list, row_key: str) -> Any:
+    return next((e for e in entities if e["RowKey"] == row_key), None)
+
+
 def _chronological(entities: list, cluster_key: str | None) -> list:
     """One partition is already in RowKey (time) order; several need merging by RowKey."""
     return entities if cluster_key is not None else sorted(entities, key=lambda entity: entity["RowKey"])
@@ -322,25 +486,32 @@ def _record(kind: type[_R], entity: Any, **extra: Any) -> _R:
 
 
 def _check_account_url(url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme.lower() == "https" and parts.hostname:
-        return
-    if parts.scheme.lower() == "http" and _is_loopback(parts.hostname or ""):
-        return
-    shown = f"{parts.scheme}://{parts.netloc}{parts.path}"  # without a query: it could be a SAS token
-    raise ConfigError(
-        f"WARDEN_TABLES account URL {shown!r} must be https://<account>.table.core.windows.net "
-        "(plain http only on a loopback host)"
-    )
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        parse_endpoint(url)
+    except ValueError as error:
+        raise ConfigError(
+            f"WARDEN_TABLES account URL {_without_secrets(url)}: {error}; it must be "
+            "https://<account>.table.core.windows.net (plain http only on a loopback host, such as Azurite)"
+        ) from error
+
+
+def _without_secrets(url: str) -> str:
+    """The URL without userinfo or query: either could hold a key or a SAS token."""
+    try:
+        parts = urlsplit(url)
     except ValueError:
-        return False
+        return "(not shown: unreadable)"
+    return shown(f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}")
+
+
+def _check_connection_endpoint(url: str) -> None:
+    try:
+        parse_endpoint(url)
+    except ValueError as error:
+        raise ConfigError(
+            f"WARDEN_TABLES connection string: its table endpoint is refused, {error} (value not shown, it may "
+            "hold a key); use an https TableEndpoint, or plain http only on a loopback host such as Azurite"
+        ) from error
 
 
 @contextmanager

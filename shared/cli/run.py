@@ -17,7 +17,8 @@ from pathlib import Path
 
 from shared.cli import EXIT_FAILED, EXIT_OK, BadInput, progress
 from shared.config import Settings
-from shared.events import Drop, EventError, classify, parse_delivery
+from shared.errors import shown
+from shared.events import Drop, EventError, Hint, RawEvent, classify, decode_delivery, parse_delivery
 from shared.local.durable_host import HostEvent, RealClock
 from shared.local.functions_host import LocalFunctions
 from shared.orchestration import names, runtime
@@ -44,7 +45,7 @@ def run_handle_event(args: argparse.Namespace) -> int:
     delivery = read_delivery(args.file)
     for verdict in _verdicts(delivery, settings):
         if isinstance(verdict, Drop):
-            progress(f"dropped event {verdict.event_id or '?'}: {verdict.reason}")
+            progress(f"dropped event {shown(verdict.event_id) if verdict.event_id else '?'}: {verdict.reason}")
     with local_functions(settings) as functions:
         functions.deliver_events(delivery)
         functions.run()
@@ -52,28 +53,34 @@ def run_handle_event(args: argparse.Namespace) -> int:
 
 
 def read_delivery(source: str) -> list:
+    """The delivery's event documents; `BadInput` (exit 2, one line) for anything unreadable."""
     try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+        # Bytes, not text: invalid UTF-8 is then the delivery's problem, reported as such.
+        stdin = getattr(sys.stdin, "buffer", sys.stdin)
+        body = stdin.read() if source == "-" else Path(source).read_bytes()
+        delivery = decode_delivery(body)
     except OSError as e:
         raise BadInput(f"cannot read {source!r}: {e.strerror}") from e
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise BadInput(
-            f"{source!r} is not JSON ({e.msg} at line {e.lineno} column {e.colno}); expected an event or an array"
-        ) from e
-    delivery = document if isinstance(document, list) else [document]
+    except EventError as e:
+        raise BadInput(f"{source!r}: {e}") from e
     if not delivery:
         raise BadInput(f"{source!r} holds an empty array: no event to handle")
     return delivery
 
 
 def _verdicts(delivery: list, settings: Settings) -> list:
+    events = parse_delivery(delivery)
+    if all(event.problem for event in events):
+        # Not one event could be read: bad input, not a delivery of irrelevant events.
+        raise BadInput(f"no event could be read: {events[0].problem}")
+    return [_verdict(event, settings) for event in events]
+
+
+def _verdict(event: RawEvent, settings: Settings) -> Hint | Drop:
     try:
-        events = parse_delivery(delivery)
-    except EventError as e:
-        raise BadInput(str(e)) from e
-    return [classify(event, settings.subscriptions, settings.own_identities) for event in events]
+        return classify(event, settings.subscriptions, settings.own_identities)
+    except EventError as e:  # its `data` is not an object: the trigger drops it the same way
+        return Drop(event.id, str(e), event.type)
 
 
 @contextmanager
@@ -107,8 +114,8 @@ def report_outcomes(functions: LocalFunctions, as_json: bool) -> int:
     else:
         print(
             table(
-                ("CLUSTER", "POOL", "OUTCOME", "REASON"),
-                [(r["cluster"], r["pool"], r["outcome"], r["reason"]) for r in rows],
+                ("CLUSTER", "POOL", "OUTCOME", "STATUS", "REASON"),
+                [(r["cluster"], r["pool"], r["outcome"], r.get("status") or "", r["reason"]) for r in rows],
             )
         )
     for error in crashed:

@@ -1,25 +1,38 @@
-"""Function and event names: defined once, used by registration and call sites alike."""
+"""Function names and instance ids: defined once, used by registration and call sites alike."""
 
 import hashlib
+import re
 
+CLUSTER_WORKER = "cluster_worker"
 RECONCILE_CLUSTER = "reconcile_cluster"
 RECONCILE_POOL = "reconcile_pool"
 
+LEASE_REQUESTS = "lease_requests_activity"
+FINISH_REQUESTS = "finish_requests_activity"
+CLOSE_WORKER = "close_worker_activity"
 LIST_POOLS = "list_pools_activity"
 PLAN_POOL = "plan_pool_activity"
-CHECK_IDLE = "check_idle_activity"
 START_SSH_UPDATE = "start_ssh_update_activity"
 START_NODE_IMAGE_UPGRADE = "start_node_image_upgrade_activity"
 POLL_OPERATION = "poll_operation_activity"
 RECORD = "record_activity"
-TAKE_REQUESTS = "take_requests_activity"
 
-# Raised on a running cluster reconcile to wake it: new requests wait in the requests table.
-JOIN_EVENT = "reconcile-requested"
+# Instance ids hold only these: `?`, `#`, `/` or `%2F` would break status URLs or address another instance.
+_UNSAFE = re.compile(r"[^a-z0-9-]+")
+READABLE_PART = 40  # characters of the cluster or pool name kept for people
 
 
-def reconcile_instance_id(cluster_key: str) -> str:
-    """One singleton instance per cluster, from its normalised id: readable (the cluster's
-    name), unique (a digest of the whole id) and short enough for every Durable backend."""
+def safe_part(text: str) -> str:
+    return _UNSAFE.sub("-", text.lower()).strip("-")[:READABLE_PART] or "x"
+
+
+def worker_instance_id(cluster_key: str) -> str:
+    """One singleton worker per cluster, from its normalised id: readable (the cluster's name,
+    made safe), unique (a digest of the whole id) and short enough for every Durable backend."""
     digest = hashlib.sha256(cluster_key.lower().encode()).hexdigest()[:16]
-    return f"reconcile-{cluster_key.rstrip('/').rsplit('/', 1)[-1]}-{digest}"
+    return f"worker-{safe_part(cluster_key.rstrip('/').rsplit('/', 1)[-1])}-{digest}"
+
+
+def child_instance_id(parent: str, label: str, unique: str) -> str:
+    """A sub-orchestration's id: the parent's, a safe label and a replay-stable unique part."""
+    return f"{parent}-{safe_part(label)}-{safe_part(unique)[:8]}"

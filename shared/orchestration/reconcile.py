@@ -1,197 +1,123 @@
-"""The reconcile orchestrations: one writer per cluster, pools one after another.
+"""Reconcile work: bring a cluster's pools (or some of them) to the mode the policy asks for.
 
-Deterministic generators driven by the Durable replay engine: no I/O, time from
-`context.current_utc_datetime`, jitter from `context.new_uuid()`. Every ARM call is an
-activity that returns `{"ok": bool, "error": {...}}` instead of raising, so retry
-decisions are made here with durable timers (the Python `RetryOptions` has no backoff).
+Runs inside the cluster's worker (one writer per cluster), pools one after another, each
+in its own sub-orchestration with its own bounded history:
 
     reconcile_cluster(cluster, pools|None)
-      for each pool -> reconcile_pool (sub-orchestration, its own bounded history)
-        plan -> skip | wait idle -> PUT sshAccess -> poll
-             -> [wait for the node-OS window] -> node-image upgrade -> poll -> record
-      then take the requests that arrived meanwhile: continue as new for them, else finish
+      for each pool -> reconcile_pool
+        plan -> skip | PUT sshAccess (once idle, decision re-checked) -> poll
+             -> [wait for the node-OS window] -> node-image upgrade (idem) -> poll -> outcome
+
+Every pool ends in exactly one `outcome` row — succeeded, skipped, waiting, gone or failed —
+also when a step ran out of retries or the pool's sub-orchestration itself failed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from datetime import timedelta
-from typing import Any
-
 from shared.orchestration import names
-from shared.orchestration.backoff import backoff_seconds, jitter_from_uuid, retry_delay
+from shared.orchestration.operations import Task, call, record, record_failure, run_operation
+from shared.protocol import Failure, FailureKind, Outcome
 from shared.window import MaintenanceWindowError, timer_steps, upgrade_gate
 
-MAX_ATTEMPTS = 8  # per ARM call: retries of conflicts, throttling and transient errors
-MAX_POLLS = 400  # per long-running operation (backoff caps each wait at 5 minutes)
-MAX_IDLE_WAITS = 120  # waiting for another operation on the cluster to finish
-JOIN_GRACE_SECONDS = 5  # at most: how long a finished reconcile waits for a wake-up in flight
-DEFAULT_BASE_SECONDS = 30  # backoff base before the plan has read WARDEN_POLL_SECONDS
 UPDATE, UPGRADE = "update-ssh-access", "upgrade-node-image"
-
-Task = Generator[Any, Any, Any]
+NODE_OS_SCHEDULE = "nodeOSSchedule"
 
 
 def reconcile_cluster(context) -> Task:
-    """Input: {"cluster": {subscription, resourceGroup, name}, "pools": [names] | null (all), "reason"}.
-
-    Requests that arrive while it runs wait in the requests table (triggers wake it with an
-    external event); it takes them before finishing and continues as new for them.
-    """
-    request = context.get_input()
-    cluster = request["cluster"]
-    taken = yield context.call_activity(names.TAKE_REQUESTS, {"cluster": cluster})
-    pools = None if request.get("pools") is None or taken["everything"] else _unique(request["pools"] + taken["pools"])
+    """Input: {"cluster", "pools": [names] | null (all), "reason", "actor"}. Output: {"outcomes", "error"}."""
+    work = context.get_input()
+    cluster, pools = work["cluster"], work.get("pools")
+    common = {"cluster": cluster, "instanceId": context.instance_id, "actor": work.get("actor", "")}
     if pools is None:
-        listing = {"cluster": cluster, "instanceId": context.instance_id}
-        listed = yield from call_arm(context, names.LIST_POOLS, listing, DEFAULT_BASE_SECONDS)
-        if not listed["ok"]:
-            yield from _record_exhausted(context, listing, "list-pools", listed["error"])
-            return {"cluster": cluster, "outcomes": [], "error": listed["error"]}
+        listed = yield from call(context, names.LIST_POOLS, common)
+        if not listed.ok:
+            yield from record_failure(context, common, "list-pools", listed.error)
+            yield from record(
+                context, common, "outcome", listed.error.outcome, listed.error.message, error=listed.error.to_json()
+            )
+            return {"outcomes": [], "error": listed.error.to_json()}
         pools = listed["pools"]
     outcomes = []
     for index, pool in enumerate(pools):
-        context.set_custom_status({"cluster": cluster, "pool": pool, "done": index, "of": len(pools)})
-        child = f"{context.instance_id}:{pool.lower()}:{context.new_uuid()[:8]}"
-        payload = {"cluster": cluster, "pool": pool, "reason": request.get("reason", "")}
-        outcomes.append((yield context.call_sub_orchestrator(names.RECONCILE_POOL, payload, child)))
-    more = yield from _requests_meanwhile(context, cluster, min(JOIN_GRACE_SECONDS, taken["pollSeconds"]))
-    if more["count"]:
-        pools_next = None if more["everything"] else more["pools"]
-        context.continue_as_new({"cluster": cluster, "pools": pools_next, "reason": "requested while reconciling"})
-        return None
-    return {"cluster": cluster, "outcomes": outcomes}
-
-
-def _requests_meanwhile(context, cluster: dict, grace_seconds: float) -> Task:
-    """Take the requests that arrived while this generation worked, after a short grace
-    for a wake-up event in flight: {"pools", "everything", "count"}."""
-    grace = context.create_timer(context.current_utc_datetime + timedelta(seconds=grace_seconds))
-    woken = context.wait_for_external_event(names.JOIN_EVENT)
-    yield context.task_any([woken, grace])
-    if not grace.is_completed:
-        grace.cancel()
-    return (yield context.call_activity(names.TAKE_REQUESTS, {"cluster": cluster}))
+        context.set_custom_status({"cluster": cluster["name"], "pool": pool, "done": index, "of": len(pools)})
+        child = names.child_instance_id(context.instance_id, pool, str(context.new_uuid()))
+        target = {**common, "pool": pool, "reason": work.get("reason", "")}
+        try:
+            outcome = yield context.call_sub_orchestrator(names.RECONCILE_POOL, target, child)
+        except Exception as e:  # noqa: BLE001 - a failed sub-orchestration fails this pool only
+            failure = Failure(FailureKind.INTERNAL, "PoolReconcileFailed", f"the reconcile of pool {pool} failed: {e}")
+            outcome = yield from _finish(
+                context, {**target, "instanceId": child}, Outcome.FAILED, failure.message, failure
+            )
+        outcomes.append(outcome)
+    return {"outcomes": outcomes}
 
 
 def reconcile_pool(context) -> Task:
-    """Input: {"cluster", "pool", "reason"}. Output: {"pool", "outcome", "reason", "error"}."""
-    request = context.get_input()
-    target = {"cluster": request["cluster"], "pool": request["pool"], "instanceId": context.instance_id}
-    plan = yield from call_arm(
-        context, names.PLAN_POOL, {**target, "reason": request.get("reason", "")}, DEFAULT_BASE_SECONDS
-    )
-    if not plan["ok"]:
-        yield from _record_exhausted(context, target, "plan", plan["error"])
-        return _outcome(request, _failure(plan), plan["error"]["message"], plan["error"])
-    if not plan["steps"] or not plan["enforce"]:
-        return _outcome(request, plan["outcome"], plan["reason"])
-    result = yield from _remediate(context, target, plan)
-    final = {"remediated": "succeeded", "gone": "gone", "pending-reimage": "waiting"}.get(result["outcome"], "failed")
-    yield context.call_activity(
-        names.RECORD,
-        {
-            **target,
-            "step": "outcome",
-            "outcome": final,
-            "reason": result["reason"],
-            "error": result["error"],
-            "modeBefore": plan["current"],
-            "mode": plan["desired"],
-        },
-    )
-    return result
+    """Input: {"cluster", "pool", "reason", "actor"}. Output: {"pool", "outcome", "status", "reason", "error"}."""
+    target = {**context.get_input(), "instanceId": context.instance_id}
+    plan = yield from call(context, names.PLAN_POOL, target)
+    if not plan.ok:
+        yield from record_failure(context, target, "plan", plan.error)
+        return (yield from _finish(context, target, plan.error.outcome, plan.error.message, plan.error))
+    if not plan["steps"]:
+        return _result(target, Outcome.SKIPPED, plan["reason"], status=plan["status"])
+    outcome, reason, error = yield from _remediate(context, target, plan.value)
+    modes = {"modeBefore": plan["current"], "mode": plan["desired"]}
+    return (yield from _finish(context, {**target, **modes}, outcome, reason, error, plan["status"]))
 
 
 def _remediate(context, target: dict, plan: dict) -> Task:
-    """The plan's steps in the order AKS needs: sshAccess first, then the reimage that applies it."""
-    base, request = plan["pollSeconds"], {"pool": target["pool"]}
+    """The plan's steps in the order AKS needs: sshAccess first, then the reimage that applies it.
+    Returns (outcome, reason, failure or None)."""
+    base = plan["pollSeconds"]
     change = {**target, "mode": plan["desired"], "modeBefore": plan["current"], "reimageOwed": UPGRADE in plan["steps"]}
     if UPDATE in plan["steps"]:
-        done = yield from run_operation(context, names.START_SSH_UPDATE, UPDATE, change, base, idle=plan["idle"])
-        if not done["ok"]:
-            return _outcome(request, _failure(done), done["error"]["message"], done["error"])
+        done = yield from run_operation(
+            context, names.START_SSH_UPDATE, {**change, "step": UPDATE}, base, fresh=plan["idle"]
+        )
+        if (early := (yield from _stopped(context, change, UPDATE, done))) is not None:
+            return early
     if UPGRADE in plan["steps"]:
-        in_window = plan["upgradeWindow"] != "nodeOSSchedule" or (
+        if plan["upgradeWindow"] == NODE_OS_SCHEDULE and not (
             yield from wait_for_window(context, target, plan.get("maintenanceWindow"))
-        )
-        if not in_window:
-            return _outcome(request, "pending-reimage", "no usable node-OS maintenance window: the upgrade waits")
-        done = yield from run_operation(context, names.START_NODE_IMAGE_UPGRADE, UPGRADE, change, base)
-        if not done["ok"]:
-            return _outcome(request, _failure(done), done["error"]["message"], done["error"])
-    return _outcome(request, "remediated", f"{plan['current']} -> {plan['desired']}")
+        ):
+            return Outcome.WAITING, "no usable node-OS maintenance window: the upgrade waits", None
+        done = yield from run_operation(context, names.START_NODE_IMAGE_UPGRADE, {**change, "step": UPGRADE}, base)
+        if (early := (yield from _stopped(context, change, UPGRADE, done))) is not None:
+            return early
+    return Outcome.SUCCEEDED, f"{plan['current']} -> {plan['desired']}", None
 
 
-def run_operation(context, start_activity: str, step: str, payload: dict, base: float, idle: bool = False) -> Task:
-    """Start a long-running ARM operation once the cluster is idle, then poll it to the end.
-
-    `idle`: the plan has just seen the cluster and all its pools idle, so the first attempt
-    need not check again. After a conflict, and before every later attempt, it waits.
-    A node-image upgrade is started at most once: if the pool's image changed while a retry
-    waited (an attempt whose answer was lost did run, or someone else upgraded after our
-    sshAccess change), the nodes are already reimaged and it is not started again.
-    """
-    image = None
-    for attempt in range(MAX_ATTEMPTS):
-        if not idle or attempt:
-            state = yield from wait_until_idle(context, payload, base)
-            if not state["ok"]:
-                return state
-            if image is None:
-                image = state["nodeImageVersion"]
-            if step == UPGRADE and state["nodeImageVersion"] != image:
-                return (yield from _already_upgraded(context, payload, image, state["nodeImageVersion"]))
-        started = yield context.call_activity(start_activity, payload)
-        if started["ok"] or not started["error"]["retryable"]:
-            break
-        if attempt + 1 == MAX_ATTEMPTS:  # no retry follows: record none, wait for nothing
-            return _exhausted(start_activity, started["error"])
-        yield from _record_retry(context, payload, start_activity, started["error"], attempt, base)
-    if not started["ok"]:
-        return started
-    if started["operation"] is None:  # ARM completed it synchronously
-        return started
-    return (yield from poll_operation(context, payload, step, started["operation"], base))
+def _stopped(context, payload: dict, step: str, done) -> Task:
+    """None when the step went through; else the pool's (outcome, reason, failure)."""
+    if done.ok and done.get("skipped"):
+        return Outcome.SKIPPED, done["skipped"], None
+    if done.ok:
+        return None
+    yield from record_failure(context, payload, step, done.error)
+    return done.error.outcome, done.error.message, done.error
 
 
-def _already_upgraded(context, payload: dict, before: str, after: str) -> Task:
-    reason = (
-        f"the node image moved from {before} to {after} while the upgrade waited to be retried: not upgrading twice"
-    )
-    yield context.call_activity(
-        names.RECORD, {**payload, "step": UPGRADE, "outcome": "succeeded", "reason": reason, "pendingReimage": False}
-    )
-    return {"ok": True, "operation": None}
+def _finish(
+    context, target: dict, outcome: Outcome, reason: str, error: Failure | None = None, status: str = ""
+) -> Task:
+    """The pool's one outcome row (and its event); the pool's result for the worker."""
+    extra = {"error": error.to_json()} if error else {}
+    if outcome is Outcome.WAITING:
+        extra["pendingReimage"] = True
+    yield from record(context, target, "outcome", outcome, reason, **extra)
+    return _result(target, outcome, reason, error, status)
 
 
-def poll_operation(context, payload: dict, step: str, operation: dict, base: float) -> Task:
-    """Poll with durable timers: `Retry-After` when ARM gives one, else backoff from the poll setting."""
-    delay = float(base)
-    for poll in range(MAX_POLLS):
-        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=delay))
-        state = yield context.call_activity(names.POLL_OPERATION, {**payload, "step": step, "operation": operation})
-        if state["ok"] and state["done"]:
-            return state
-        if not state["ok"] and not state["error"]["retryable"]:
-            return state
-        retry_after = state.get("retryAfter") if state["ok"] else state["error"].get("retryAfter")
-        delay = float(retry_after) if retry_after is not None else backoff_seconds(poll, base, _jitter(context))
-    return _exhausted(names.POLL_OPERATION)
-
-
-def wait_until_idle(context, payload: dict, base: float) -> Task:
-    """AKS runs one operation per cluster: wait until the cluster and its pools are `Succeeded`."""
-    for attempt in range(MAX_IDLE_WAITS):
-        state = yield context.call_activity(names.CHECK_IDLE, payload)
-        if not state["ok"] and not state["error"]["retryable"]:
-            return state
-        if state["ok"] and state["idle"]:
-            return state
-        yield context.create_timer(
-            context.current_utc_datetime + timedelta(seconds=backoff_seconds(attempt, base, _jitter(context)))
-        )
-    return _exhausted(names.CHECK_IDLE)
+def _result(target: dict, outcome: Outcome, reason: str, error: Failure | None = None, status: str = "") -> dict:
+    return {
+        "pool": target["pool"],
+        "outcome": outcome.value,
+        "status": status,
+        "reason": reason,
+        "error": error.to_json() if error else None,
+    }
 
 
 def wait_for_window(context, target: dict, window: dict | None) -> Task:
@@ -216,64 +142,5 @@ def wait_for_window(context, target: dict, window: dict | None) -> Task:
 
 
 def _record_window(context, target: dict, is_open: bool, reason: str) -> Task:
-    outcome = "planned" if is_open else "waiting"
-    yield context.call_activity(
-        names.RECORD,
-        {**target, "step": "upgrade-window", "outcome": outcome, "reason": reason, "pendingReimage": not is_open},
-    )
-
-
-def call_arm(context, activity: str, payload: dict, base: float) -> Task:
-    """Call an ARM activity, retrying retryable errors with backoff (bounded)."""
-    for attempt in range(MAX_ATTEMPTS):
-        result = yield context.call_activity(activity, payload)
-        if result["ok"] or not result["error"]["retryable"]:
-            return result
-        if attempt + 1 == MAX_ATTEMPTS:  # no retry follows: record none, wait for nothing
-            break
-        yield from _record_retry(context, payload, activity, result["error"], attempt, base)
-    return _exhausted(activity, result["error"])
-
-
-def _record_retry(context, payload: dict, activity: str, error: dict, attempt: int, base: float) -> Task:
-    delay = retry_delay(error, attempt, base, _jitter(context))
-    reason = f"{error['code']}: retrying {activity} in {delay:g}s (attempt {attempt + 1} of {MAX_ATTEMPTS})"
-    yield context.call_activity(
-        names.RECORD, {**payload, "step": activity, "outcome": "retried", "reason": reason, "error": error}
-    )
-    yield context.create_timer(context.current_utc_datetime + timedelta(seconds=delay))
-
-
-def _record_exhausted(context, payload: dict, step: str, error: dict) -> Task:
-    """Activities record ARM's terminal errors themselves; spent retries are the orchestrator's to record."""
-    if error["kind"] == "exhausted":
-        record = {**payload, "step": step, "outcome": "failed", "reason": error["message"], "error": error}
-        yield context.call_activity(names.RECORD, record)
-
-
-def _exhausted(activity: str, last: dict | None = None) -> dict:
-    """Bounded retries spent; `last`: the final ARM error, kept in the message for the audit."""
-    message = f"{activity}: gave up after bounded retries"
-    if last:
-        message += f"; last error {last['code']}: {last['message']}"
-    error = {"kind": "exhausted", "code": "RetriesExhausted", "message": message, "retryable": False}
-    return {"ok": False, "error": error}
-
-
-def _failure(result: dict) -> str:
-    return "gone" if result["error"]["kind"] == "not-found" else "failed"
-
-
-def _outcome(request: dict, outcome: str, reason: str, error: dict | None = None) -> dict:
-    return {"pool": request["pool"], "outcome": outcome, "reason": reason, "error": error}
-
-
-def _jitter(context) -> float:
-    return jitter_from_uuid(str(context.new_uuid()))
-
-
-def _unique(pools: list[str]) -> list[str]:
-    seen: dict[str, str] = {}
-    for pool in pools:
-        seen.setdefault(pool.lower(), pool)
-    return list(seen.values())
+    outcome = Outcome.PLANNED if is_open else Outcome.WAITING
+    yield from record(context, target, "upgrade-window", outcome, reason, pendingReimage=not is_open)

@@ -17,7 +17,7 @@ import azure.functions as func
 from shared.events import Drop, EventError, classify, parse_event
 from shared.orchestration.runtime import runtime
 from shared.records import AuditRecord, Outcome
-from shared.triggers.start import request_reconcile
+from shared.triggers.start import request_work
 
 bp = df.Blueprint()
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ async def on_arm_event(event: func.EventGridEvent, client: df.DurableOrchestrati
         _audit(rt, hint, Outcome.SKIPPED, "caused by the warden's own write: nothing to start")
         return
     reason = f"event {hint.operation} by {hint.caller or 'unknown'}"
-    instance_id, how = await request_reconcile(client, rt.store, hint.target, reason, hint.caller)
+    instance_id, how = await request_work(client, rt.store, hint.target, reason, hint.caller)
     _audit(rt, hint, Outcome.PLANNED, f"reconcile {how}: {instance_id}", instance_id)
 
 

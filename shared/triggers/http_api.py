@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from shared.errors import ConfigError, OutOfScopeError
-from shared.models import Target
+from shared.models import Target, validate_pool_name
 from shared.orchestration.runtime import runtime
-from shared.triggers.start import StartError, request_reconcile
+from shared.triggers.start import StartError, request_work
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 
 STATUS_FUNCTION = "http_status"
 RECONCILE_FUNCTION = "http_reconcile"
-# AKS pool names: lowercase letters and digits, starting with a letter, at most 12 characters.
-POOL_NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")
 
 
 class BadRequest(Exception):
@@ -36,6 +33,10 @@ def error_response(status: int, code: str, message: str) -> func.HttpResponse:
 def json_body(req: func.HttpRequest) -> dict[str, Any]:
     try:
         body = req.get_json()
+    except RecursionError as e:  # json gives up on deep nesting with a RecursionError, not a ValueError
+        raise BadRequest(
+            400, "InvalidJson", "the request body is not JSON this API accepts: it nests too deeply"
+        ) from e
     except ValueError as e:
         raise BadRequest(400, "InvalidJson", f"the request body is not JSON: {e}") from e
     if not isinstance(body, dict):
@@ -51,14 +52,15 @@ def reconcile_target(body: dict[str, Any]) -> Target:
     cluster, pool = body.get("cluster"), body.get("pool")
     if not isinstance(cluster, str) or not cluster:
         raise BadRequest(400, "InvalidCluster", "'cluster' is required: an AKS managed-cluster resource id")
-    if pool is not None and (not isinstance(pool, str) or not POOL_NAME.match(pool.lower())):
-        raise BadRequest(
-            400, "InvalidPool", f"'pool' is {pool!r}; expected an AKS pool name (letters and digits, at most 12)"
-        )
+    if pool is not None:
+        try:
+            validate_pool_name(pool)
+        except OutOfScopeError as e:
+            raise BadRequest(400, "InvalidPool", f"'pool': {e}") from e
     try:
         target = Target.from_id(cluster)
     except OutOfScopeError as e:
-        raise BadRequest(400, "InvalidCluster", str(e)) from e
+        raise BadRequest(400, "InvalidCluster", f"'cluster': {e}") from e
     if target.pool and pool and target.pool.lower() != pool.lower():
         raise BadRequest(400, "InvalidPool", f"'cluster' names pool {target.pool!r} but 'pool' says {pool!r}")
     try:
@@ -80,9 +82,11 @@ async def http_reconcile(req: func.HttpRequest, client: df.DurableOrchestrationC
     except ConfigError as e:
         return error_response(500, "InvalidConfiguration", str(e))
     try:
-        instance_id, _ = await request_reconcile(client, runtime().store, target, "HTTP request")
+        instance_id, _ = await request_work(client, runtime().store, target, "HTTP request")
     except StartError as e:
-        return error_response(503, "ReconcileNotStarted", f"{e}; the request is not recorded, try again")
+        return error_response(
+            503, "ReconcileNotStarted", f"{e}; the request is recorded and waits, try again to start it"
+        )
     return client.create_check_status_response(req, instance_id)
 
 

@@ -1,73 +1,77 @@
-"""Start a cluster's reconcile, or join the one already running (one writer per cluster)."""
+"""Request cluster work: record it, then make sure the cluster's worker will take it.
+
+The requests table decides (see `WardenStore.add_request`): a worker committed to the
+cluster takes every request written before it closes, so the trigger only starts one
+when none is. A refused start then means the previous worker is in its last moments
+(closed, not yet completed): it is tried again shortly. Nothing is ever lost: if no
+start goes through, the request stays in the table and the caller fails (Event Grid
+redelivers, HTTP answers 503) — the next request or the resync starts the worker.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
-from shared.models import Target
-from shared.orchestration.names import JOIN_EVENT, RECONCILE_CLUSTER, reconcile_instance_id
-from shared.records import ReconcileRequest
+from shared.adapters.store import Admission
+from shared.models import ClusterRef, Target
+from shared.orchestration.envelope import cluster_json
+from shared.orchestration.names import CLUSTER_WORKER, worker_instance_id
+from shared.protocol import WorkKind
+from shared.records import WorkRequest
 
-# start -> refused (running) -> raise event -> gone (it just finished) -> start again ...
-ROUNDS = 3
-
-
-class StartError(Exception):
-    """Neither a start nor a join went through: the caller should fail so the request is retried."""
-
-
+START_TRIES = 8  # with doubling pauses from 0.05 s: about 13 s in all
+FIRST_PAUSE_SECONDS = 0.05
 ACTIVE = ("Pending", "Running", "ContinuedAsNew")
 
 
-async def request_reconcile(client, store, target: Target, reason: str, actor: str = "") -> tuple[str, str]:
-    """Record the request, then make sure a reconcile will take it.
+class StartError(Exception):
+    """The worker could not be started: the caller should fail so the request is retried."""
 
-    Returns (instance id, "started" | "joined" | "pending"). "pending": the same target is
-    already requested and its cluster's reconcile runs, which takes every request before
-    it finishes: a storm of events for one pool costs one table write each, nothing more.
-    """
-    request = ReconcileRequest(target.cluster.id, target.pool or "", datetime.now(UTC), reason, actor)
-    instance_id = reconcile_instance_id(target.cluster.key)
-    if not store.add_request(request) and await _is_running(client, instance_id):
-        return instance_id, "pending"
+
+async def request_work(
+    client, store, target: Target, reason: str, actor: str = "", kind: WorkKind = WorkKind.RECONCILE
+) -> tuple[str, str]:
+    """Returns (worker instance id, "started" | "joined" | "pending")."""
+    request = WorkRequest(target.cluster.id, target.pool or "", datetime.now(UTC), kind, reason, actor)
+    instance_id = worker_instance_id(target.cluster.key)
+    admission = store.add_request(request)
+    if admission is not Admission.START and await is_running(client, instance_id):
+        return instance_id, admission.value
+    await start_worker(client, target.cluster)
+    return instance_id, "started"
+
+
+async def ensure_worker(client, cluster: ClusterRef) -> str:
+    """Start the cluster's worker unless one runs (the resync, for requests left behind)."""
+    instance_id = worker_instance_id(cluster.key)
+    if not await is_running(client, instance_id):
+        await start_worker(client, cluster)
+    return instance_id
+
+
+async def start_worker(client, cluster: ClusterRef) -> None:
+    """The host refuses a second start of a running instance id (host.json
+    `overridableExistingInstanceStates: NonRunningStates`); the Python client raises a bare
+    `Exception` for it. Refused while the last worker finishes: wait a moment and try again."""
+    instance_id, pause, failures = worker_instance_id(cluster.key), FIRST_PAUSE_SECONDS, []
+    for _ in range(START_TRIES):
+        try:
+            await client.start_new(CLUSTER_WORKER, instance_id, {"cluster": cluster_json(cluster)})
+            return
+        except OSError as unreachable:  # aiohttp's connection errors: no use waiting here
+            raise StartError(f"could not start {instance_id}: the task hub is unreachable: {unreachable}") from None
+        except Exception as refused:  # noqa: BLE001 - the SDK's only signal
+            failures.append(str(refused))
+        await asyncio.sleep(pause)
+        pause *= 2
+    raise StartError(f"could not start {instance_id}: {failures[-1]}")
+
+
+async def is_running(client, instance_id: str) -> bool:
     try:
-        return await start_or_join(client, target, reason)
-    except StartError:
-        store.drop_request(request)  # let the redelivery add it again
-        raise
-
-
-async def _is_running(client, instance_id: str) -> bool:
-    status = await client.get_status(instance_id)
+        status = await client.get_status(instance_id)
+    except Exception:  # noqa: BLE001 - an unreachable task hub: say not running, the start tells why
+        return False
     runtime_status = getattr(status, "runtime_status", None)
     return bool(runtime_status) and getattr(runtime_status, "value", runtime_status) in ACTIVE
-
-
-def reconcile_input(target: Target, reason: str) -> dict:
-    ref = target.cluster
-    cluster = {"subscription": ref.subscription, "resourceGroup": ref.resource_group, "name": ref.name}
-    return {"cluster": cluster, "pools": [target.pool] if target.pool else None, "reason": reason}
-
-
-async def start_or_join(client, target: Target, reason: str) -> tuple[str, str]:
-    """Returns (instance id, "started" | "joined").
-
-    The host refuses a second start of a running instance id (host.json
-    `overridableExistingInstanceStates: NonRunningStates`), so a refused start means a
-    reconcile is running: hand it the target as an external event instead. The Python
-    client raises a bare `Exception` for both refusals, hence the broad catches.
-    """
-    instance_id = reconcile_instance_id(target.cluster.key)
-    failures = []
-    for _ in range(ROUNDS):
-        try:
-            await client.start_new(RECONCILE_CLUSTER, instance_id, reconcile_input(target, reason))
-            return instance_id, "started"
-        except Exception as refused:  # noqa: BLE001 - the SDK's only signal
-            failures.append(f"start: {refused}")
-        try:
-            await client.raise_event(instance_id, JOIN_EVENT, {"pool": target.pool, "reason": reason})
-            return instance_id, "joined"
-        except Exception as gone:  # noqa: BLE001 - finished meanwhile: start again
-            failures.append(f"join: {gone}")
-    raise StartError(f"could not start or join {instance_id}: {'; '.join(failures)}")

@@ -41,7 +41,7 @@ def test_reconcile_one_pool_to_completion(cli_env, capsys):
     assert main(["reconcile", "--cluster", DEV.id, "--pool", "nodepool1", "--json"]) == 0
     captured = capsys.readouterr()
     [outcome] = json.loads(captured.out)["outcomes"]
-    assert (outcome["pool"], outcome["outcome"]) == ("nodepool1", "remediated")
+    assert (outcome["pool"], outcome["outcome"]) == ("nodepool1", "succeeded")
     assert writes(cli_env) == [("PUT", "nodepool1"), ("POST", "upgradeNodeImageVersion")]
     assert "nodepool1 start_ssh_update" in captured.err  # progress on stderr, stdout stays JSON
 
@@ -73,11 +73,12 @@ def test_reconcile_refuses_bad_targets_with_exit_2_and_no_request(cli_env, capsy
 
 def test_handle_event_from_a_file_and_from_stdin(cli_env, capsys, monkeypatch):
     assert main(["handle-event", str(DEMO_EVENT)]) == 0
-    assert "remediated" in capsys.readouterr().out
+    assert "succeeded" in capsys.readouterr().out
     assert writes(cli_env) == [("PUT", "nodepool1"), ("POST", "upgradeNodeImageVersion")]
     monkeypatch.setattr(sys, "stdin", io.StringIO(DEMO_EVENT.read_text()))
     assert main(["handle-event", "-", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["outcomes"][0]["outcome"] == "compliant"
+    [again] = json.loads(capsys.readouterr().out)["outcomes"]
+    assert (again["outcome"], again["status"]) == ("skipped", "compliant")
     assert len(writes(cli_env)) == 2  # the second delivery found nothing to do
 
 
@@ -126,5 +127,5 @@ def test_handle_event_skips_items_the_worker_cannot_decode_and_runs_the_rest(cli
     path.write_text(json.dumps([5, "text", good]))
     assert main(["handle-event", str(path)]) == 0
     captured = capsys.readouterr()
-    assert "event [0] is a JSON number" in captured.err and "remediated" in captured.out
+    assert "event [0] is a JSON number" in captured.err and "succeeded" in captured.out
     assert writes(cli_env) == [("PUT", "nodepool1"), ("POST", "upgradeNodeImageVersion")]

@@ -69,7 +69,7 @@ def test_audit_mode_records_drift_and_writes_nothing(warden):
         "LocalUser",
         "Disabled",
     )
-    assert plan.message.startswith("drift-recorded")
+    assert plan.message.startswith("drifted: audit mode, nothing written")
     assert w.pool_state(DEV, "nodepool1").status is PoolStatus.DRIFTED
 
 

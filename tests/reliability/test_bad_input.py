@@ -123,7 +123,7 @@ def assert_nothing_happened(w, arm_emulator) -> None:
     assert arm_emulator.requests == []
     assert w.functions.durable.statuses() == []
     assert w.runtime.store.list_audit() == []
-    assert w.runtime.store.take_requests(DEV.key) == []
+    assert w.runtime.store.list_requests(DEV.key) == []
 
 
 def deliver_raw(w, *events: dict) -> None:
@@ -253,9 +253,9 @@ def test_a_good_reconcile_request_gets_202_with_status_links_and_converges(warde
     assert json.loads(status.get_body())["runtimeStatus"] == RuntimeStatus.COMPLETED.value
 
 
-def test_a_reconcile_that_cannot_be_started_is_a_503_and_leaves_no_request(warden, arm_emulator):
+def test_a_worker_that_cannot_be_started_is_a_503_and_its_request_waits_for_the_next_start(warden, arm_emulator):
     """The Durable extension does not answer (its port is closed): the caller is told to retry,
-    and the request row is removed so the retry is not mistaken for a duplicate."""
+    and the request stays in the table, so the next start of the worker does it."""
     import socket
 
     import azure.functions as func
@@ -271,5 +271,242 @@ def test_a_reconcile_that_cannot_be_started_is_a_503_and_leaves_no_request(warde
     response = run_client_function(http.function, **{http.parameter: json.dumps(binding(dead))}, req=request)
     assert response.status_code == 503
     assert json.loads(response.get_body())["error"]["code"] == "ReconcileNotStarted"
-    assert w.runtime.store.take_requests(DEV.key) == []
+    # The request waits in the table; the next start of the cluster's worker takes it.
+    [waiting] = w.runtime.store.list_requests(DEV.key)
+    assert (waiting.pool, waiting.kind.value, waiting.lease) == ("", "reconcile", "")
+    w.deliver(arm_event(DEV.id + "/agentPools/nodepool1"))
+    assert w.runtime.store.list_requests(DEV.key) == []
+    assert ("outcome", "succeeded") in w.steps(pool="spot"), "the whole-cluster request that waited was done"
+
+
+# --- input hygiene: names no AKS resource can have, deep JSON, bad encodings ---------------------
+
+LONG_POOL = "p" * 1000
+
+
+def renamed(resource_group: str = DEV.resource_group, cluster: str = DEV.name, pool: str | None = None) -> str:
+    """An id in the test subscription with names that may break the AKS naming rules."""
+    base = f"/subscriptions/{SUB_A}/resourceGroups/{resource_group}/providers/Microsoft.ContainerService"
+    return f"{base}/managedClusters/{cluster}" + (f"/agentPools/{pool}" if pool is not None else "")
+
+
+BADLY_NAMED = {
+    "pool-1000-chars": renamed(pool=LONG_POOL),
+    "cluster-question-mark": renamed(cluster="aks?x"),
+    "cluster-encoded-slash": renamed(cluster="aks-dev%2Fweu"),
+    "pool-encoded-slash": renamed(pool="node%2Fpool1"),
+    "cluster-hash": renamed(cluster="aks#dev"),
+    "pool-space": renamed(pool="node pool1"),
+    "rg-space": renamed(resource_group="rg dev weu"),
+    "cluster-trailing-hyphen": renamed(cluster="aks-dev-weu-"),
+}
+
+
+def nested(depth: int) -> dict:
+    """`{"a": {"a": ...}}`, `depth` levels, built without recursion."""
+    value: dict = {}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+def assert_short(message: str) -> None:
+    """One line, and never a 1,000-character name echoed whole."""
+    assert "\n" not in message.strip() and LONG_POOL[:100] not in message and len(message) < 500
+
+
+@pytest.mark.parametrize("resource_id", BADLY_NAMED.values(), ids=BADLY_NAMED.keys())
+def test_an_event_naming_a_resource_no_aks_name_rule_allows_is_dropped_with_the_rule(
+    warden, arm_emulator, caplog, resource_id
+):
+    w = warden({"default": "Disabled"})
+    caplog.set_level(logging.INFO, logger="shared.triggers.event_grid")
+    deliver_raw(w, arm_event(resource_id))
+    [dropped] = drops_logged(caplog)
+    assert "naming rule" in dropped
+    assert_short(dropped)
+    assert_nothing_happened(w, arm_emulator)
+
+
+def test_an_event_whose_data_nests_deeper_than_any_arm_event_is_dropped_as_unreadable(warden, arm_emulator, caplog):
+    w = warden({"default": "Disabled"})
+    caplog.set_level(logging.INFO, logger="shared.triggers.event_grid")
+    event = arm_event(NODEPOOL1)
+    event["data"]["claims"] = nested(100)
+    deliver_raw(w, event)
+    [dropped] = drops_logged(caplog)
+    assert dropped.startswith("dropped an unreadable event") and "nests deeper than 64 levels" in dropped
+    assert_nothing_happened(w, arm_emulator)
+
+
+def test_an_event_nested_10000_deep_never_reaches_the_trigger_nor_raises(warden, arm_emulator, caplog):
+    """Too deep for any JSON encoder: the worker cannot decode it, as on Azure; the rest still runs."""
+    w = warden({"default": "Disabled"})
+    caplog.set_level(logging.INFO)
+    event = arm_event(NODEPOOL1)
+    event["data"] = nested(10_000)
+    deliver_raw(w, event)
+    assert any("not delivered" in r.getMessage() for r in caplog.records)
+    assert_nothing_happened(w, arm_emulator)
+
+
+def deep_list(depth: int) -> list:
+    value: list = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+BAD_NAME_REQUESTS = {
+    **{f"cluster-{name}": ({"cluster": resource_id}, "InvalidCluster") for name, resource_id in BADLY_NAMED.items()},
+    "pool-field-1000-chars": ({"cluster": DEV.id, "pool": LONG_POOL}, "InvalidPool"),
+    "pool-field-question-mark": ({"cluster": DEV.id, "pool": "np?x"}, "InvalidPool"),
+    "pool-field-encoded-slash": ({"cluster": DEV.id, "pool": "np%2F1"}, "InvalidPool"),
+    "pool-field-hash": ({"cluster": DEV.id, "pool": "np#1"}, "InvalidPool"),
+    "pool-field-space": ({"cluster": DEV.id, "pool": "np 1"}, "InvalidPool"),
+    "pool-field-trailing-hyphen": ({"cluster": DEV.id, "pool": "np1-"}, "InvalidPool"),
+    "pool-field-nested-900-deep": ({"cluster": DEV.id, "pool": deep_list(900)}, "InvalidPool"),
+}
+
+
+@pytest.mark.parametrize(("body", "code"), BAD_NAME_REQUESTS.values(), ids=BAD_NAME_REQUESTS.keys())
+def test_a_reconcile_request_naming_what_aks_cannot_name_is_a_400_and_touches_nothing(warden, arm_emulator, body, code):
+    w = warden({"default": "Disabled"})
+    response = post(w, body)
+    w.functions.run()
+    assert response.status_code == 400
+    error = json.loads(response.get_body())["error"]
+    assert error["code"] == code
+    assert "naming rule" in error["message"]
+    assert_short(error["message"])
+    assert_nothing_happened(w, arm_emulator)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 100_000, ('{"cluster": ' * 10_000).encode()],
+    ids=["100000-open-brackets", "object-10000-deep"],
+)
+def test_a_request_body_nested_too_deep_is_a_400_and_touches_nothing(warden, arm_emulator, body):
+    w = warden({"default": "Disabled"})
+    response = post(w, body)
+    w.functions.run()
+    assert response.status_code == 400
+    error = json.loads(response.get_body())["error"]
+    assert (error["code"], "nests too deeply" in error["message"]) == ("InvalidJson", True)
+    assert_nothing_happened(w, arm_emulator)
+
+
+# --- the CLI ---------------------------------------------------------------------------------------
+
+
+class Cli:
+    """`python -m shared` in-process against the local Azure. It writes to the default table
+    names: they start and end empty."""
+
+    def __init__(self, capsys, tables: str):
+        self.capsys, self.tables = capsys, tables
+
+    def __call__(self, *argv: str) -> tuple[int, str, str]:
+        from shared.cli import main
+
+        code = main(list(argv))
+        captured = self.capsys.readouterr()
+        return code, captured.out, captured.err
+
+    def rows(self) -> list:
+        from shared.adapters.store import StoreError, WardenStore
+
+        with WardenStore(self.tables) as store:
+            try:
+                return [*store.list_audit(), *store.list_pool_states()]
+            except StoreError:  # no table: no row
+                return []
+
+    def drop_tables(self) -> None:
+        from shared.adapters.store import WardenStore
+
+        with WardenStore(self.tables) as store:
+            store.delete_tables()
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys, arm_emulator, azurite):
+    for name, value in {
+        "WARDEN_SUBSCRIPTIONS": SUB_A,
+        "WARDEN_POLICY": '{"default": "Disabled"}',
+        "WARDEN_MODE": "enforce",
+        "AZURE_RESOURCE_MANAGER_ENDPOINT": arm_emulator.base_url,
+        "WARDEN_TABLES": azurite,
+        "WARDEN_POLL_SECONDS": "1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    runner = Cli(capsys, azurite)
+    runner.drop_tables()
+    yield runner
+    runner.drop_tables()
+
+
+def assert_cli_touched_nothing(cli: Cli, arm_emulator) -> None:
     assert arm_emulator.requests == []
+    assert cli.rows() == []
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["--cluster", renamed(cluster="aks?x")],
+        ["--cluster", DEV.id, "--pool", LONG_POOL],
+        ["--cluster", renamed(cluster="aks%2Fdev")],
+        ["--cluster", renamed(cluster="aks#dev")],
+        ["--cluster", renamed(pool="node pool1")],
+        ["--cluster", renamed(cluster="aks-dev-weu-")],
+    ],
+    ids=["question-mark", "pool-1000-chars", "encoded-slash", "hash", "space", "trailing-hyphen"],
+)
+def test_cli_reconcile_of_a_bad_name_exits_2_with_the_rule_and_writes_nothing(cli, arm_emulator, arguments):
+    code, out, err = cli("reconcile", *arguments)
+    assert code == 2 and out == ""
+    assert err.startswith("error: ") and "naming rule" in err and "Traceback" not in err
+    assert_short(err)
+    assert_cli_touched_nothing(cli, arm_emulator)
+
+
+def deep_object_text(depth: int) -> str:
+    """`{"a": {"a": ... {}}}` as JSON text, `depth` levels (too deep to build with json.dumps)."""
+    return '{"a": ' * (depth - 1) + "{}" + "}" * (depth - 1)
+
+
+UNREADABLE_FILES = {
+    "invalid-utf8": (b'[{"id": "\xff\xfe"}]', "'utf-8' codec can't decode"),
+    "100000-open-brackets": (b"[" * 100_000, "nests far too deeply"),
+    "no-event-at-all": (b'{"foo": 1}', "no event could be read"),
+    "data-10000-deep": (
+        json.dumps(arm_event(NODEPOOL1) | {"data": "DEEP"}).replace('"DEEP"', deep_object_text(10_000)).encode(),
+        "nests far too deeply",
+    ),
+    "data-100-deep": (json.dumps(arm_event(NODEPOOL1) | {"data": nested(100)}).encode(), "nests deeper than 64"),
+}
+
+
+@pytest.mark.parametrize(("content", "says"), UNREADABLE_FILES.values(), ids=UNREADABLE_FILES.keys())
+def test_cli_handle_event_of_unreadable_input_exits_2_with_one_line(cli, arm_emulator, tmp_path, content, says):
+    path = tmp_path / "delivery.json"
+    path.write_bytes(content)
+    code, out, err = cli("handle-event", str(path))
+    assert code == 2 and out == ""
+    assert err.startswith("error: ") and says in err and err.count("\n") == 1
+    assert_short(err)
+    assert_cli_touched_nothing(cli, arm_emulator)
+
+
+def test_cli_handle_event_of_a_badly_named_resource_drops_it_with_the_rule(cli, arm_emulator, tmp_path):
+    """Readable but about nothing AKS can name: dropped with the reason, exit 0, as irrelevant events are."""
+    path = tmp_path / "delivery.json"
+    path.write_text(json.dumps([arm_event(renamed(cluster="aks?x")), arm_event(renamed(pool=LONG_POOL))]))
+    code, _, err = cli("handle-event", str(path))
+    assert code == 0
+    drops = [line for line in err.splitlines() if "dropped event" in line]
+    assert len(drops) == 2 and all("naming rule" in line for line in drops)
+    assert LONG_POOL[:100] not in err
+    assert_cli_touched_nothing(cli, arm_emulator)

@@ -14,7 +14,8 @@ import pytest
 
 from shared.local.durable_host import RuntimeStatus
 from shared.orchestration import names
-from shared.orchestration.reconcile import MAX_ATTEMPTS, UPDATE, UPGRADE
+from shared.orchestration.operations import MAX_ATTEMPTS
+from shared.orchestration.reconcile import UPDATE, UPGRADE
 from shared.records import PoolStatus
 from tests.warden_fixtures import DEV, arm_event
 
@@ -45,6 +46,10 @@ def assert_finished_cleanly(w) -> None:
     statuses = w.functions.durable.statuses()
     assert statuses and {s.runtime_status for s in statuses} == {RuntimeStatus.COMPLETED}
     assert [e for e in w.progress if e.kind == "activity-failed"] == []
+
+
+def starts(w) -> list:
+    return [e for e in w.progress if e.kind == "activity" and e.activity == names.START_SSH_UPDATE]
 
 
 def gaps(times: list) -> list[float]:
@@ -107,30 +112,30 @@ def test_a_put_refused_with_409_waits_for_idle_retries_and_converges(warden, arm
     assert len(w.activity_times(names.START_SSH_UPDATE)) == times + 1
     retried = rows(w, "nodepool1", names.START_SSH_UPDATE, "retried")
     assert [r.code for r in retried] == ["OperationNotAllowed"] * times
-    # The plan saw the cluster idle before the first attempt; before each retry it was checked again.
-    last_put = w.activity_times(names.START_SSH_UPDATE)[-1]
-    assert len([t for t in w.activity_times(names.CHECK_IDLE) if t <= last_put]) >= times
+    # The plan saw the cluster idle before the first attempt; every retry reads the cluster again.
+    assert [e.payload["fresh"] for e in starts(w)] == [True] + [False] * times
     assert_converged(w, arm_emulator)
 
 
 @pytest.mark.parametrize("busy_id", [NODEPOOL1, SPOT, DEV.id], ids=["this-pool", "another-pool", "the-cluster"])
 def test_an_operation_in_progress_is_waited_out_without_a_write(warden, arm_emulator, busy_id):
-    """Something else updates the cluster when the plan runs, for three idle checks."""
+    """Something else updates the cluster when the plan runs, for two attempts of the PUT: each
+    attempt reads the cluster and its pools first, sees them busy and sends nothing."""
     w = warden({"default": "Disabled"})
     on_activity(w, names.PLAN_POOL, lambda: arm_emulator.set_provisioning_state(busy_id, "Updating"))
-    checks: list = []
+    attempts: list = []
 
     def watch(event, plan_watch=w.on_progress) -> None:
         plan_watch(event)
-        if event.kind == "activity" and event.activity == names.CHECK_IDLE:
-            checks.append(event.at)
-            if len(checks) == 3:  # as the third check runs, the other operation has just ended
+        if event.kind == "activity" and event.activity == names.START_SSH_UPDATE:
+            attempts.append(event.at)
+            if len(attempts) == 3:  # as the third attempt runs, the other operation has just ended
                 arm_emulator.set_provisioning_state(busy_id, "Succeeded")
 
     w.on_progress = watch
     w.deliver(arm_event(NODEPOOL1))
-    first_put = w.activity_times(names.START_SSH_UPDATE)[0]
-    assert len([t for t in w.activity_times(names.CHECK_IDLE) if t <= first_put]) == 3
+    assert [e.payload["fresh"] for e in starts(w)] == [False, False, False]
+    assert [m for m, _ in w.writes()] == ["PUT", "POST"]
     assert not rows(w, "nodepool1", names.START_SSH_UPDATE, "retried"), "a PUT was sent while the cluster was busy"
     assert_converged(w, arm_emulator)
 
@@ -139,24 +144,21 @@ def test_a_cluster_turning_busy_between_idle_check_and_put_gets_409_then_waits_a
     """The race the idle check cannot close: the emulator refuses the PUT itself (409)."""
     w = warden({"default": "Disabled"})
     on_activity(w, names.START_SSH_UPDATE, lambda: arm_emulator.set_provisioning_state(SPOT, "Updating"))
-    puts: list = []
-    busy_checks: list = []
+    attempts: list = []
 
     def watch(event, put_watch=w.on_progress) -> None:
         put_watch(event)
         if event.kind == "activity" and event.activity == names.START_SSH_UPDATE:
-            puts.append(event.at)
-        if event.kind == "activity" and event.activity == names.CHECK_IDLE and puts:
-            busy_checks.append(event.at)
-            if len(busy_checks) == 2:  # busy at the first check after the 409, idle at the second
+            attempts.append(event.at)
+            if len(attempts) == 3:  # busy at the first attempt after the 409, idle at the next
                 arm_emulator.set_provisioning_state(SPOT, "Succeeded")
 
     w.on_progress = watch
     w.deliver(arm_event(NODEPOOL1))
     [retried] = rows(w, "nodepool1", names.START_SSH_UPDATE, "retried")
     assert retried.code == "OperationNotAllowed"  # no fault armed: the emulator refused the PUT itself
-    first_put, second_put = w.activity_times(names.START_SSH_UPDATE)
-    assert len([t for t in w.activity_times(names.CHECK_IDLE) if first_put < t <= second_put]) == 2
+    assert [e.payload["fresh"] for e in starts(w)] == [True, False, False]
+    assert [m for m, _ in w.writes()] == ["PUT", "PUT", "POST"], "the refused PUT, then one once idle"
     assert_converged(w, arm_emulator)
 
 
@@ -249,7 +251,7 @@ def test_a_permanent_4xx_on_the_put_is_not_retried_and_is_recorded(warden, arm_e
 
 
 PERSISTENT = {
-    "put": ("PUT", POOL_PATH, arm_event(NODEPOOL1), names.START_SSH_UPDATE, "nodepool1", "outcome"),
+    "put": ("PUT", POOL_PATH, arm_event(NODEPOOL1), names.START_SSH_UPDATE, "nodepool1", "update-ssh-access"),
     "cluster-get-in-plan": ("GET", CLUSTER_PATH, arm_event(NODEPOOL1), names.PLAN_POOL, "nodepool1", "plan"),
     "pool-list": (
         "GET",
@@ -276,9 +278,10 @@ def test_a_persistent_500_ends_after_max_attempts_with_a_recorded_failure(
     retried = rows(w, pool, activity, "retried")
     assert len(retried) == MAX_ATTEMPTS - 1, "a retry was recorded that never happened"
     assert f"attempt {MAX_ATTEMPTS - 1} of {MAX_ATTEMPTS}" in retried[-1].message
-    [failed] = [r for r in w.audit() if r.outcome.value == "failed"]
+    [failed, outcome] = [r for r in w.audit() if r.outcome.value == "failed"]
     assert (failed.step, failed.pool, failed.code) == (terminal_step, pool, "RetriesExhausted")
     assert "last error InternalServerError: Injected 500." in failed.message
+    assert (outcome.step, outcome.pool, outcome.message) == ("outcome", pool, failed.message)
     assert arm_emulator.sshd_states(NODEPOOL1) == SSH_ON
     assert_finished_cleanly(w)
 
@@ -293,8 +296,8 @@ def _delete_while_the_put_is_polled(w, arm_emulator) -> None:
 
 
 def _delete_after_the_put_succeeded(w, arm_emulator) -> None:
-    # The idle check before the upgrade (the plan itself saw the cluster idle before the PUT).
-    on_activity(w, names.CHECK_IDLE, lambda: arm_emulator.delete_pool(NODEPOOL1), nth=1)
+    # As the upgrade is about to start (it reads the cluster and its pools first).
+    on_activity(w, names.START_NODE_IMAGE_UPGRADE, lambda: arm_emulator.delete_pool(NODEPOOL1), nth=1)
 
 
 @pytest.mark.parametrize(
@@ -328,7 +331,7 @@ def test_an_upgrade_that_ran_while_a_retry_waited_is_not_started_again(warden, a
         while not w.runtime.arm.operation_state(operation, DEV.subscription).done:
             pass
 
-    on_activity(w, names.CHECK_IDLE, upgrade_meanwhile, nth=2)
+    on_activity(w, names.START_NODE_IMAGE_UPGRADE, upgrade_meanwhile, nth=2)
     w.deliver(arm_event(NODEPOOL1))
     posts = [r for r in arm_emulator.requests if r.method == "POST"]
     assert len(posts) == 2, "the refused attempt and the one that ran meanwhile, none from the retry"

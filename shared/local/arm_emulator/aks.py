@@ -66,15 +66,21 @@ class AksApi:
 
     def get_cluster(self, req: Request, s: str, rg: str, c: str) -> Response:
         with self.fleet.lock:
-            return Response(200, cluster_view(self.fleet.cluster(s, rg, c)))
+            return Response(200, cluster_view(self._read(s, rg, c)))
 
     def list_pools(self, req: Request, s: str, rg: str, c: str) -> Response:
         with self.fleet.lock:
-            return Response(200, {"value": [pool_view(p) for p in self.fleet.cluster(s, rg, c).pools.values()]})
+            return Response(200, {"value": [pool_view(p) for p in self._read(s, rg, c).pools.values()]})
 
     def get_pool(self, req: Request, s: str, rg: str, c: str, p: str) -> Response:
         with self.fleet.lock:
-            return Response(200, pool_view(self.fleet.cluster(s, rg, c).pool(p)))
+            return Response(200, pool_view(self._read(s, rg, c).pool(p)))
+
+    def _read(self, s: str, rg: str, c: str) -> Cluster:
+        """The cluster, once its operations in progress had the time this read takes."""
+        cluster = self.fleet.cluster(s, rg, c)
+        self.operations.advance(cluster.body["id"])
+        return cluster
 
     def list_maintenance(self, req: Request, s: str, rg: str, c: str) -> Response:
         with self.fleet.lock:
@@ -198,7 +204,8 @@ class AksApi:
 
     def _start(self, req: Request, cluster: Cluster, on_end) -> Operation:
         fault = self.faults.take_operation_fault(req.path)
-        return self.operations.start(NAMESPACE, cluster.location.replace(" ", "").lower(), on_end, fault=fault)
+        location = cluster.location.replace(" ", "").lower()
+        return self.operations.start(NAMESPACE, location, on_end, fault=fault, scope=cluster.body["id"])
 
     @staticmethod
     def _begin_write(body: dict, state: str, etag_in_props: bool = True) -> None:

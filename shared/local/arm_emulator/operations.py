@@ -1,5 +1,9 @@
 """Long-running operations: each is `InProgress` for `lro_polls` status reads, then ends.
 
+As on ARM, an operation runs whether or not anyone polls it: a client that lost the operation
+URL sees it end by reading the resource. Here each read of the cluster or its pools counts
+like a status read for the cluster's operations in progress.
+
 The end is `Succeeded`, or what an armed operation fault says. Ending runs the operation's effect
 (e.g. reimage the nodes) exactly once, under the fleet lock.
 """
@@ -30,6 +34,7 @@ class Operation:
     on_end: Callable[[bool], None]  # called once with succeeded=True/False
     result: Callable[[], tuple[int, dict | None]] | None = None  # what the Location URL answers once done
     fault: OperationFault | None = None
+    scope: str = ""  # the cluster it runs on (lower-case id): reads there advance it
     status: str = "InProgress"
     start_time: str = field(default_factory=utc_now)
     end_time: str | None = None
@@ -61,9 +66,18 @@ class Operations:
         self._by_id: dict[str, Operation] = {}
 
     def start(
-        self, namespace: str, location: str, on_end, *, result=None, fault: OperationFault | None = None
+        self,
+        namespace: str,
+        location: str,
+        on_end,
+        *,
+        result=None,
+        fault: OperationFault | None = None,
+        scope: str = "",
     ) -> Operation:
-        operation = Operation(str(uuid.uuid4()), namespace, location, self._lro_polls, on_end, result, fault)
+        operation = Operation(
+            str(uuid.uuid4()), namespace, location, self._lro_polls, on_end, result, fault, scope.lower()
+        )
         with self._lock:
             self._by_id[operation.id] = operation
         return operation
@@ -74,12 +88,22 @@ class Operations:
             operation = self._by_id.get(operation_id.lower())
             if operation is None or operation.namespace.lower() != namespace.lower():
                 raise errors.child_not_found(f"Operation '{operation_id}' was not found.")
-            if not operation.done:
-                if operation.polls_left > 0:
-                    operation.polls_left -= 1
-                else:
-                    self._end(operation)
+            self._advance(operation)
             return operation
+
+    def advance(self, scope: str) -> None:
+        """A read of the resource the operations in `scope` run on: time passes for them too."""
+        with self._lock:
+            for operation in list(self._by_id.values()):
+                if operation.scope and operation.scope == scope.lower():
+                    self._advance(operation)
+
+    def _advance(self, operation: Operation) -> None:
+        if not operation.done:
+            if operation.polls_left > 0:
+                operation.polls_left -= 1
+            else:
+                self._end(operation)
 
     def _end(self, operation: Operation) -> None:
         operation.status = operation.fault.status if operation.fault else "Succeeded"

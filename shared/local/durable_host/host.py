@@ -47,7 +47,7 @@ DEFAULT_MAX_EPISODES = 10_000
 
 @dataclass(frozen=True)
 class HostEvent:
-    """A progress notice. `kind` is started, activity, activity-failed, timer, completed, failed,
+    """A progress notice. `kind` is started, activity, activity-failed, activity-lost, timer, completed, failed,
     terminated or continued-as-new; `activity` names the activity of the activity kinds;
     `payload` is the input (started, activity), failure reason, timer fire time or output."""
 
@@ -92,6 +92,9 @@ class DurableHost:
         self._canceled: set[tuple[str, int, int]] = set()
         self._executions = itertools.count(1)
         self._timer_seq = itertools.count()
+        # Fault injection: called after each activity ran; True loses its completion, as when the
+        # worker dies before reporting it, and the host runs the activity again (at-least-once).
+        self.lose_completion: Callable[[str, Any], bool] | None = None
 
     @classmethod
     def from_app(
@@ -237,6 +240,10 @@ class DurableHost:
         with self._lock:
             instance = self._live(call.instance_id, call.execution)
             if instance is None:
+                return
+            if self.lose_completion is not None and self.lose_completion(call.name, _json_or_text(call.input_json)):
+                self._report("activity-lost", instance, _json_or_text(call.input_json), call.name)
+                self._ready.append(call)
                 return
             now = self.clock.now()
             if outcome.failure is None:

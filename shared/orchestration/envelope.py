@@ -1,0 +1,58 @@
+"""The activity side of the protocol: every activity returns a `Result` as JSON, whatever happens.
+
+ARM errors become failures that say whether to retry. Any other exception (Table Storage
+down, a bug) becomes a retryable `internal` failure: the orchestrator retries it with
+backoff, then records the pool as failed; it never surfaces as a bare `Exception` text.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from shared.errors import ArmError, ConflictError, NotFoundError, OperationFailedError, ThrottledError
+from shared.models import ClusterRef
+from shared.protocol import Failure, FailureKind, Result, failed
+from shared.records import clip
+
+log = logging.getLogger(__name__)
+MESSAGE_LIMIT = 1000  # a failure's message travels through the orchestration history
+
+_KINDS = {
+    NotFoundError: FailureKind.NOT_FOUND,
+    ConflictError: FailureKind.CONFLICT,
+    ThrottledError: FailureKind.THROTTLED,
+    OperationFailedError: FailureKind.OPERATION_FAILED,
+}
+
+
+def activity(function: Callable[[dict], Result]) -> Callable[[dict], dict]:
+    """Wrap an activity: JSON in, `Result` JSON out, unexpected exceptions as internal failures."""
+
+    @functools.wraps(function)
+    def run(payload: dict) -> dict:
+        try:
+            return function(payload).to_json()
+        except Exception as e:  # noqa: BLE001 - unknown errors are temporary: the orchestrator retries
+            log.warning("activity %s failed: %s: %s", function.__name__, type(e).__name__, e)
+            return failed(FailureKind.INTERNAL, type(e).__name__, clip(str(e), MESSAGE_LIMIT), retryable=True).to_json()
+
+    return run
+
+
+def arm_failure(e: ArmError, *, recorded: bool = False) -> Failure:
+    kind = _KINDS.get(type(e), FailureKind.TRANSIENT if e.retryable else FailureKind.PERMANENT)
+    return Failure(
+        kind, e.code, clip(e.message, MESSAGE_LIMIT), e.retryable, e.retry_after, e.status, recorded=recorded
+    )
+
+
+def cluster_ref(payload: dict) -> ClusterRef:
+    c = payload["cluster"]
+    return ClusterRef(c["subscription"], c["resourceGroup"], c["name"])
+
+
+def cluster_json(ref: ClusterRef) -> dict[str, Any]:
+    return {"subscription": ref.subscription, "resourceGroup": ref.resource_group, "name": ref.name}

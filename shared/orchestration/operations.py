@@ -1,0 +1,149 @@
+"""Orchestrator helpers shared by every kind of cluster work: call an activity with bounded
+retries, run a long-running ARM operation to its end, record a decision. Deterministic.
+
+Every call is stamped with a replay-stable call id and the orchestration's time, from which
+the activity derives the keys of the rows it writes (so a re-run writes nothing twice).
+Retryable failures (ARM's conflicts, throttling and 5xx; anything outside ARM) wait with
+durable timers — `Retry-After` when ARM gave one, else capped exponential backoff with
+replay-safe jitter — and each retry is recorded. Every loop is bounded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from datetime import timedelta
+from typing import Any
+
+from shared.orchestration import names
+from shared.orchestration.backoff import backoff_seconds, bounded_seconds, jitter_from_uuid, retry_delay
+from shared.protocol import Failure, FailureKind, Outcome, Result, exhausted, failed
+from shared.records import clip
+
+MAX_ATTEMPTS = 8  # per call: consecutive retryable failures before giving up
+MAX_POLLS = 400  # per long-running operation (backoff caps each wait at 5 minutes)
+MAX_IDLE_WAITS = 120  # waiting for another operation on the cluster to finish
+DEFAULT_BASE_SECONDS = 30  # backoff base before the plan has read WARDEN_POLL_SECONDS
+
+Task = Generator[Any, Any, Any]
+
+
+def call_once(context, activity: str, payload: dict, key: str | None = None) -> Task:
+    """One attempt. `key` names the logical step (all its attempts share it): the activity keys
+    the audit rows it writes by it, so neither a re-run nor a retry writes them twice.
+    An activity that raised anyway (its input did not load, the worker died mid-way) is a
+    retryable internal failure, like every error the activity did not expect."""
+    stamped = {
+        **payload,
+        "call": {"id": key or str(context.new_uuid()), "at": context.current_utc_datetime.isoformat()},
+    }
+    try:
+        output = yield context.call_activity(activity, stamped)
+    except Exception as e:  # noqa: BLE001 - Durable hands activity failures over as bare Exceptions
+        return failed(FailureKind.INTERNAL, "ActivityFailed", clip(f"{activity}: {e}", 1000), retryable=True)
+    return Result.from_json(output)
+
+
+def call(context, activity: str, payload: dict, base: float = DEFAULT_BASE_SECONDS) -> Task:
+    """Call with bounded retries of retryable failures; returns the final `Result`."""
+    key = str(context.new_uuid())
+    for attempt in range(MAX_ATTEMPTS):
+        result = yield from call_once(context, activity, payload, key)
+        if result.ok or not result.error.retryable:
+            return result
+        if attempt + 1 == MAX_ATTEMPTS:  # no retry follows: record none, wait for nothing
+            break
+        yield from retry_wait(context, payload, activity, result.error, attempt, base)
+    return exhausted(activity, result.error)
+
+
+def retry_wait(context, payload: dict, what: str, error: Failure, attempt: int, base: float) -> Task:
+    """Record the retry (best effort: the store may be what fails) and wait before it."""
+    delay = retry_delay(error.retry_after, attempt, base, jitter(context))
+    reason = f"{error.code}: retrying {what} in {delay:g}s (attempt {attempt + 1} of {MAX_ATTEMPTS})"
+    note = {**payload, "step": what, "outcome": Outcome.RETRIED.value, "reason": reason, "error": error.to_json()}
+    yield from call_once(context, names.RECORD, note)
+    yield from sleep(context, delay)
+
+
+def record(context, payload: dict, step: str, outcome: Outcome, reason: str, **extra: Any) -> Task:
+    """Record a decision of the orchestrator (with retries: a terminal outcome must land)."""
+    note = {**payload, "step": step, "outcome": outcome.value, "reason": reason, **extra}
+    return (yield from call(context, names.RECORD, note))
+
+
+def record_failure(context, payload: dict, step: str, error: Failure) -> Task:
+    """Record a failure the activity could not record itself (spent retries, internal errors)."""
+    if not error.recorded:
+        yield from record(context, payload, step, error.outcome, error.message, error=error.to_json())
+
+
+def sleep(context, seconds: float) -> Task:
+    yield context.create_timer(context.current_utc_datetime + timedelta(seconds=bounded_seconds(seconds)))
+
+
+def run_operation(context, start_activity: str, payload: dict, base: float, *, fresh: bool = False) -> Task:
+    """Start a long-running ARM operation once the cluster is idle, then poll it to the end.
+
+    The start activity checks idleness itself (with the reads that re-check the decision):
+    `busy` answers wait with backoff, bounded. `fresh`: the plan has just seen the cluster
+    idle, so the first attempt skips that read. A node-image upgrade is started at most once:
+    the pool's image as first seen goes with every later attempt, which stops if it moved.
+    Returns a `Result` whose value has `skipped` when the decision no longer held.
+    """
+    attempt, idle_waits, image, key = 0, 0, None, str(context.new_uuid())
+    while True:
+        ask = {**payload, "fresh": fresh and attempt == 0 and idle_waits == 0, "imageBefore": image}
+        started = yield from call_once(context, start_activity, ask, key)
+        image = image or started.get("nodeImageVersion")
+        if started.ok and started.get("busy"):
+            if idle_waits == MAX_IDLE_WAITS:
+                return exhausted(f"{start_activity} waiting for the cluster to be idle")
+            yield from sleep(context, backoff_seconds(idle_waits, base, jitter(context)))
+            idle_waits += 1
+            continue
+        if started.ok or not started.error.retryable:
+            break
+        attempt += 1
+        if attempt == MAX_ATTEMPTS:
+            return exhausted(start_activity, started.error)
+        yield from retry_wait(context, payload, start_activity, started.error, attempt - 1, base)
+    if started.ok and started.get("unrecorded"):  # the write went out, its audit row did not
+        note = started["unrecorded"]
+        yield from record(context, payload, note["step"], Outcome.STARTED, "", operation=note["operation"])
+    if not started.ok or started.get("skipped") or started.get("operation") is None:
+        return started
+    return (yield from poll_operation(context, payload, started["operation"], base))
+
+
+def poll_operation(context, payload: dict, operation: dict, base: float) -> Task:
+    """Poll with durable timers: `Retry-After` when ARM gives one, else backoff from the poll
+    setting. A poll that fails is retried like any call: bounded, each retry recorded."""
+    delay, failures = float(base), 0
+    for poll in range(MAX_POLLS):
+        yield from sleep(context, delay)
+        state = yield from call_once(context, names.POLL_OPERATION, {**payload, "operation": operation})
+        if state.ok and state["done"]:
+            return state
+        if state.ok:
+            failures = 0
+            delay = retry_delay(state.get("retryAfter"), poll, base, jitter(context))
+            continue
+        if not state.error.retryable:
+            return state
+        failures += 1
+        if failures == MAX_ATTEMPTS:
+            return exhausted(names.POLL_OPERATION, state.error)
+        delay = retry_delay(state.error.retry_after, failures - 1, base, jitter(context))
+        note = {
+            **payload,
+            "step": names.POLL_OPERATION,
+            "outcome": Outcome.RETRIED.value,
+            "error": state.error.to_json(),
+        }
+        note["reason"] = f"{state.error.code}: polling again in {delay:g}s (failure {failures} of {MAX_ATTEMPTS})"
+        yield from call_once(context, names.RECORD, note)
+    return exhausted(names.POLL_OPERATION)
+
+
+def jitter(context) -> float:
+    return jitter_from_uuid(str(context.new_uuid()))

@@ -1,0 +1,130 @@
+"""What activities record: audit rows, the pool-state row, outcome events. Each exactly once.
+
+An activity may run twice for one orchestration step (its completion was lost and the host
+redelivered it). Audit rows are keyed by the step's call id (stamped by the orchestrator,
+the same on every re-run), so the second write changes nothing; an event is published only
+by the run that wrote its audit row, with the call id as its event id. The pool-state row
+is written with absolute values under its ETag, so a re-run writes the same row again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from shared.adapters.publisher import OutcomeKind
+from shared.adapters.store import StoreNotFoundError
+from shared.errors import StoreConflictError
+from shared.models import ClusterRef
+from shared.orchestration.envelope import cluster_ref
+from shared.orchestration.runtime import Runtime
+from shared.plan import PoolPlan, Status
+from shared.protocol import Failure, Outcome
+from shared.records import AuditRecord, PoolState
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One audit row of a step, beyond what the payload says (cluster, pool, actor, instance)."""
+
+    step: str
+    outcome: Outcome
+    message: str = ""
+    code: str = ""
+    operation: str = ""
+    mode_before: str | None = None
+    mode_after: str | None = None
+
+
+def audit(rt: Runtime, payload: dict, entry: Entry) -> bool:
+    """Write the step's audit row once; True if this run wrote it (and may publish)."""
+    call = payload.get("call") or {}
+    record = AuditRecord(
+        time=datetime.now(UTC),
+        cluster_id=cluster_ref(payload).id,
+        step=entry.step,
+        outcome=entry.outcome,
+        pool=payload.get("pool") or "",
+        mode_before=entry.mode_before if entry.mode_before is not None else payload.get("modeBefore", ""),
+        mode_after=entry.mode_after if entry.mode_after is not None else payload.get("mode", ""),
+        operation_id=entry.operation,
+        code=entry.code,
+        message=entry.message,
+        instance_id=payload.get("instanceId", ""),
+        actor=payload.get("actor", ""),
+        correlation_id=payload.get("correlationId", ""),
+    )
+    return rt.store.append_audit([record], key=call.get("id"))
+
+
+def audit_failure(rt: Runtime, payload: dict, step: str, failure: Failure, operation: str = "") -> bool:
+    return audit(rt, payload, Entry(step, failure.outcome, failure.message, failure.code, operation))
+
+
+def publish(rt: Runtime, kind: OutcomeKind, payload: dict, **data) -> None:
+    """Tell subscribers (if any); a delivery failure is logged by the publisher, never raised."""
+    if rt.publisher is None:
+        return
+    ref, pool = cluster_ref(payload), payload.get("pool") or ""
+    subject = f"{ref.id}/agentPools/{pool}" if pool else ref.id
+    event_id = (payload.get("call") or {}).get("id")
+    rt.publisher.publish(kind, subject, {"pool": pool, "instanceId": payload.get("instanceId", ""), **data}, event_id)
+
+
+def pool_state(rt: Runtime, ref: ClusterRef, pool: str) -> PoolState | None:
+    try:
+        return rt.store.get_pool_state(ref.key, pool)
+    except StoreNotFoundError:
+        return None
+
+
+def save_state(
+    rt: Runtime,
+    ref: ClusterRef,
+    pool: str,
+    *,
+    plan: PoolPlan | None = None,
+    configured: str | None = None,
+    pending: bool | None = None,
+    upgraded: tuple[datetime, str] | None = None,
+    reason: str | None = None,
+    attempts: int = 3,
+) -> None:
+    """Read-modify-write the pool's row under its ETag; a concurrent change means re-read."""
+    for _ in range(attempts):
+        current = pool_state(rt, ref, pool)
+        state = current or PoolState(ref.id, pool, desired_mode="", configured_mode="", status=Status.DRIFTED.value)
+        if plan is not None:
+            state = replace(
+                state,
+                desired_mode=plan.desired.value if plan.desired else "ignore",
+                configured_mode=plan.current.value,
+                status=plan.status.value,
+                reason=plan.reason,
+            )
+        if configured is not None:
+            state = replace(state, configured_mode=configured)
+        if pending is not None:
+            state = replace(state, pending_reimage=pending)
+        if upgraded is not None:
+            state = replace(state, last_upgrade_time=upgraded[0], last_upgrade_operation_id=upgraded[1])
+        if reason is not None:
+            state = replace(state, reason=reason)
+        state = replace(state, status=_status(state), updated_time=datetime.now(UTC))
+        try:
+            rt.store.put_pool_state(state, etag=current.etag if current else None)
+            return
+        except StoreConflictError:
+            continue
+    raise StoreConflictError(
+        f"pool state of {ref.id}/agentPools/{pool} kept changing; gave up after {attempts} attempts"
+    )
+
+
+def _status(state: PoolState) -> str:
+    """Keep the row's status in step with the modes it records."""
+    if state.status.value in (Status.IGNORED.value, Status.UNSUPPORTED.value) or not state.desired_mode:
+        return state.status.value
+    if state.configured_mode.lower() != state.desired_mode.lower():
+        return Status.DRIFTED.value
+    return Status.PENDING_REIMAGE.value if state.pending_reimage else Status.COMPLIANT.value

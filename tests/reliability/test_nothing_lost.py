@@ -1,0 +1,124 @@
+"""Nothing asked for is lost, nothing is done twice: faults outside ARM, at every step.
+
+Table-driven over a real reconcile (Event Grid event -> worker -> PUT -> upgrade), through the
+real SDKs, Azurite, the ARM emulator and the real replay engine: a Table Storage failure at
+each Table request in turn, and a lost activity completion (the activity ran, the host never
+heard, it runs again) after each activity in turn. Every run must end with the pool converged,
+exactly one PUT and one upgrade, every audit step written once, one outcome event, and no
+request left in the table.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from shared.adapters.store import StoreError
+from shared.local.durable_host import RuntimeStatus
+from tests.table_faults import FlakyTransport
+from tests.warden_fixtures import DEV, arm_event
+
+pytestmark = pytest.mark.slow
+
+NODEPOOL1 = DEV.id + "/agentPools/nodepool1"
+REDELIVERIES = 3  # Event Grid retries a delivery whose function failed
+
+
+def run_once(
+    warden, start_arm_emulator, receiver, *, fail_request: int | None = None, lose_activity: int | None = None
+):
+    """One enforcement of nodepool1; `fail_request`: the n-th Table request fails (counted from
+    the event); `lose_activity`: the n-th activity's completion is lost. Returns (warden, emulator,
+    Table requests sent, activities run)."""
+    emulator, transport = start_arm_emulator(), FlakyTransport()
+    w = warden(
+        {"default": "Disabled"},
+        emulator=emulator,
+        store_options={"transport": transport},
+        WARDEN_EVENTS_ENDPOINT=receiver.url,
+    )
+    receiver.requests.clear()
+    first = transport.sent
+    if fail_request is not None:
+        transport.fail = {first + fail_request}
+    activities = Counter()
+
+    def lose(name, payload) -> bool:
+        activities["run"] += 1
+        return activities["run"] == lose_activity
+
+    w.functions.durable.lose_completion = lose
+    deliver(w, arm_event(NODEPOOL1))
+    w.functions.run()
+    transport.fail = set()
+    return w, emulator, transport.sent - first, activities["run"]
+
+
+def deliver(w, event: dict) -> None:
+    for attempt in range(REDELIVERIES):
+        try:
+            w.functions.deliver_events([event])
+            return
+        except StoreError:
+            if attempt + 1 == REDELIVERIES:
+                raise
+
+
+def problems_of(w, emulator, receiver) -> list[str]:
+    problems = []
+    writes = [m for m, _ in w.writes()]
+    if writes != ["PUT", "POST"]:
+        problems.append(f"ARM writes {writes}, expected one PUT and one upgrade")
+    if emulator.sshd_states(NODEPOOL1) != {("inactive", "disabled")}:
+        problems.append(f"sshd on the nodes: {emulator.sshd_states(NODEPOOL1)}")
+    steps = Counter((r.step, r.outcome.value) for r in w.audit() if r.outcome.value != "retried")
+    twice = [step for step, n in steps.items() if n > 1]
+    if twice:
+        problems.append(f"audit rows written twice: {twice}")
+    outcomes = [step for step in steps if step[0] == "outcome"]
+    if outcomes != [("outcome", "succeeded")]:
+        problems.append(f"outcome rows {outcomes}")
+    events = Counter(e["type"] for e in receiver.events)
+    if events != Counter({"Warden.SshAccess.Remediated": 1}):
+        problems.append(f"events published {dict(events)}")
+    left = w.runtime.store.list_requests(DEV.key)
+    if left:
+        problems.append(f"requests left in the table: {[(r.kind.value, r.pool, r.lease) for r in left]}")
+    statuses = {s.runtime_status for s in w.functions.durable.statuses()}
+    if statuses != {RuntimeStatus.COMPLETED}:
+        problems.append(f"orchestrations ended {statuses}")
+    return problems
+
+
+def test_the_clean_run_meets_every_check(warden, start_arm_emulator, receiver):
+    w, emulator, table_requests, activities = run_once(warden, start_arm_emulator, receiver)
+    assert problems_of(w, emulator, receiver) == []
+    assert table_requests > 10 and activities > 5
+
+
+def test_a_table_storage_failure_at_any_store_call_still_converges_once(warden, start_arm_emulator, receiver):
+    clean, _, table_requests, _ = run_once(warden, start_arm_emulator, receiver)
+    clean.close()
+    found = {}
+    for n in range(1, table_requests + 1):
+        w, emulator, _, _ = run_once(warden, start_arm_emulator, receiver, fail_request=n)
+        if problems := problems_of(w, emulator, receiver):
+            found[n] = problems
+        w.close()
+    assert found == {}, f"of {table_requests} Table requests, failing these broke the run: {found}"
+
+
+def test_a_lost_activity_completion_at_any_step_still_converges_once(warden, start_arm_emulator, receiver):
+    clean, _, _, activities = run_once(warden, start_arm_emulator, receiver)
+    clean.close()
+    found = {}
+    for n in range(1, activities + 1):
+        w, emulator, _, _ = run_once(warden, start_arm_emulator, receiver, lose_activity=n)
+        lost = [e.activity for e in w.progress if e.kind == "activity-lost"]
+        if len(lost) != 1:
+            found[n] = [f"expected one lost completion, saw {lost}"]
+        elif problems := problems_of(w, emulator, receiver):
+            found[n] = [f"after re-running {lost[0]}", *problems]
+        w.close()
+    assert found == {}, f"of {activities} activities, losing these completions broke the run: {found}"
