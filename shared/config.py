@@ -25,6 +25,7 @@ MODES = ("audit", "enforce")
 DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
 DEFAULT_VERIFY_SCHEDULE = "0 0 */6 * * *"
 DEFAULT_ROTATE_SCHEDULE = "0 0 3 1 * *"
+DEFAULT_RESYNC_SCHEDULE = "0 0 * * * *"
 MAX_POLL_SECONDS = 600
 LOOPBACK_HOSTS = "127.0.0.0/8, localhost or ::1"
 _GUID = re.compile(r"^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$")
@@ -40,6 +41,7 @@ class Settings:
     poll_seconds: int = 30
     verify_schedule: str = DEFAULT_VERIFY_SCHEDULE
     rotate_schedule: str = DEFAULT_ROTATE_SCHEDULE
+    resync_schedule: str = DEFAULT_RESYNC_SCHEDULE
     keyvault_url: str | None = None
     events_endpoint: str | None = None
     # The warden's own identity (client id of its user-assigned managed identity): events
@@ -77,6 +79,7 @@ class Settings:
             poll_seconds=_bounded_int(env, "WARDEN_POLL_SECONDS", 30, 1, MAX_POLL_SECONDS),
             verify_schedule=_ncrontab(env, "WARDEN_VERIFY_SCHEDULE", DEFAULT_VERIFY_SCHEDULE),
             rotate_schedule=_ncrontab(env, "WARDEN_ROTATE_SCHEDULE", DEFAULT_ROTATE_SCHEDULE),
+            resync_schedule=_ncrontab(env, "WARDEN_RESYNC_SCHEDULE", DEFAULT_RESYNC_SCHEDULE),
             keyvault_url=_optional_endpoint(env, "WARDEN_KEYVAULT_URL", "https://<vault>.vault.azure.net"),
             events_endpoint=_optional_endpoint(
                 env,

@@ -1,9 +1,9 @@
 """The whole warden on a local Azure, for the integration and reliability tiers (a plugin of
 tests/conftest.py).
 
-`warden(policy=..., mode=..., store_options=...)` builds one: settings pointing at the ARM emulator and Azurite
-(tables of its own), the function app run by `LocalFunctions` on a virtual clock. Everything
-is closed and its tables dropped after the test.
+`warden(policy=..., mode=..., store_options=..., app=...)` builds one: settings pointing at the ARM emulator and
+Azurite (tables of its own), the function app (`function_app.app` unless `app` is given) run by `LocalFunctions`
+on a virtual clock. Everything is closed and its tables dropped after the test.
 """
 
 from __future__ import annotations
@@ -63,7 +63,14 @@ def cloud_event(resource_id: str, operation: str = POOL_WRITE) -> dict:
 
 class Warden:
     def __init__(
-        self, emulator, tables: str, policy: dict, mode: str, extra: dict[str, str], store_options: dict | None = None
+        self,
+        emulator,
+        tables: str,
+        policy: dict,
+        mode: str,
+        extra: dict[str, str],
+        store_options: dict | None = None,
+        app: Any = None,
     ):
         self.emulator = emulator
         self.settings = Settings.from_env(
@@ -84,7 +91,7 @@ class Warden:
         self.clock = VirtualClock(T0)
         self.progress: list[HostEvent] = []
         self.on_progress: Callable[[HostEvent], None] = lambda _: None
-        self.functions = LocalFunctions(clock=self.clock, on_progress=self._progress).__enter__()
+        self.functions = LocalFunctions(app, clock=self.clock, on_progress=self._progress).__enter__()
 
     def _progress(self, event: HostEvent) -> None:
         self.progress.append(event)
@@ -131,10 +138,11 @@ def warden(azurite: str, arm_emulator) -> Iterator[Callable[..., Warden]]:
         mode: str = "enforce",
         emulator=None,
         store_options: dict | None = None,
+        app: Any = None,
         **extra: str,
     ) -> Warden:
         policy = policy or {"default": "Disabled"}
-        made.append(Warden(emulator or arm_emulator, azurite, policy, mode, extra, store_options))
+        made.append(Warden(emulator or arm_emulator, azurite, policy, mode, extra, store_options, app))
         return made[-1]
 
     try:

@@ -43,10 +43,17 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     _command(commands, "plan", plan.run_plan, "read-only fleet report: per pool current, desired mode and status")
     reconcile = _command(
-        commands, "reconcile", run.run_reconcile, "reconcile one cluster (or one pool) now, to completion"
+        commands,
+        "reconcile",
+        run.run_reconcile,
+        "reconcile one cluster (or one pool), or with --all every cluster in scope, now, to completion",
     )
-    reconcile.add_argument("--cluster", required=True, help="the AKS managed-cluster resource id")
-    reconcile.add_argument("--pool", help="only this pool")
+    which = reconcile.add_mutually_exclusive_group(required=True)
+    which.add_argument("--cluster", help="the AKS managed-cluster resource id")
+    which.add_argument(
+        "--all", action="store_true", help="resync: plan the fleet, reconcile every cluster with a drifted pool"
+    )
+    reconcile.add_argument("--pool", help="only this pool (with --cluster)")
     handle = _command(
         commands, "handle-event", run.run_handle_event, "run an Event Grid delivery (a file, or - for stdin)"
     )

@@ -24,12 +24,17 @@ from shared.local.functions_host import LocalFunctions
 from shared.orchestration import names, runtime
 from shared.report import table
 from shared.triggers.http_api import RECONCILE_FUNCTION
+from shared.triggers.resync import resync
 
 FAILED_OUTCOMES = ("failed",)
 
 
 def run_reconcile(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
+    if args.all:
+        if args.pool:
+            raise BadInput("--pool goes with --cluster, not with --all")
+        return run_resync(settings, args.json)
     body = {"cluster": args.cluster, **({"pool": args.pool} if args.pool else {})}
     with local_functions(settings) as functions:
         response = functions.http(RECONCILE_FUNCTION, "POST", "http://localhost/api/reconcile", body)
@@ -38,6 +43,18 @@ def run_reconcile(args: argparse.Namespace) -> int:
             raise BadInput(f"{error['code']}: {error['message']}")
         functions.run()
         return report_outcomes(functions, args.json)
+
+
+def run_resync(settings: Settings, as_json: bool) -> int:
+    """`reconcile --all`: the resync timer's sweep, once, then every worker it started."""
+    with local_functions(settings) as functions:
+        report = functions.with_client(lambda client: resync(client, runtime.runtime()))
+        progress(
+            f"resync: {report.clusters} clusters read; reconcile requested for {len(report.requested)}, "
+            f"{len(report.resumed)} with requests left behind resumed"
+        )
+        functions.run()
+        return report_outcomes(functions, as_json, report.errors)
 
 
 def run_handle_event(args: argparse.Namespace) -> int:
@@ -100,13 +117,18 @@ def local_functions(settings: Settings) -> Iterator[LocalFunctions]:
         runtime.reset()
 
 
-def report_outcomes(functions: LocalFunctions, as_json: bool) -> int:
-    """Per pool: the outcome of every pool reconcile that ran; exit 1 if any failed."""
-    rows, crashed = [], []
+def report_outcomes(functions: LocalFunctions, as_json: bool, errors: list[str] | None = None) -> int:
+    """Per pool: the outcome of every pool reconcile that ran; exit 1 if any failed, or if a
+    cluster could not be reconciled at all (e.g. its pools could not be listed)."""
+    rows, crashed = [], list(errors or [])
     for status in functions.durable.statuses():
+        cluster = status.input.get("cluster", {}) if isinstance(status.input, dict) else {}
+        where = f"{cluster.get('resourceGroup')}/{cluster.get('name')}"
         if status.name == names.RECONCILE_POOL and isinstance(status.output, dict):
-            cluster = status.input["cluster"]
-            rows.append({"cluster": f"{cluster['resourceGroup']}/{cluster['name']}", **status.output})
+            rows.append({"cluster": where, **status.output})
+        elif status.name == names.RECONCILE_CLUSTER and isinstance(status.output, dict) and status.output.get("error"):
+            error = status.output["error"]
+            crashed.append(f"cluster {where}: {error['code']}: {error['message']}")
         elif getattr(status.runtime_status, "value", status.runtime_status) == "Failed":
             crashed.append(f"{status.instance_id}: {status.output}")
     if as_json:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
+import azure.durable_functions as df
 import azure.functions as func
 from azure.functions import meta
 from azure.functions.eventgrid import EventGridEventInConverter
@@ -51,6 +52,16 @@ class LocalFunctions:
             raise RuntimeError("LocalFunctions must be entered (with ...) before functions are called")
         client = self.durable.functions.require_client(function_name)
         return run_client_function(client.function, **{client.parameter: self._binding}, **arguments)
+
+    def with_client(self, work: Callable[[Any], Any]) -> Any:
+        """Await `work(client)` with a real Durable client bound to this host, as a trigger would."""
+        if self._binding is None:
+            raise RuntimeError("LocalFunctions must be entered (with ...) before functions are called")
+
+        async def run(client: str) -> Any:
+            return await work(df.DurableOrchestrationClient(client))
+
+        return run_client_function(run, client=self._binding)
 
     def deliver_events(self, delivery: list[Any]) -> int:
         """One Event Grid trigger invocation per event of a delivery, as the host does; returns

@@ -53,6 +53,9 @@ def close_worker(payload: dict) -> Result:
 @activity
 def list_pools(payload: dict) -> Result:
     rt, ref = runtime(), cluster_ref(payload)
+    if why := _out_of_scope(rt, ref):
+        audit(rt, payload, Entry("list-pools", Outcome.SKIPPED, why))
+        return succeeded(pools=[])
     try:
         return succeeded(pools=[p.name for p in rt.arm.list_pools(ref)])
     except ArmError as e:
@@ -67,6 +70,9 @@ def plan_pool_activity(payload: dict) -> Result:
     the plan also knows whether the whole cluster is idle and the first write need not wait.
     """
     rt, ref, name = runtime(), cluster_ref(payload), payload["pool"]
+    if why := _out_of_scope(rt, ref):
+        audit(rt, payload, Entry("plan", Outcome.SKIPPED, why))
+        return succeeded(outcome=Outcome.SKIPPED.value, status=Status.IGNORED.value, reason=why, steps=[])
     try:
         cluster, pools = rt.arm.get_cluster(ref), rt.arm.list_pools(ref)
         state = pool_state(rt, ref, name)
@@ -215,6 +221,13 @@ def record(payload: dict) -> Result:
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+
+def _out_of_scope(rt: Runtime, ref: ClusterRef) -> str | None:
+    """Requests may outlive a change of WARDEN_SUBSCRIPTIONS: such a cluster is not even read."""
+    if ref.subscription.lower() in rt.settings.subscriptions:
+        return None
+    return f"subscription {ref.subscription} is not in WARDEN_SUBSCRIPTIONS (any more): not reading it"
 
 
 def _recheck(

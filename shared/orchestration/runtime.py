@@ -7,7 +7,7 @@ first use; `reset()` drops them so tests and the CLI can change the environment.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from shared.adapters.arm import Arm
 from shared.adapters.publisher import OutcomePublisher
@@ -42,6 +42,17 @@ def install(rt: Runtime) -> None:
     reset()
     with _lock:
         _runtime = rt
+
+
+def update_settings(settings: Settings) -> Runtime:
+    """Use `settings` with the installed resources (a Function App setting changed while work
+    runs): the ARM client, the store and the publisher stay open and in use."""
+    global _runtime
+    with _lock:
+        if _runtime is None:
+            raise RuntimeError("no runtime is installed: build or install one before updating its settings")
+        _runtime = replace(_runtime, settings=settings)
+        return _runtime
 
 
 def build(settings: Settings, **store_options) -> Runtime:

@@ -6,5 +6,6 @@ Each module defines one `df.Blueprint`; `function_app.py` registers `BLUEPRINTS`
 from shared.orchestration.functions import bp as orchestrations
 from shared.triggers.event_grid import bp as event_grid
 from shared.triggers.http_api import bp as http_api
+from shared.triggers.resync import bp as resync
 
-BLUEPRINTS = (orchestrations, event_grid, http_api)
+BLUEPRINTS = (orchestrations, event_grid, http_api, resync)

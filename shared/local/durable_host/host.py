@@ -47,9 +47,11 @@ DEFAULT_MAX_EPISODES = 10_000
 
 @dataclass(frozen=True)
 class HostEvent:
-    """A progress notice. `kind` is started, activity, activity-failed, activity-lost, timer, completed, failed,
-    terminated or continued-as-new; `activity` names the activity of the activity kinds;
-    `payload` is the input (started, activity), failure reason, timer fire time or output."""
+    """A progress notice. `kind` is started, activity (about to run), activity-completed (its
+    result delivered, the orchestrator not yet run), activity-failed, activity-lost, timer,
+    completed, failed, terminated or continued-as-new; `activity` names the activity of the
+    activity kinds; `payload` is the input (started, activity), result, failure reason, timer
+    fire time or output."""
 
     kind: str
     instance_id: str
@@ -95,6 +97,7 @@ class DurableHost:
         # Fault injection: called after each activity ran; True loses its completion, as when the
         # worker dies before reporting it, and the host runs the activity again (at-least-once).
         self.lose_completion: Callable[[str, Any], bool] | None = None
+        self.refused_starts = 0  # starts refused because the instance was running
 
     @classmethod
     def from_app(
@@ -246,11 +249,13 @@ class DurableHost:
                 self._ready.append(call)
                 return
             now = self.clock.now()
-            if outcome.failure is None:
-                self._deliver(instance, h.task_completed(now, call.task_id, outcome.result_json))
-            else:
+            if outcome.failure is not None:
                 self._report("activity-failed", instance, outcome.failure[0], call.name)
                 self._deliver(instance, h.task_failed(now, call.task_id, *outcome.failure))
+                return
+            self._deliver(instance, h.task_completed(now, call.task_id, outcome.result_json))
+        # Outside the lock: a watcher may call the client API here (a trigger racing the orchestrator).
+        self._report("activity-completed", instance, _json_or_text(outcome.result_json), call.name)
 
     # -- applying an episode's decisions -----------------------------------------------------------
 
@@ -277,6 +282,7 @@ class DurableHost:
     def _start(self, name: str, instance_id: str, input_json: str | None, parent: ParentLink | None) -> str:
         existing = self._instances.get(instance_id)
         if existing is not None and existing.status.is_active:
+            self.refused_starts += 1
             raise InstanceAlreadyRunningError(instance_id, existing.status)
         now = self.clock.now()
         instance = Instance(instance_id, name, input_json, next(self._executions), now, parent, last_updated=now)

@@ -1,0 +1,119 @@
+"""Resync: the periodic level-triggered sweep, as Kubernetes controllers resync.
+
+Events are hints and can be lost (Event Grid gives up after 24 h). Every `WARDEN_RESYNC_SCHEDULE`
+(and on `reconcile --all`) the warden plans the whole fleet in `WARDEN_SUBSCRIPTIONS` — clusters
+read concurrently, within ARM's read budget — and requests a reconcile of every cluster with a
+pool whose plan has steps; a cluster with requests left in the table gets its worker started.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from shared.adapters.store import StoreNotFoundError
+from shared.errors import OutOfScopeError
+from shared.fleet import scan_fleet
+from shared.models import ClusterRef, Target
+from shared.orchestration.runtime import Runtime, runtime
+from shared.protocol import Outcome
+from shared.records import AuditRecord
+from shared.triggers.start import StartError, ensure_worker, request_work
+
+bp = df.Blueprint()
+log = logging.getLogger(__name__)
+
+RESYNC_FUNCTION = "resync_timer"
+ACTOR = "resync"
+
+
+@dataclass
+class ResyncReport:
+    clusters: int = 0
+    requested: list[str] = field(default_factory=list)  # cluster ids with drifted or pending pools
+    resumed: list[str] = field(default_factory=list)  # cluster ids whose requests were left behind
+    errors: list[str] = field(default_factory=list)
+
+
+@bp.function_name(RESYNC_FUNCTION)
+@bp.timer_trigger(schedule="%WARDEN_RESYNC_SCHEDULE%", arg_name="timer", run_on_startup=False)
+@bp.durable_client_input(client_name="client")
+async def resync_timer(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
+    report = await resync(client, runtime())
+    log.info(
+        "resync: %d clusters read, reconcile requested for %d, %d resumed, %d errors",
+        report.clusters,
+        len(report.requested),
+        len(report.resumed),
+        len(report.errors),
+    )
+    for error in report.errors:
+        log.warning("resync: %s", error)
+
+
+async def resync(client, rt: Runtime) -> ResyncReport:
+    fleet = scan_fleet(rt.arm, rt.settings.subscriptions, rt.settings.policy, pending_reimage=_pending(rt))
+    report = ResyncReport(clusters=len(fleet.by_cluster()), errors=list(fleet.errors))
+    for ref in fleet.clusters_with_steps():
+        pools = [p for p in fleet.by_cluster()[ref] if p.steps]
+        reason = f"resync: {len(pools)} pool(s) drifted or pending a reimage ({', '.join(p.pool.name for p in pools)})"
+        if await _request(client, rt, ref, reason, report):
+            report.requested.append(ref.id)
+    requested = {Target.from_id(cluster_id).cluster.key for cluster_id in report.requested}
+    for ref in _left_behind(rt, report):
+        if ref.key in requested:
+            continue  # its worker was just started or joined
+        try:
+            await ensure_worker(client, ref)
+            report.resumed.append(ref.id)
+        except StartError as e:
+            report.errors.append(f"cluster {ref.id}: {e}")
+    return report
+
+
+async def _request(client, rt: Runtime, ref: ClusterRef, reason: str, report: ResyncReport) -> bool:
+    try:
+        instance_id, how = await request_work(client, rt.store, Target(ref), reason, ACTOR)
+    except StartError as e:
+        report.errors.append(f"cluster {ref.id}: {e} (the request waits in the table)")
+        return False
+    _audit(rt, ref, f"{reason}: worker {how}: {instance_id}", instance_id)
+    return True
+
+
+def _left_behind(rt: Runtime, report: ResyncReport) -> list[ClusterRef]:
+    """Clusters in scope with requests in the table (their worker died, or never started)."""
+    refs = []
+    for key in rt.store.clusters_with_requests():
+        try:
+            target = Target.from_id(key)
+            rt.settings.require_in_scope(target.cluster.subscription)
+        except OutOfScopeError as e:
+            report.errors.append(f"requests left for {key} are not acted on: {e}")
+            continue
+        refs.append(target.cluster)
+    return refs
+
+
+def _pending(rt: Runtime) -> frozenset[str]:
+    try:
+        return frozenset(s.pool_key for s in rt.store.list_pool_states() if s.pending_reimage)
+    except StoreNotFoundError:
+        return frozenset()
+
+
+def _audit(rt: Runtime, ref: ClusterRef, message: str, instance_id: str) -> None:
+    record = AuditRecord(
+        time=datetime.now(UTC),
+        cluster_id=ref.id,
+        step="resync",
+        outcome=Outcome.PLANNED,
+        message=message,
+        instance_id=instance_id,
+        actor=ACTOR,
+    )
+    rt.store.append_audit([record])
