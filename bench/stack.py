@@ -105,6 +105,8 @@ class Run:
             totals[status.name] += durable.history_length(status.instance_id)
         continued = sum(1 for e in self.progress if e.kind == "continued-as-new")
         return {
+            # The worker's last execution (its earlier ones end by continue-as-new and are not kept).
+            "worker": totals[names.CLUSTER_WORKER],
             "cluster": totals[names.RECONCILE_CLUSTER],
             "pools": totals[names.RECONCILE_POOL],
             "pool_instances": sum(1 for s in durable.statuses() if s.name == names.RECONCILE_POOL),
@@ -112,7 +114,7 @@ class Run:
         }
 
     def outcomes(self) -> dict[str, int]:
-        """How the pool reconciles ended, e.g. {"remediated": 10}; unfinished ones count by status."""
+        """How the pool reconciles ended, e.g. {"succeeded": 10}; unfinished ones count by status."""
         ended: Counter[str] = Counter()
         for status in self._functions.durable.statuses():
             if status.name == names.RECONCILE_POOL:

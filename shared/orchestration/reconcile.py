@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from shared.orchestration import names
 from shared.orchestration.operations import Task, call, record, record_failure, run_operation
+from shared.plan import Status
 from shared.protocol import Failure, FailureKind, Outcome
 from shared.window import MaintenanceWindowError, timer_steps, upgrade_gate
 
@@ -64,7 +65,8 @@ def reconcile_pool(context) -> Task:
         return _result(target, Outcome.SKIPPED, plan["reason"], status=plan["status"])
     outcome, reason, error = yield from _remediate(context, target, plan.value)
     modes = {"modeBefore": plan["current"], "mode": plan["desired"]}
-    return (yield from _finish(context, {**target, **modes}, outcome, reason, error, plan["status"]))
+    status = {Outcome.SUCCEEDED: Status.COMPLIANT, Outcome.WAITING: Status.PENDING_REIMAGE}.get(outcome, plan["status"])
+    return (yield from _finish(context, {**target, **modes}, outcome, reason, error, status))
 
 
 def _remediate(context, target: dict, plan: dict) -> Task:
@@ -114,7 +116,7 @@ def _result(target: dict, outcome: Outcome, reason: str, error: Failure | None =
     return {
         "pool": target["pool"],
         "outcome": outcome.value,
-        "status": status,
+        "status": str(status),
         "reason": reason,
         "error": error.to_json() if error else None,
     }

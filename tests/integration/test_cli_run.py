@@ -41,7 +41,7 @@ def test_reconcile_one_pool_to_completion(cli_env, capsys):
     assert main(["reconcile", "--cluster", DEV.id, "--pool", "nodepool1", "--json"]) == 0
     captured = capsys.readouterr()
     [outcome] = json.loads(captured.out)["outcomes"]
-    assert (outcome["pool"], outcome["outcome"]) == ("nodepool1", "succeeded")
+    assert (outcome["pool"], outcome["outcome"], outcome["status"]) == ("nodepool1", "succeeded", "compliant")
     assert writes(cli_env) == [("PUT", "nodepool1"), ("POST", "upgradeNodeImageVersion")]
     assert "nodepool1 start_ssh_update" in captured.err  # progress on stderr, stdout stays JSON
 

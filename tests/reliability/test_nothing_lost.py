@@ -122,3 +122,24 @@ def test_a_lost_activity_completion_at_any_step_still_converges_once(warden, sta
             found[n] = [f"after re-running {lost[0]}", *problems]
         w.close()
     assert found == {}, f"of {activities} activities, losing these completions broke the run: {found}"
+
+
+def test_a_pool_whose_steps_keep_failing_outside_arm_is_recorded_failed_and_the_next_pool_goes_on(
+    warden, arm_emulator, receiver
+):
+    """The plan of nodepool1 can never record its decision (its audit row always fails): after
+    bounded retries that pool ends failed — outcome row, pool state, event — and spot converges."""
+    transport = FlakyTransport()
+    w = warden(store_options={"transport": transport}, WARDEN_EVENTS_ENDPOINT=receiver.url)
+    transport.fail_when = lambda text: '"Step": "plan"' in text and '"Pool": "nodepool1"' in text and "planned" in text
+    w.functions.deliver_events([arm_event(DEV.id, "Microsoft.ContainerService/managedClusters/write")])
+    w.functions.run()
+    assert transport.failed, "the fault never fired"
+    outcomes = {r.pool: (r.outcome.value, r.message) for r in w.audit() if r.step == "outcome"}
+    assert outcomes["nodepool1"][0] == "failed" and "gave up after bounded retries" in outcomes["nodepool1"][1]
+    assert outcomes["spot"][0] == "succeeded"
+    assert "last reconcile failed" in w.pool_state(DEV, "nodepool1").reason
+    failed = [e for e in receiver.events if e["type"] == "Warden.SshAccess.RemediationFailed"]
+    assert [e["subject"] for e in failed] == [NODEPOOL1]
+    assert [m for m, path in w.writes() if "nodepool1" in path] == [], "a pool whose plan was not recorded was written"
+    assert w.runtime.store.list_requests(DEV.key) == []
