@@ -61,6 +61,22 @@ def cloud_event(resource_id: str, operation: str = POOL_WRITE) -> dict:
     return event
 
 
+def set_cli_env(monkeypatch, emulator, tables: str, **overrides: str) -> None:
+    """The CLI's environment on the local Azure: SUB_A in scope, all pools Disabled, enforce
+    mode, 1 s polls; `overrides` replace any of them."""
+    values = {
+        "WARDEN_SUBSCRIPTIONS": SUB_A,
+        "WARDEN_POLICY": '{"default": "Disabled"}',
+        "WARDEN_MODE": "enforce",
+        "AZURE_RESOURCE_MANAGER_ENDPOINT": emulator.base_url,
+        "WARDEN_TABLES": tables,
+        "WARDEN_POLL_SECONDS": "1",
+        **overrides,
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+
+
 class Warden:
     def __init__(
         self,

@@ -12,22 +12,14 @@ from shared.adapters.store import WardenStore
 from shared.cli import main
 from shared.local.demo import DEMO_EVENT
 from tests.emulator_fixtures import SUB_A
-from tests.warden_fixtures import DEV, FIXTURES
+from tests.warden_fixtures import DEV, FIXTURES, set_cli_env
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def cli_env(monkeypatch, arm_emulator, azurite):
-    for name, value in {
-        "WARDEN_SUBSCRIPTIONS": SUB_A,
-        "WARDEN_POLICY": '{"default": "Disabled"}',
-        "WARDEN_MODE": "enforce",
-        "AZURE_RESOURCE_MANAGER_ENDPOINT": arm_emulator.base_url,
-        "WARDEN_TABLES": azurite,
-        "WARDEN_POLL_SECONDS": "1",
-    }.items():
-        monkeypatch.setenv(name, value)
+    set_cli_env(monkeypatch, arm_emulator, azurite)
     yield arm_emulator
     with WardenStore(azurite) as store:  # the CLI uses the default table names: leave none behind
         store.delete_tables()

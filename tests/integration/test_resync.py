@@ -13,8 +13,8 @@ from shared.local.functions_host import LocalFunctions
 from shared.orchestration import runtime
 from shared.records import WorkRequest
 from shared.triggers.resync import RESYNC_FUNCTION
-from tests.emulator_fixtures import SUB_A, SUB_B
-from tests.warden_fixtures import DEV, PROD
+from tests.emulator_fixtures import SUB_B
+from tests.warden_fixtures import DEV, PROD, set_cli_env
 
 ONE_DRIFTED_POOL = {
     "default": "ignore",
@@ -31,15 +31,8 @@ ONE_DRIFTED_POOL = {
 
 @pytest.fixture
 def env(monkeypatch, arm_emulator, azurite):
-    for name, value in {
-        "WARDEN_SUBSCRIPTIONS": SUB_A,  # SUB_B holds clusters too: out of scope
-        "WARDEN_POLICY": json.dumps(ONE_DRIFTED_POOL),
-        "WARDEN_MODE": "enforce",
-        "AZURE_RESOURCE_MANAGER_ENDPOINT": arm_emulator.base_url,
-        "WARDEN_TABLES": azurite,
-        "WARDEN_POLL_SECONDS": "1",
-    }.items():
-        monkeypatch.setenv(name, value)
+    # SUB_B holds clusters too: out of scope
+    set_cli_env(monkeypatch, arm_emulator, azurite, WARDEN_POLICY=json.dumps(ONE_DRIFTED_POOL))
     yield arm_emulator
     with WardenStore(azurite) as store:
         store.delete_tables()

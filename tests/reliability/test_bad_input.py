@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from shared.local.durable_host import RuntimeStatus
 from shared.triggers.http_api import RECONCILE_FUNCTION, STATUS_FUNCTION
 from tests.emulator_fixtures import SUB_A, SUB_B
-from tests.warden_fixtures import DEV, FIXTURES, arm_event
+from tests.warden_fixtures import DEV, FIXTURES, arm_event, set_cli_env
 
 NODEPOOL1 = DEV.id + "/agentPools/nodepool1"
 POOL_WRITE = "Microsoft.ContainerService/managedClusters/agentPools/write"
@@ -432,15 +432,7 @@ class Cli:
 
 @pytest.fixture
 def cli(monkeypatch, capsys, arm_emulator, azurite):
-    for name, value in {
-        "WARDEN_SUBSCRIPTIONS": SUB_A,
-        "WARDEN_POLICY": '{"default": "Disabled"}',
-        "WARDEN_MODE": "enforce",
-        "AZURE_RESOURCE_MANAGER_ENDPOINT": arm_emulator.base_url,
-        "WARDEN_TABLES": azurite,
-        "WARDEN_POLL_SECONDS": "1",
-    }.items():
-        monkeypatch.setenv(name, value)
+    set_cli_env(monkeypatch, arm_emulator, azurite)
     runner = Cli(capsys, azurite)
     runner.drop_tables()
     yield runner
