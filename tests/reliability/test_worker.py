@@ -100,8 +100,9 @@ def _verify_then_reconcile(w) -> None:
 
 
 def _verify_joins_mid_reconcile(w) -> None:
-    """The verify request is written as the reconcile's first ARM write is about to go out
-    (the host runs the trigger's own way in: the requests table, a worker committed)."""
+    """The verify request arrives as the reconcile's first ARM write is about to go out. It is
+    written to the requests table as `request_work` writes it (a call through the Durable client
+    cannot run here: the host holds its lock while it reports progress)."""
     admissions = []
     request = WorkRequest(DEV.id, "", datetime.now(UTC), WorkKind.VERIFY, "joined mid-reconcile")
     on_activity(w, names.START_SSH_UPDATE, lambda: admissions.append(w.runtime.store.add_request(request)))

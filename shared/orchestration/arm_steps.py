@@ -1,0 +1,133 @@
+"""What activities do around their ARM reads and writes: re-check the decision, find a write's
+receipt, record what went out, judge an operation by its pool. Used by `activities` only."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from datetime import UTC, datetime
+
+from shared.errors import ArmError, NotFoundError, OperationFailedError, Superseded
+from shared.models import Cluster, ClusterRef, Operation, Pool, SshAccess
+from shared.orchestration.envelope import arm_failure, cluster_ref
+from shared.orchestration.recording import Entry, audit, audit_failure, save_state
+from shared.orchestration.runtime import Runtime
+from shared.plan import Step, write_still_applies
+from shared.protocol import Outcome, Result, succeeded
+
+log = logging.getLogger(__name__)
+NODE_OS_SCHEDULE = "aksManagedNodeOSUpgradeSchedule"
+IDLE_STATES = ("succeeded", "failed", "canceled")
+
+
+def out_of_scope(rt: Runtime, ref: ClusterRef) -> str | None:
+    """Requests may outlive a change of WARDEN_SUBSCRIPTIONS: such a cluster is not even read."""
+    if ref.subscription.lower() in rt.settings.subscriptions:
+        return None
+    return f"subscription {ref.subscription} is not in WARDEN_SUBSCRIPTIONS (any more): not reading it"
+
+
+def recheck(rt: Runtime, cluster: Cluster | None, pool: Pool, mode: SshAccess, step: str, must_have_mode=False) -> None:
+    """Raise `Superseded` unless the write is still wanted: enforce mode, in scope, the policy
+    (when the cluster was read again) still asks for `mode`, and it is not already done."""
+    settings = rt.settings
+    if not settings.enforcing:
+        raise Superseded(f"WARDEN_MODE is {settings.mode} now: not writing")
+    if pool.cluster.subscription.lower() not in settings.subscriptions:
+        raise Superseded(f"subscription {pool.cluster.subscription} is no longer in WARDEN_SUBSCRIPTIONS: not writing")
+    if cluster is not None and (why := write_still_applies(cluster, pool, settings.policy, mode)):
+        raise Superseded(why)
+    if must_have_mode and pool.ssh_access is not mode:
+        raise Superseded(f"the pool's sshAccess is {pool.ssh_access.value} now, not {mode.value}: not reimaging for it")
+    if step == Step.UPDATE_SSH_ACCESS.value and pool.ssh_access is mode:
+        raise Superseded(f"the pool already has sshAccess {mode.value}: no PUT", done=True)
+
+
+def already_started(rt: Runtime, payload: dict) -> Result | None:
+    """This very step (its call id) already sent its write and recorded it: a re-run after the
+    answer was lost. Hand back the operation it started instead of writing again."""
+    receipt = rt.store.step_receipt(cluster_ref(payload).key, payload["call"]["id"])
+    if receipt is None or receipt.outcome is not Outcome.STARTED:
+        return None
+    return succeeded(operation=asdict(Operation.from_url(receipt.operation_id)) if receipt.operation_id else None)
+
+
+def superseded(rt: Runtime, payload: dict, step: str, s: Superseded) -> Result:
+    if s.done:
+        after_success(rt, cluster_ref(payload), payload, step, Operation("", "done"))
+        audit(rt, payload, Entry(step, Outcome.SUCCEEDED, str(s)))
+        return succeeded(operation=None)
+    audit(rt, payload, Entry(step, Outcome.SKIPPED, str(s)))
+    return succeeded(skipped=str(s))
+
+
+def started(rt: Runtime, payload: dict, step: str, operation: Operation) -> Result:
+    """The write went out: from here on nothing may fail the activity, or a retry would send it
+    again. What cannot be recorded now, the orchestrator records (`unrecorded`)."""
+    unrecorded = None
+    try:
+        if operation.kind == "done":
+            after_success(rt, cluster_ref(payload), payload, step, operation)
+        audit(rt, payload, Entry(step, Outcome.STARTED, operation=operation.url))
+    except Exception as e:  # noqa: BLE001 - see above
+        log.warning("%s went out but was not recorded (%s): the orchestrator records it", step, e)
+        unrecorded = {"step": step, "operation": operation.url}
+    started = None if operation.kind == "done" else {"url": operation.url, "kind": operation.kind}
+    return succeeded(operation=started, unrecorded=unrecorded)
+
+
+def judge_by_pool(rt: Runtime, payload: dict, step: str, operation: Operation) -> Result:
+    ref = cluster_ref(payload)
+    try:
+        pool = rt.arm.get_pool(ref, payload["pool"])
+    except ArmError as e:
+        return arm_failed(rt, payload, step, e, operation=operation.url)
+    state = pool.provisioning_state.lower()
+    if state not in IDLE_STATES:
+        return succeeded(done=False, status=pool.provisioning_state, retryAfter=None)
+    if state != "succeeded":
+        failure = OperationFailedError(
+            pool.provisioning_state, f"the operation's status is gone; the pool is {pool.provisioning_state}"
+        )
+        return arm_failed(rt, payload, step, failure, operation=operation.url)
+    return operation_succeeded(rt, payload, step, operation)
+
+
+def operation_succeeded(rt: Runtime, payload: dict, step: str, operation: Operation) -> Result:
+    after_success(rt, cluster_ref(payload), payload, step, operation)
+    audit(rt, payload, Entry(step, Outcome.SUCCEEDED, operation=operation.url))
+    return succeeded(done=True, status="Succeeded")
+
+
+def arm_failed(rt: Runtime, payload: dict, step: str, e: ArmError, operation: str = "") -> Result:
+    """Terminal errors are recorded here; retryable ones by the orchestrator, with its delay."""
+    failure = arm_failure(e, recorded=not e.retryable)
+    if failure.recorded:
+        audit_failure(rt, payload, step, failure, operation)
+    return Result(False, error=failure)
+
+
+def after_success(rt: Runtime, ref: ClusterRef, payload: dict, step: str, operation: Operation) -> None:
+    if step == Step.UPDATE_SSH_ACCESS.value:
+        save_state(rt, ref, payload["pool"], configured=payload["mode"], pending=bool(payload.get("reimageOwed")))
+    elif step == Step.UPGRADE_NODE_IMAGE.value:
+        save_state(rt, ref, payload["pool"], pending=False, upgraded=(datetime.now(UTC), operation.url))
+
+
+def find_pool(ref: ClusterRef, pools: list[Pool], name: str) -> Pool:
+    for pool in pools:
+        if pool.name.lower() == name.lower():
+            return pool
+    raise NotFoundError("NotFound", f"pool {name!r} is not in {ref}", status=404)
+
+
+def busy(cluster: Cluster, pools: list[Pool]) -> list[str]:
+    busy = [f"cluster {cluster.provisioning_state}"] if cluster.provisioning_state.lower() not in IDLE_STATES else []
+    return busy + [
+        f"pool {p.name} {p.provisioning_state}" for p in pools if p.provisioning_state.lower() not in IDLE_STATES
+    ]
+
+
+def node_os_window(rt: Runtime, ref: ClusterRef) -> dict | None:
+    configs = rt.arm.list_maintenance_configurations(ref)
+    return next((dict(c.window) for c in configs if c.name.lower() == NODE_OS_SCHEDULE.lower()), None)
