@@ -26,6 +26,9 @@ DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
 DEFAULT_VERIFY_SCHEDULE = "0 0 */6 * * *"
 DEFAULT_ROTATE_SCHEDULE = "0 0 3 1 * *"
 DEFAULT_RESYNC_SCHEDULE = "0 0 * * * *"
+# Run-commands in flight per subscription: each is an ARM write (a budget of 200, 10/s) and
+# takes ~20 s or more, so 10 at a time stays far inside the budget and leaves room for enforcement.
+DEFAULT_VERIFY_CONCURRENCY = 10
 MAX_POLL_SECONDS = 600
 LOOPBACK_HOSTS = "127.0.0.0/8, localhost or ::1"
 _GUID = re.compile(r"^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$")
@@ -42,6 +45,7 @@ class Settings:
     verify_schedule: str = DEFAULT_VERIFY_SCHEDULE
     rotate_schedule: str = DEFAULT_ROTATE_SCHEDULE
     resync_schedule: str = DEFAULT_RESYNC_SCHEDULE
+    verify_concurrency: int = DEFAULT_VERIFY_CONCURRENCY  # run-commands in flight per subscription
     keyvault_url: str | None = None
     events_endpoint: str | None = None
     # The warden's own identity (client id of its user-assigned managed identity): events
@@ -80,6 +84,9 @@ class Settings:
             verify_schedule=_ncrontab(env, "WARDEN_VERIFY_SCHEDULE", DEFAULT_VERIFY_SCHEDULE),
             rotate_schedule=_ncrontab(env, "WARDEN_ROTATE_SCHEDULE", DEFAULT_ROTATE_SCHEDULE),
             resync_schedule=_ncrontab(env, "WARDEN_RESYNC_SCHEDULE", DEFAULT_RESYNC_SCHEDULE),
+            verify_concurrency=_bounded_int(
+                env, "WARDEN_VERIFY_CONCURRENCY", DEFAULT_VERIFY_CONCURRENCY, 1, 100, "run-commands"
+            ),
             keyvault_url=_optional_endpoint(env, "WARDEN_KEYVAULT_URL", "https://<vault>.vault.azure.net"),
             events_endpoint=_optional_endpoint(
                 env,
@@ -200,13 +207,13 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default
     return value
 
 
-def _bounded_int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+def _bounded_int(env: Mapping[str, str], name: str, default: int, low: int, high: int, unit: str = "seconds") -> int:
     value = _get(env, name)
     if not value:
         return default
     # ASCII digits only: str.isdigit() also accepts '²' (which int() then refuses) and '٣'.
     if not (value.isascii() and value.isdigit()) or not low <= int(value) <= high:
-        raise ConfigError(f"{name} is {shown(value)}; expected a whole number of seconds from {low} to {high}")
+        raise ConfigError(f"{name} is {shown(value)}; expected a whole number of {unit} from {low} to {high}")
     return int(value)
 
 

@@ -273,3 +273,25 @@ class Vmss:
     resource_group: str
     name: str
     pool: str
+
+
+@dataclass(frozen=True)
+class VmInstance:
+    """One VM of a scale set; `power_state` is the instance view's `PowerState/<state>` suffix
+    (`running`, `deallocated`, ...), "" when the instance view does not say."""
+
+    instance_id: str
+    power_state: str = ""
+
+    @property
+    def running(self) -> bool:
+        return self.power_state.lower() == "running"
+
+
+@dataclass(frozen=True)
+class RunCommandOutput:
+    """What a finished run-command printed: the script's stdout and stderr (each the last
+    4,096 bytes, as run-command keeps them)."""
+
+    stdout: str
+    stderr: str = ""

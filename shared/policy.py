@@ -8,7 +8,8 @@ naming the JSON path of the bad field — fail closed, never half a policy.
                 "match": {"subscription": "<guid>", "resourceGroup": "rg-dev-*", "cluster": "dev-*",
                           "pool": "*", "os": "Linux", "clusterTags": {"env": "dev"}},
                 "sshAccess": "EntraId"}],
-     "upgrade": {"window": "immediate"}}
+     "upgrade": {"window": "immediate"},
+     "verify": {"sample": 2}}
 
 First matching rule wins, else `default`. Names match as case-insensitive globs; the
 subscription must be equal (case-insensitive); every `clusterTags` entry must be present.
@@ -30,6 +31,8 @@ OS_TYPES = ("Linux", "Windows")
 UPGRADE_WINDOWS = ("immediate", "nodeOSSchedule")
 MATCH_FIELDS = ("subscription", "resourceGroup", "cluster", "pool", "os", "clusterTags")
 DEFAULT_POLICY_JSON = '{"default": "Disabled"}'
+DEFAULT_SAMPLE = 2  # nodes verified per pool
+MAX_SAMPLE = 1000  # AKS allows at most 1,000 nodes per pool
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ class Policy:
     default: SshAccess | None
     rules: tuple[Rule, ...] = ()
     upgrade_window: str = "immediate"
+    verify_sample: int | None = DEFAULT_SAMPLE  # nodes checked per pool; None: all of them
 
     def decide(self, cluster: Cluster, pool: Pool) -> Decision:
         for rule in self.rules:
@@ -90,14 +94,15 @@ def load_policy(text: str) -> Policy:
 
 
 def parse_policy(document: Any) -> Policy:
-    _require_object(document, "$", ("default", "rules", "upgrade"))
+    _require_object(document, "$", ("default", "rules", "upgrade", "verify"))
     default = _parse_mode(document.get("default", SshAccess.DISABLED.value), "$.default")
     rules = document.get("rules", [])
     if not isinstance(rules, list):
         raise PolicyError("$.rules", f"must be a list of rules, not {_kind(rules)}")
     parsed = tuple(_parse_rule(rule, f"$.rules[{i}]") for i, rule in enumerate(rules))
     _require_unique_names(parsed)
-    return Policy(default, parsed, _parse_upgrade(document.get("upgrade", {}), "$.upgrade"))
+    upgrade_window = _parse_upgrade(document.get("upgrade", {}), "$.upgrade")
+    return Policy(default, parsed, upgrade_window, _parse_verify(document.get("verify", {}), "$.verify"))
 
 
 def _parse_rule(rule: Any, path: str) -> Rule:
@@ -143,6 +148,18 @@ def _parse_upgrade(upgrade: Any, path: str) -> str:
         if isinstance(window, str) and window.lower() == choice.lower():
             return choice
     raise PolicyError(f"{path}.window", f"is {window!r}; expected one of {', '.join(UPGRADE_WINDOWS)}")
+
+
+def _parse_verify(verify: Any, path: str) -> int | None:
+    _require_object(verify, path, ("sample",))
+    sample = verify.get("sample", DEFAULT_SAMPLE)
+    if isinstance(sample, str) and sample.lower() == "all":
+        return None
+    if isinstance(sample, bool) or not isinstance(sample, int) or not 1 <= sample <= MAX_SAMPLE:
+        raise PolicyError(
+            f"{path}.sample", f"is {sample!r}; expected a number of nodes per pool, 1 to {MAX_SAMPLE}, or 'all'"
+        )
+    return sample
 
 
 def _parse_mode(value: Any, path: str) -> SshAccess | None:

@@ -204,6 +204,7 @@ class PoolState(ClusterRow):
     nodes_checked: int = 0
     nodes_drifted: int = 0
     verification_summary: str = ""
+    verdict: str = ""  # the last verification's: ok | drift | unknown
     updated_time: datetime | None = None
     etag: str | None = field(default=None, compare=False, metadata=_NOT_STORED)
 
@@ -272,9 +273,20 @@ class NodeCheck(ClusterRow):
     sshd_enabled: bool | None = None
     drift: bool = False
     output_excerpt: str = ""
+    verdict: str = ""  # ok | drift | unknown (shared.sshd.Verdict)
+    reason: str = ""
+    units: str = ""  # what each unit said, e.g. "ssh inactive/disabled, sshd inactive/alias"
+    pubkey_authentication: str = ""  # effective setting from `sshd -T`: yes | no | "" (not said)
+    run_command: str = ""  # how the run-command ended: succeeded, or the error code
+    os: str = ""
 
     def __post_init__(self) -> None:
-        _normalise(self, time=utc(self.time), output_excerpt=safe_excerpt(self.output_excerpt))
+        _normalise(
+            self,
+            time=utc(self.time),
+            output_excerpt=safe_excerpt(self.output_excerpt),
+            reason=clip(self.reason, TEXT_LIMIT),
+        )
 
     @property
     def node_key(self) -> str:

@@ -61,6 +61,10 @@ def cloud_event(resource_id: str, operation: str = POOL_WRITE) -> dict:
     return event
 
 
+def is_run_command(path: str) -> bool:
+    return path.lower().endswith("/runcommand")
+
+
 def set_cli_env(monkeypatch, emulator, tables: str, **overrides: str) -> None:
     """The CLI's environment on the local Azure: SUB_A in scope, all pools Disabled, enforce
     mode, 1 s polls; `overrides` replace any of them."""
@@ -126,8 +130,17 @@ class Warden:
         self.functions.run()
 
     def writes(self) -> list[tuple[str, str]]:
-        """(method, last path segments) of every ARM write, in order."""
-        return [(r.method, "/".join(r.path.split("/")[-2:])) for r in self.emulator.requests if r.method != "GET"]
+        """(method, last path segments) of every ARM write to AKS, in order (run-commands,
+        which only read a node's state, are `run_commands()`)."""
+        return [
+            (r.method, "/".join(r.path.split("/")[-2:]))
+            for r in self.emulator.requests
+            if r.method != "GET" and not is_run_command(r.path)
+        ]
+
+    def run_commands(self) -> list[str]:
+        """The VMSS instance ids run-commands went to, in order."""
+        return [r.path.split("/")[-2] for r in self.emulator.requests if r.method == "POST" and is_run_command(r.path)]
 
     def reads(self) -> int:
         return sum(1 for r in self.emulator.requests if r.method == "GET")

@@ -25,14 +25,28 @@ from shared.adapters.arm_parse import (
     operation_state_from_response,
     pool_from_arm,
     retry_after_seconds,
+    run_command_output_from_arm,
+    vm_instance_from_arm,
 )
 from shared.adapters.credentials import arm_client_options
 from shared.errors import ArmError, NotFoundError, TransientError
-from shared.models import Cluster, ClusterRef, MaintenanceConfig, Operation, OperationState, Pool, SshAccess, Vmss
+from shared.models import (
+    Cluster,
+    ClusterRef,
+    MaintenanceConfig,
+    Operation,
+    OperationState,
+    Pool,
+    RunCommandOutput,
+    SshAccess,
+    VmInstance,
+    Vmss,
+)
 
 T = TypeVar("T")
 POOL_NAME_TAG = "aks-managed-poolName"
 RUN_SHELL_SCRIPT = "RunShellScript"
+RUN_POWERSHELL_SCRIPT = "RunPowerShellScript"
 
 
 class Arm:
@@ -144,22 +158,35 @@ class Arm:
 
     # --- Compute: the pool's scale set and its nodes --------------------------------------
 
+    def list_pool_scale_sets(self, cluster: Cluster) -> dict[str, Vmss]:
+        """The cluster's node VMSS by lower-case pool name, from one list of its node resource group.
+        Only those tagged `aks-managed-poolName` are AKS's; any other VMSS there is ignored."""
+        ref = cluster.ref
+        with translated_errors():
+            scale_sets = self.compute(ref.subscription).virtual_machine_scale_sets.list(cluster.node_resource_group)
+            found = {}
+            for vmss in scale_sets:
+                pool = (vmss.tags or {}).get(POOL_NAME_TAG, "")
+                if pool:
+                    found[pool.lower()] = Vmss(ref.subscription, cluster.node_resource_group, vmss.name, pool)
+            return found
+
     def find_pool_vmss(self, cluster: Cluster, pool: str) -> Vmss | None:
         """The VMSS tagged `aks-managed-poolName=<pool>` in the node resource group, if any."""
-        with translated_errors():
-            for vmss in self.compute(cluster.ref.subscription).virtual_machine_scale_sets.list(
-                cluster.node_resource_group
-            ):
-                if (vmss.tags or {}).get(POOL_NAME_TAG, "").lower() == pool.lower():
-                    return Vmss(cluster.ref.subscription, cluster.node_resource_group, vmss.name, pool)
-        return None
+        return self.list_pool_scale_sets(cluster).get(pool.lower())
 
-    def list_instances(self, vmss: Vmss) -> list[str]:
+    def list_instances(self, vmss: Vmss) -> list[VmInstance]:
+        """The scale set's VMs with their power state (one list, `$expand=instanceView`)."""
         with translated_errors():
-            vms = self.compute(vmss.subscription).virtual_machine_scale_set_vms.list(vmss.resource_group, vmss.name)
-            return [vm.instance_id or vm.id.rsplit("/", 1)[-1] for vm in vms]
+            vms = self.compute(vmss.subscription).virtual_machine_scale_set_vms.list(
+                vmss.resource_group, vmss.name, expand="instanceView"
+            )
+            return [vm_instance_from_arm(vm.as_dict()) for vm in vms]
 
-    def start_run_command(self, vmss: Vmss, instance_id: str, script: list[str]) -> Operation:
+    def start_run_command(
+        self, vmss: Vmss, instance_id: str, script: list[str], command_id: str = RUN_SHELL_SCRIPT
+    ) -> Operation:
+        """Start a run-command: `RunShellScript` on Linux nodes, `RunPowerShellScript` on Windows."""
         from azure.mgmt.compute.models import RunCommandInput
 
         client = self.compute(vmss.subscription)
@@ -169,18 +196,18 @@ class Arm:
                 vmss.resource_group,
                 vmss.name,
                 instance_id,
-                RunCommandInput(command_id=RUN_SHELL_SCRIPT, script=script),
+                RunCommandInput(command_id=command_id, script=list(script)),
             )
 
-    def run_command_output(self, operation: Operation, subscription: str) -> str | None:
-        """The run-command's message once done (stdout/stderr as ARM formats it), else None."""
+    def run_command_output(self, operation: Operation, subscription: str) -> RunCommandOutput | None:
+        """One poll of a started run-command: its stdout and stderr once done, None while it runs."""
         with translated_errors():
             response = self.compute(subscription).send_request(HttpRequest("GET", operation.url))
             if response.status_code == 202:
                 return None
             if response.status_code >= 400:
                 raise error_from_response(response)
-            return "\n".join(s.get("message") or "" for s in (response.json() or {}).get("value", []))
+            return run_command_output_from_arm(response.json() or {})
 
     # --- plumbing ------------------------------------------------------------------------
 

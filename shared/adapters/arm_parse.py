@@ -9,7 +9,19 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from shared.errors import ArmError, ConflictError, NotFoundError, PermanentError, ThrottledError, TransientError
-from shared.models import Cluster, ClusterRef, Operation, OperationState, Pool, SshAccess, Target
+from shared.models import (
+    Cluster,
+    ClusterRef,
+    Operation,
+    OperationState,
+    Pool,
+    RunCommandOutput,
+    SshAccess,
+    Target,
+    VmInstance,
+)
+
+STDOUT_MARK, STDERR_MARK = "[stdout]\n", "\n[stderr]\n"
 
 
 def cluster_from_arm(body: Mapping[str, Any]) -> Cluster:
@@ -40,6 +52,47 @@ def pool_from_arm(cluster: ClusterRef, body: Mapping[str, Any]) -> Pool:
         node_image_version=props.get("nodeImageVersion") or "",
         power_state=(props.get("powerState") or {}).get("code") or "Running",
     )
+
+
+def vm_instance_from_arm(body: Mapping[str, Any]) -> VmInstance:
+    """A VMSS VM (listed with `$expand=instanceView`): its instance id and the `PowerState/<state>`
+    of its instance view ("" when there is none)."""
+    instance_id = body.get("instanceId") or str(body.get("id") or "").rsplit("/", 1)[-1]
+    statuses = ((body.get("properties") or {}).get("instanceView") or {}).get("statuses") or []
+    power = next((str(s.get("code"))[len("PowerState/") :] for s in statuses if _is_power_state(s)), "")
+    return VmInstance(str(instance_id), power)
+
+
+def _is_power_state(status: Mapping[str, Any]) -> bool:
+    return str(status.get("code") or "").lower().startswith("powerstate/")
+
+
+def run_command_output_from_arm(body: Mapping[str, Any]) -> RunCommandOutput:
+    """A RunCommandResult in either shape: Windows (RunCommandWindows) reports one status per
+    stream, `ComponentStatus/StdOut/succeeded` and `ComponentStatus/StdErr/succeeded`; Linux
+    (RunCommandLinux) one `ProvisioningState/succeeded` status whose message is
+    "Enable succeeded: \\n[stdout]\\n<stdout>\\n[stderr]\\n<stderr>". A message without the
+    markers is all stderr: it is not the script's output."""
+    statuses = [s for s in body.get("value") or [] if isinstance(s, Mapping)]
+    streams = {_stream(s): str(s.get("message") or "") for s in statuses if _stream(s)}
+    if streams:
+        return RunCommandOutput(streams.get("stdout", ""), streams.get("stderr", ""))
+    stdout, stderr = [], []
+    for status in statuses:
+        message = str(status.get("message") or "")
+        start = message.find(STDOUT_MARK)
+        end = message.find(STDERR_MARK, start + len(STDOUT_MARK)) if start >= 0 else -1
+        if end < 0:
+            stderr.append(message)
+            continue
+        stdout.append(message[start + len(STDOUT_MARK) : end])
+        stderr.append(message[end + len(STDERR_MARK) :])
+    return RunCommandOutput("".join(stdout), "".join(stderr))
+
+
+def _stream(status: Mapping[str, Any]) -> str | None:
+    parts = str(status.get("code") or "").lower().split("/")
+    return parts[1] if len(parts) == 3 and parts[0] == "componentstatus" and parts[1] in ("stdout", "stderr") else None
 
 
 def operation_state_from_response(operation: Operation, response: Any) -> OperationState:

@@ -41,6 +41,7 @@ class OutcomeKind(StrEnum):
     REMEDIATION_FAILED = "Warden.SshAccess.RemediationFailed"
     UNSUPPORTED = "Warden.SshAccess.Unsupported"
     DRIFT = "Warden.SshAccess.Drift"
+    DRIFT_DETECTED = "Warden.SshAccess.DriftDetected"  # on the nodes, by verification
     KEY_ROTATED = "Warden.SshKey.Rotated"
 
 

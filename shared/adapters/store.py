@@ -7,13 +7,14 @@ transactions, and turns `azure.core` exceptions into the warden's own errors.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 import secrets
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -42,8 +43,10 @@ from shared.records import (
     once_row_key,
     pool_row_key,
     prefix_range,
+    table_key,
     time_key,
     to_entity,
+    utc,
 )
 
 POOL_STATE_TABLE = "WardenPoolState"
@@ -51,7 +54,8 @@ AUDIT_TABLE = "WardenAudit"
 NODE_CHECKS_TABLE = "WardenNodeChecks"
 KEY_ROTATIONS_TABLE = "WardenKeyRotations"
 REQUESTS_TABLE = "WardenRequests"
-TABLES = (POOL_STATE_TABLE, AUDIT_TABLE, NODE_CHECKS_TABLE, KEY_ROTATIONS_TABLE, REQUESTS_TABLE)
+SLOTS_TABLE = "WardenSlots"
+TABLES = (POOL_STATE_TABLE, AUDIT_TABLE, NODE_CHECKS_TABLE, KEY_ROTATIONS_TABLE, REQUESTS_TABLE, SLOTS_TABLE)
 # Table Storage's limit per transaction; Azurite fails obscurely past it, so it is checked here.
 MAX_TRANSACTION_OPERATIONS = 100
 _PREFIX = re.compile(r"^([A-Za-z][A-Za-z0-9]{0,29})?$")
@@ -243,14 +247,18 @@ class WardenStore:
 
     # --- node checks ------------------------------------------------------------------
 
-    def record_node_checks(self, checks: Iterable[NodeCheck]) -> None:
+    def record_node_checks(self, checks: Iterable[NodeCheck], key: str | None = None) -> None:
         """Append one history row per check and replace each node's `latest-` row, in the
-        same transaction per cluster. Of several checks of one node, the newest is latest."""
-        nonce = secrets.token_hex(4)
+        same transaction per cluster. Of several checks of one node, the newest is latest.
+
+        `key` (an orchestration call id) makes the rows' keys the same on every re-run of
+        the step: a transaction already written fails as a whole and is passed over."""
+        nonce = secrets.token_hex(4) if key is None else key.replace("-", "")[:16]
         operations: list[tuple] = []
         latest: dict[tuple[str, str], NodeCheck] = {}
-        for check in checks:
-            row_key = chronological_row_key(check.time, next(_sequence), nonce, prefix=CHECK_PREFIX)
+        for index, check in enumerate(checks):
+            sequence = index if key is not None else next(_sequence)
+            row_key = chronological_row_key(check.time, sequence, nonce, prefix=CHECK_PREFIX)
             operations.append(("create", to_entity(check, check.partition_key, row_key)))
             slot = (check.partition_key, check.node_key)
             if slot not in latest or check.time >= latest[slot].time:
@@ -258,7 +266,7 @@ class WardenStore:
         for (partition, node), check in latest.items():
             entity = to_entity(check, partition, LATEST_CHECK_PREFIX + node)
             operations.append(("upsert", entity, {"mode": UpdateMode.REPLACE}))
-        self._submit(NODE_CHECKS_TABLE, operations)
+        self._submit(NODE_CHECKS_TABLE, operations, written_before_ok=key is not None)
 
     def list_node_checks(self, cluster_key: str | None = None, since: datetime | None = None) -> list[NodeCheck]:
         """Every check of one cluster (or all) at or after `since`, oldest first."""
@@ -422,13 +430,77 @@ class WardenStore:
             if e["RowKey"] != WORKER_ROW
         ]
 
+    # --- slots: a bound on concurrent work per subscription, across every cluster's worker -----
+
+    def acquire_slot(
+        self, scope: str, holder: str, limit: int, now: datetime, ttl: timedelta, attempts: int = 5
+    ) -> bool:
+        """Take one of `limit` slots of `scope` (e.g. run-commands in flight in a subscription)
+        for `holder`; False when all are held. A slot held past its expiry (its holder died) is
+        free again; a holder asking again (a re-run) keeps its slot."""
+        partition = table_key(scope.lower())
+        for _ in range(attempts):
+            rows = {e["RowKey"]: e for e in self._query(SLOTS_TABLE, None, partition=partition)}
+            if any(e.get("Holder") == holder for e in rows.values()):
+                return True
+            taken = {"PartitionKey": partition, "Holder": holder, "Expires": utc(now + ttl)}
+            free = [k for k, e in sorted(rows.items()) if not e.get("Holder") or utc(e["Expires"]) <= utc(now)]
+            unused = [f"slot-{i:04d}" for i in range(limit) if f"slot-{i:04d}" not in rows]
+            try:
+                with _translated(f"take a slot of {scope!r}"):
+                    if free and free[0] < f"slot-{limit:04d}":
+                        row = rows[free[0]]
+                        self._table(SLOTS_TABLE).update_entity(
+                            {**taken, "RowKey": free[0]},
+                            mode=UpdateMode.REPLACE,
+                            etag=row.metadata["etag"],
+                            match_condition=MatchConditions.IfNotModified,
+                        )
+                    elif unused:
+                        self._table(SLOTS_TABLE).create_entity({**taken, "RowKey": unused[0]})
+                    else:
+                        return False
+            except StoreConflictError:
+                continue  # another holder took it first: look again
+            return True
+        return False
+
+    def slot_holders(self, scope: str, now: datetime) -> list[str]:
+        """Who holds a slot of `scope` now (expired holds are not counted)."""
+        rows = self._query(SLOTS_TABLE, None, partition=table_key(scope.lower()))
+        return sorted(e["Holder"] for e in rows if e.get("Holder") and utc(e["Expires"]) > utc(now))
+
+    def release_slot(self, scope: str, holder: str) -> None:
+        """Give `holder`'s slot back (if it still has one; releasing twice is fine)."""
+        partition = table_key(scope.lower())
+        for row in self._query(SLOTS_TABLE, None, partition=partition):
+            if row.get("Holder") == holder:
+                freed = {"PartitionKey": partition, "RowKey": row["RowKey"], "Holder": ""}
+                with contextlib.suppress(StoreConflictError), _translated(f"free a slot of {scope!r}"):
+                    self._table(SLOTS_TABLE).update_entity(
+                        freed,
+                        mode=UpdateMode.REPLACE,
+                        etag=row.metadata["etag"],
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+
     # --- I/O helpers ------------------------------------------------------------------
 
-    def _query(self, table_name: str, cluster_key: str | None, low: str | None = None, high: str | None = None) -> list:
-        """Entities of one partition (or all) with RowKey in [low, high), in key order."""
+    def _query(
+        self,
+        table_name: str,
+        cluster_key: str | None,
+        low: str | None = None,
+        high: str | None = None,
+        partition: str | None = None,
+    ) -> list:
+        """Entities of one partition (a cluster's, or `partition` as is; or all) with RowKey in
+        [low, high), in key order."""
+        if partition is None and cluster_key is not None:
+            partition = cluster_partition(cluster_key)
         clauses, parameters = [], {}
         for clause, name, value in (
-            ("PartitionKey eq @pk", "pk", None if cluster_key is None else cluster_partition(cluster_key)),
+            ("PartitionKey eq @pk", "pk", partition),
             ("RowKey ge @low", "low", low),
             ("RowKey lt @high", "high", high),
         ):
@@ -441,13 +513,18 @@ class WardenStore:
                 return list(table.list_entities())
             return list(table.query_entities(" and ".join(clauses), parameters=parameters))
 
-    def _submit(self, table_name: str, operations: list[tuple]) -> None:
-        """Send operations as transactions: one partition each, at most 100 operations."""
+    def _submit(self, table_name: str, operations: list[tuple], written_before_ok: bool = False) -> None:
+        """Send operations as transactions: one partition each, at most 100 operations.
+        `written_before_ok`: a transaction whose rows exist already (a re-run) is passed over."""
         table = self._table(table_name)
         for batch in _transactions(operations):
             batch = [(op[0], _sdk_entity(op[1]), *op[2:]) for op in batch]
-            with _translated(f"write {len(batch)} rows to {table.table_name}"):
-                table.submit_transaction(batch)
+            try:
+                with _translated(f"write {len(batch)} rows to {table.table_name}"):
+                    table.submit_transaction(batch)
+            except StoreConflictError:
+                if not written_before_ok:
+                    raise
 
 
 def _transactions(operations: list[tuple]) -> Iterator[list[tuple]]:

@@ -37,7 +37,7 @@ def progress(message: str) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from shared.cli import demo, plan, run
+    from shared.cli import demo, plan, run, verify
 
     parser = argparse.ArgumentParser(prog="python -m shared", description="AKS SSH Warden")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
@@ -54,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
         "--all", action="store_true", help="resync: plan the fleet, reconcile every cluster with a drifted pool"
     )
     reconcile.add_argument("--pool", help="only this pool (with --cluster)")
+    check = _command(
+        commands,
+        "verify",
+        verify.run_verify,
+        "check sshd on sampled nodes now (one cluster, or every cluster in scope)",
+    )
+    check.add_argument("--cluster", help="the AKS managed-cluster resource id (default: every cluster in scope)")
     handle = _command(
         commands, "handle-event", run.run_handle_event, "run an Event Grid delivery (a file, or - for stdin)"
     )

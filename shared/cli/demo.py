@@ -48,7 +48,8 @@ def _event_target() -> Target:
 
 
 def _writes(arm) -> int:
-    return sum(1 for r in arm.requests if r.method != "GET")
+    """ARM writes to AKS; run-commands (verification) only read the nodes."""
+    return sum(1 for r in arm.requests if r.method != "GET" and not r.path.lower().endswith("/runcommand"))
 
 
 def _sshd(arm, pool_id: str) -> str:

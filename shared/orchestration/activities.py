@@ -7,17 +7,20 @@ Every write re-checks, with what it has just read, that it still applies.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
+from datetime import UTC, datetime
 
 from shared.adapters.publisher import OutcomeKind
 from shared.errors import ArmError, NotFoundError, OperationFailedError, Superseded
-from shared.models import Operation, SshAccess
-from shared.orchestration import arm_steps
+from shared.models import Operation, SshAccess, Vmss
+from shared.orchestration import arm_steps, node_checks, verification
 from shared.orchestration.envelope import activity, arm_failure, cluster_ref
 from shared.orchestration.recording import Entry, audit, pool_state, publish, save_state
 from shared.orchestration.runtime import runtime
 from shared.plan import Status, Step, plan_pool
-from shared.protocol import Outcome, Result, succeeded
+from shared.protocol import Outcome, Result, WorkKind, succeeded
+from shared.records import WorkRequest
+from shared.sshd import script_for
 from shared.work import work_items
 
 # --- the worker's queue ---------------------------------------------------------------------
@@ -213,3 +216,131 @@ def record(payload: dict) -> Result:
             modeAfter=payload.get("mode"),
         )
     return succeeded(written=first)
+
+
+@activity
+def request_follow_up(payload: dict) -> Result:
+    """More work for this cluster's worker (e.g. verify a pool it has just reimaged): a request
+    row its next round takes."""
+    rt, ref = runtime(), cluster_ref(payload)
+    request = WorkRequest(
+        ref.id,
+        payload.get("pool") or "",
+        datetime.now(UTC),
+        WorkKind(payload["kind"]),
+        payload.get("reason", ""),
+        "warden",
+    )
+    return succeeded(admission=rt.store.add_request(request).value)
+
+
+# --- verify -----------------------------------------------------------------------------------
+
+
+@activity
+def plan_verification(payload: dict) -> Result:
+    """The pools to check (all, or those named), their scale sets, and a sample of their nodes."""
+    rt, ref = runtime(), cluster_ref(payload)
+    poll = rt.settings.poll_seconds
+    if why := arm_steps.out_of_scope(rt, ref):
+        return succeeded(nodes=[], skipped=[{"pool": "*", "reason": why}], pollSeconds=poll)
+    try:
+        cluster, pools = rt.arm.get_cluster(ref), rt.arm.list_pools(ref)
+        scale_sets = rt.arm.list_pool_scale_sets(cluster)
+        nodes, skipped = [], []
+        for pool in _named(pools, payload.get("pools"), skipped):
+            checked = _sampled_nodes(rt, cluster, pool, scale_sets, payload)
+            nodes += checked if isinstance(checked, list) else []
+            if isinstance(checked, str):
+                skipped.append(
+                    {"pool": pool.name, "os": pool.os_type, "mode": pool.ssh_access.value, "reason": checked}
+                )
+    except ArmError as e:
+        return arm_steps.arm_failed(rt, payload, "verify", e)
+    return succeeded(nodes=nodes, skipped=skipped, pollSeconds=poll)
+
+
+@activity
+def start_node_check(payload: dict) -> Result:
+    """Send the check to one node once a run-command slot of the subscription is free."""
+    rt, vmss = runtime(), Vmss(**payload["vmss"])
+    now = datetime.now(UTC)
+    if not rt.store.acquire_slot(
+        vmss.subscription, payload["instanceId"], rt.settings.verify_concurrency, now, node_checks.SLOT_TTL
+    ):
+        return succeeded(
+            busy=[
+                f"all {rt.settings.verify_concurrency} run-command slots of subscription {vmss.subscription} are taken"
+            ]
+        )
+    command, script = script_for(payload["os"])
+    try:
+        operation = rt.arm.start_run_command(vmss, payload["instance"], list(script), command_id=command)
+    except ArmError as e:
+        rt.store.release_slot(vmss.subscription, payload["instanceId"])
+        return Result(False, error=arm_failure(e))
+    return succeeded(operation=asdict(operation))
+
+
+@activity
+def poll_node_check(payload: dict) -> Result:
+    """One poll of a node's run-command; once it ended, the slot is free and the answer judged."""
+    rt, vmss = runtime(), Vmss(**payload["vmss"])
+    try:
+        output = rt.arm.run_command_output(Operation(**payload["operation"]), vmss.subscription)
+    except ArmError as e:
+        if e.retryable:
+            return Result(False, error=arm_failure(e))
+        rt.store.release_slot(vmss.subscription, payload["instanceId"])
+        check = verification.unknown(payload, e.code or "RunCommandFailed", f"run-command failed: {e.message}")
+        return succeeded(done=True, check=check)
+    if output is None:
+        return succeeded(done=False, status="InProgress", retryAfter=None)
+    rt.store.release_slot(vmss.subscription, payload["instanceId"])
+    return succeeded(done=True, check=node_checks.node_check(payload, output, payload["call"]["at"]))
+
+
+@activity
+def release_slot(payload: dict) -> Result:
+    runtime().store.release_slot(payload["vmss"]["subscription"], payload["instanceId"])
+    return succeeded()
+
+
+@activity
+def record_verification(payload: dict) -> Result:
+    rt = runtime()
+    return succeeded(pools=node_checks.record_checks(rt, payload, payload["checks"], payload["skipped"]))
+
+
+def _named(pools: list, names: list[str] | None, skipped: list[dict]) -> list:
+    if names is None:
+        return pools
+    wanted = {n.lower() for n in names}
+    found = [p for p in pools if p.name.lower() in wanted]
+    missing = wanted - {p.name.lower() for p in found}
+    skipped += [{"pool": name, "reason": "no such pool in the cluster (deleted?)"} for name in sorted(missing)]
+    return found
+
+
+def _sampled_nodes(rt, cluster, pool, scale_sets: dict, payload: dict) -> list[dict] | str:
+    """The pool's sampled nodes, or why none is checked."""
+    if why := node_checks.why_not_checked(cluster, pool):
+        return why
+    vmss = scale_sets.get(pool.name.lower())
+    if vmss is None:
+        return f"no scale set tagged aks-managed-poolName={pool.name} in {cluster.node_resource_group}"
+    instances = {vm.instance_id: vm for vm in rt.arm.list_instances(vmss)}
+    if not instances:
+        return "the pool has no nodes"
+    chosen = node_checks.sample(list(instances), rt.settings.policy.verify_sample, payload["call"]["id"])
+    return [
+        {
+            "pool": pool.name,
+            "os": pool.os_type,
+            "mode": pool.ssh_access.value,
+            "vmss": asdict(vmss),
+            "instance": i,
+            "powerState": instances[i].power_state,
+        }
+        for i in chosen
+    ]

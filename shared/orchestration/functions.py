@@ -4,27 +4,21 @@ from __future__ import annotations
 
 import azure.durable_functions as df
 
-from shared.orchestration import activities, names, reconcile, worker
+from shared.orchestration import activities, names, reconcile, verification, worker
 
 bp = df.Blueprint()
 
 
-@bp.function_name(names.CLUSTER_WORKER)
-@bp.orchestration_trigger(context_name="context")
-def cluster_worker(context: df.DurableOrchestrationContext):
-    return (yield from worker.cluster_worker(context))
-
-
-@bp.function_name(names.RECONCILE_CLUSTER)
-@bp.orchestration_trigger(context_name="context")
-def reconcile_cluster(context: df.DurableOrchestrationContext):
-    return (yield from reconcile.reconcile_cluster(context))
-
-
-@bp.function_name(names.RECONCILE_POOL)
-@bp.orchestration_trigger(context_name="context")
-def reconcile_pool(context: df.DurableOrchestrationContext):
-    return (yield from reconcile.reconcile_pool(context))
+# Orchestrators are deterministic generators of `context`; the implementations live in their modules.
+ORCHESTRATORS = {
+    names.CLUSTER_WORKER: worker.cluster_worker,
+    names.RECONCILE_CLUSTER: reconcile.reconcile_cluster,
+    names.RECONCILE_POOL: reconcile.reconcile_pool,
+    names.VERIFY_CLUSTER: verification.verify_cluster,
+    names.VERIFY_NODE: verification.verify_node,
+}
+for _name, _orchestrator in ORCHESTRATORS.items():
+    bp.function_name(_name)(bp.orchestration_trigger(context_name="context")(_orchestrator))
 
 
 # Activities take and return JSON (a `shared.protocol.Result`); the implementations live in `activities`.
@@ -38,6 +32,12 @@ ACTIVITIES = {
     names.START_NODE_IMAGE_UPGRADE: activities.start_node_image_upgrade,
     names.POLL_OPERATION: activities.poll_operation,
     names.RECORD: activities.record,
+    names.REQUEST_FOLLOW_UP: activities.request_follow_up,
+    names.PLAN_VERIFICATION: activities.plan_verification,
+    names.START_NODE_CHECK: activities.start_node_check,
+    names.POLL_NODE_CHECK: activities.poll_node_check,
+    names.RELEASE_SLOT: activities.release_slot,
+    names.RECORD_VERIFICATION: activities.record_verification,
 }
 for _name, _activity in ACTIVITIES.items():
     bp.function_name(_name)(bp.activity_trigger(input_name="payload")(_activity))

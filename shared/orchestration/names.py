@@ -6,6 +6,8 @@ import re
 CLUSTER_WORKER = "cluster_worker"
 RECONCILE_CLUSTER = "reconcile_cluster"
 RECONCILE_POOL = "reconcile_pool"
+VERIFY_CLUSTER = "verify_cluster"
+VERIFY_NODE = "verify_node"
 
 LEASE_REQUESTS = "lease_requests_activity"
 FINISH_REQUESTS = "finish_requests_activity"
@@ -16,6 +18,12 @@ START_SSH_UPDATE = "start_ssh_update_activity"
 START_NODE_IMAGE_UPGRADE = "start_node_image_upgrade_activity"
 POLL_OPERATION = "poll_operation_activity"
 RECORD = "record_activity"
+REQUEST_FOLLOW_UP = "request_follow_up_activity"
+PLAN_VERIFICATION = "plan_verification_activity"
+START_NODE_CHECK = "start_node_check_activity"
+POLL_NODE_CHECK = "poll_node_check_activity"
+RELEASE_SLOT = "release_slot_activity"
+RECORD_VERIFICATION = "record_verification_activity"
 
 # Instance ids hold only these: `?`, `#`, `/` or `%2F` would break status URLs or address another instance.
 _UNSAFE = re.compile(r"[^a-z0-9-]+")

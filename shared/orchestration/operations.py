@@ -81,7 +81,9 @@ def sleep(context, seconds: float) -> Task:
     yield context.create_timer(context.current_utc_datetime + timedelta(seconds=bounded_seconds(seconds)))
 
 
-def run_operation(context, start_activity: str, payload: dict, base: float, *, fresh: bool = False) -> Task:
+def run_operation(
+    context, start_activity: str, payload: dict, base: float, *, fresh: bool = False, poll_activity: str = ""
+) -> Task:
     """Start a long-running ARM operation once the cluster is idle, then poll it to the end.
 
     The start activity checks idleness itself (with the reads that re-check the decision):
@@ -112,16 +114,16 @@ def run_operation(context, start_activity: str, payload: dict, base: float, *, f
         yield from record(context, payload, note["step"], Outcome.STARTED, "", operation=note["operation"])
     if not started.ok or started.get("skipped") or started.get("operation") is None:
         return started
-    return (yield from poll_operation(context, payload, started["operation"], base))
+    return (yield from poll_operation(context, payload, started["operation"], base, poll_activity))
 
 
-def poll_operation(context, payload: dict, operation: dict, base: float) -> Task:
+def poll_operation(context, payload: dict, operation: dict, base: float, activity: str = "") -> Task:
     """Poll with durable timers: `Retry-After` when ARM gives one, else backoff from the poll
     setting. A poll that fails is retried like any call: bounded, each retry recorded."""
-    delay, failures = float(base), 0
+    delay, failures, activity = float(base), 0, activity or names.POLL_OPERATION
     for poll in range(MAX_POLLS):
         yield from sleep(context, delay)
-        state = yield from call_once(context, names.POLL_OPERATION, {**payload, "operation": operation})
+        state = yield from call_once(context, activity, {**payload, "operation": operation})
         if state.ok and state["done"]:
             return state
         if state.ok:
@@ -132,7 +134,7 @@ def poll_operation(context, payload: dict, operation: dict, base: float) -> Task
             return state
         failures += 1
         if failures == MAX_ATTEMPTS:
-            return exhausted(names.POLL_OPERATION, state.error)
+            return exhausted(activity, state.error)
         delay = retry_delay(state.error.retry_after, failures - 1, base, jitter(context))
         note = {
             **payload,
@@ -142,7 +144,7 @@ def poll_operation(context, payload: dict, operation: dict, base: float) -> Task
         }
         note["reason"] = f"{state.error.code}: polling again in {delay:g}s (failure {failures} of {MAX_ATTEMPTS})"
         yield from call_once(context, names.RECORD, note)
-    return exhausted(names.POLL_OPERATION)
+    return exhausted(activity)
 
 
 def jitter(context) -> float:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from shared.orchestration import names
 from shared.orchestration.operations import Task, call, record, record_failure, run_operation
 from shared.plan import Status
-from shared.protocol import Failure, FailureKind, Outcome
+from shared.protocol import Failure, FailureKind, Outcome, WorkKind
 from shared.window import MaintenanceWindowError, timer_steps, upgrade_gate
 
 UPDATE, UPGRADE = "update-ssh-access", "upgrade-node-image"
@@ -66,7 +66,11 @@ def reconcile_pool(context) -> Task:
     outcome, reason, error = yield from _remediate(context, target, plan.value)
     modes = {"modeBefore": plan["current"], "mode": plan["desired"]}
     status = {Outcome.SUCCEEDED: Status.COMPLIANT, Outcome.WAITING: Status.PENDING_REIMAGE}.get(outcome, plan["status"])
-    return (yield from _finish(context, {**target, **modes}, outcome, reason, error, status))
+    result = yield from _finish(context, {**target, **modes}, outcome, reason, error, status)
+    if outcome is Outcome.SUCCEEDED:  # the nodes are the truth: check them next
+        follow_up = {**target, "kind": WorkKind.VERIFY.value, "reason": f"after the warden's remediation ({reason})"}
+        yield from call(context, names.REQUEST_FOLLOW_UP, follow_up)
+    return result
 
 
 def _remediate(context, target: dict, plan: dict) -> Task:

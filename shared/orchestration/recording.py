@@ -38,13 +38,23 @@ class Entry:
 
 def audit(rt: Runtime, payload: dict, entry: Entry) -> bool:
     """Write the step's audit row once; True if this run wrote it (and may publish)."""
+    return audit_rows(rt, payload, [(payload.get("pool") or "", entry)])
+
+
+def audit_rows(rt: Runtime, payload: dict, entries: list[tuple[str, Entry]]) -> bool:
+    """A step's rows, one per (pool, entry), written together and once."""
     call = payload.get("call") or {}
-    record = AuditRecord(
+    records = [_record(payload, pool, entry) for pool, entry in entries]
+    return rt.store.append_audit(records, key=call.get("id"))
+
+
+def _record(payload: dict, pool: str, entry: Entry) -> AuditRecord:
+    return AuditRecord(
         time=datetime.now(UTC),
         cluster_id=cluster_ref(payload).id,
         step=entry.step,
         outcome=entry.outcome,
-        pool=payload.get("pool") or "",
+        pool=pool,
         mode_before=entry.mode_before if entry.mode_before is not None else payload.get("modeBefore", ""),
         mode_after=entry.mode_after if entry.mode_after is not None else payload.get("mode", ""),
         operation_id=entry.operation,
@@ -54,21 +64,34 @@ def audit(rt: Runtime, payload: dict, entry: Entry) -> bool:
         actor=payload.get("actor", ""),
         correlation_id=payload.get("correlationId", ""),
     )
-    return rt.store.append_audit([record], key=call.get("id"))
 
 
 def audit_failure(rt: Runtime, payload: dict, step: str, failure: Failure, operation: str = "") -> bool:
     return audit(rt, payload, Entry(step, failure.outcome, failure.message, failure.code, operation))
 
 
-def publish(rt: Runtime, kind: OutcomeKind, payload: dict, **data) -> None:
+def publish(rt: Runtime, kind: OutcomeKind, payload: dict, pool: str | None = None, **data) -> None:
     """Tell subscribers (if any); a delivery failure is logged by the publisher, never raised."""
     if rt.publisher is None:
         return
-    ref, pool = cluster_ref(payload), payload.get("pool") or ""
+    own_pool = payload.get("pool") or ""
+    pool = own_pool if pool is None else pool
+    ref, event_id = cluster_ref(payload), (payload.get("call") or {}).get("id")
     subject = f"{ref.id}/agentPools/{pool}" if pool else ref.id
-    event_id = (payload.get("call") or {}).get("id")
+    if event_id and pool != own_pool:  # one step, several pools: one stable id each
+        event_id = f"{event_id}-{pool}"
     rt.publisher.publish(kind, subject, {"pool": pool, "instanceId": payload.get("instanceId", ""), **data}, event_id)
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A pool's last verification, for its pool-state row."""
+
+    time: datetime
+    checked: int
+    drifted: int
+    verdict: str
+    summary: str
 
 
 def pool_state(rt: Runtime, ref: ClusterRef, pool: str) -> PoolState | None:
@@ -88,6 +111,7 @@ def save_state(
     pending: bool | None = None,
     upgraded: tuple[datetime, str] | None = None,
     reason: str | None = None,
+    verified: Verified | None = None,
     attempts: int = 3,
 ) -> None:
     """Read-modify-write the pool's row under its ETag; a concurrent change means re-read."""
@@ -110,6 +134,15 @@ def save_state(
             state = replace(state, last_upgrade_time=upgraded[0], last_upgrade_operation_id=upgraded[1])
         if reason is not None:
             state = replace(state, reason=reason)
+        if verified is not None:
+            state = replace(
+                state,
+                last_verified_time=verified.time,
+                nodes_checked=verified.checked,
+                nodes_drifted=verified.drifted,
+                verification_summary=verified.summary,
+                verdict=verified.verdict,
+            )
         state = replace(state, status=_status(state), updated_time=datetime.now(UTC))
         try:
             rt.store.put_pool_state(state, etag=current.etag if current else None)

@@ -20,7 +20,10 @@ from shared.orchestration.operations import Task, call, record
 from shared.protocol import Outcome, WorkKind
 
 # Which orchestrator does each kind of work. Kinds without one are recorded as failed.
-WORK_ORCHESTRATORS: dict[str, str] = {WorkKind.RECONCILE.value: names.RECONCILE_CLUSTER}
+WORK_ORCHESTRATORS: dict[str, str] = {
+    WorkKind.RECONCILE.value: names.RECONCILE_CLUSTER,
+    WorkKind.VERIFY.value: names.VERIFY_CLUSTER,
+}
 
 
 def cluster_worker(context) -> Task:

@@ -7,5 +7,6 @@ from shared.orchestration.functions import bp as orchestrations
 from shared.triggers.event_grid import bp as event_grid
 from shared.triggers.http_api import bp as http_api
 from shared.triggers.resync import bp as resync
+from shared.triggers.verify import bp as verify
 
-BLUEPRINTS = (orchestrations, event_grid, http_api, resync)
+BLUEPRINTS = (orchestrations, event_grid, http_api, resync, verify)

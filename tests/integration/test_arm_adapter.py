@@ -7,7 +7,7 @@ import pytest
 
 from shared.adapters.arm import Arm
 from shared.errors import ConflictError, NotFoundError, PermanentError, ThrottledError, TransientError
-from shared.models import ClusterRef, SshAccess
+from shared.models import ClusterRef, RunCommandOutput, SshAccess, VmInstance
 from tests.emulator_fixtures import SUB_A, SUB_B
 
 DEV = ClusterRef(SUB_A, "rg-dev-weu", "aks-dev-weu")
@@ -107,14 +107,38 @@ def test_maintenance_configuration_and_node_scale_set(arm):
     assert vmss is not None and vmss.resource_group == cluster.node_resource_group
     assert arm.find_pool_vmss(cluster, "vmpool") is None  # VirtualMachines pools have no scale set
     instances = arm.list_instances(vmss)
-    assert instances
-    operation = arm.start_run_command(vmss, instances[0], ["systemctl is-active ssh; systemctl is-enabled ssh"])
+    assert instances == [VmInstance(str(i), "running") for i in range(3)]
+    operation = arm.start_run_command(
+        vmss, instances[0].instance_id, ["systemctl is-active ssh; systemctl is-enabled ssh"]
+    )
     output = None
     for _ in range(10):
         output = arm.run_command_output(operation, SUB_A)
         if output is not None:
             break
-    assert output is not None and "[stdout]\nactive\nenabled" in output
+    assert output == RunCommandOutput("active\nenabled\n", "")
+
+
+def test_pool_scale_sets_come_from_one_list_and_ignore_foreign_vmss(arm, arm_emulator):
+    cluster = arm.get_cluster(DEV)
+    arm_emulator.clear_requests()
+    scale_sets = arm.list_pool_scale_sets(cluster)
+    assert sorted(scale_sets) == ["batch", "nodepool1", "spot"]  # vmpool is VirtualMachines: no VMSS
+    assert {v.pool for v in scale_sets.values()} == {"batch", "nodepool1", "spot"}
+    assert [r.path.rsplit("/", 1)[-1] for r in arm_emulator.requests] == ["virtualMachineScaleSets"]
+
+
+def test_list_instances_reads_the_power_state_from_the_instance_view(arm, arm_emulator):
+    cluster = arm.get_cluster(DEV)
+    vmss = arm.find_pool_vmss(cluster, "spot")
+    arm_emulator.set_node_power_state(f"{DEV.id}/agentPools/spot", "1", "deallocated")
+    arm_emulator.clear_requests()
+    assert arm.list_instances(vmss) == [
+        VmInstance("0", "running"),
+        VmInstance("1", "deallocated"),
+        VmInstance("2", "running"),
+    ]
+    assert arm_emulator.requests[0].query.get("$expand") == "instanceView"
 
 
 def test_connection_failure_is_transient():

@@ -12,7 +12,7 @@ from shared.adapters.store import WardenStore
 from shared.cli import main
 from shared.local.demo import DEMO_EVENT
 from tests.emulator_fixtures import SUB_A
-from tests.warden_fixtures import DEV, FIXTURES, set_cli_env
+from tests.warden_fixtures import DEV, FIXTURES, is_run_command, set_cli_env
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,7 +26,12 @@ def cli_env(monkeypatch, arm_emulator, azurite):
 
 
 def writes(emulator):
-    return [(r.method, r.path.rsplit("/", 1)[-1]) for r in emulator.requests if r.method != "GET"]
+    """ARM writes to AKS (run-commands only read a node's state)."""
+    return [
+        (r.method, r.path.rsplit("/", 1)[-1])
+        for r in emulator.requests
+        if r.method != "GET" and not is_run_command(r.path)
+    ]
 
 
 def test_reconcile_one_pool_to_completion(cli_env, capsys):

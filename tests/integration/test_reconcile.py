@@ -33,10 +33,12 @@ def test_pool_write_event_gives_one_put_then_one_upgrade_and_ssh_off_on_the_node
         ("upgrade-node-image", "started"),
         ("upgrade-node-image", "succeeded"),
         ("outcome", "succeeded"),
+        ("verify", "succeeded"),  # the nodes checked after the reimage
     ]
     state = w.pool_state(DEV, "nodepool1")
     assert (state.status, state.configured_mode, state.pending_reimage) == (PoolStatus.COMPLIANT, "Disabled", False)
     assert state.last_upgrade_time is not None
+    assert (state.verdict, state.nodes_checked, state.nodes_drifted) == ("ok", 2, 0)
 
 
 def test_the_upgrade_starts_only_after_the_put_succeeded(warden, arm_emulator):

@@ -310,3 +310,29 @@ def test_launcher_reports_the_output_of_a_failed_start(monkeypatch, tmp_path):
 
 def test_session_azurite_answers(azurite):
     assert azurite.startswith("DefaultEndpointsProtocol=http;") and "TableEndpoint=http://127.0.0.1:" in azurite
+
+
+# --- slots and idempotent node checks ------------------------------------------------------------
+
+
+def test_slots_bound_holders_per_scope_free_on_release_or_expiry(store):
+    from datetime import timedelta
+
+    ttl = timedelta(minutes=30)
+    assert [store.acquire_slot("sub-a", f"h{i}", 2, T0, ttl) for i in range(3)] == [True, True, False]
+    assert store.acquire_slot("sub-b", "h9", 2, T0, ttl), "another scope has slots of its own"
+    assert store.acquire_slot("sub-a", "h1", 2, T0, ttl), "a holder asking again keeps its slot"
+    store.release_slot("sub-a", "h0")
+    store.release_slot("sub-a", "h0")
+    assert store.acquire_slot("sub-a", "h2", 2, T0, ttl)
+    assert not store.acquire_slot("sub-a", "h3", 2, T0 + timedelta(minutes=29), ttl)
+    assert store.acquire_slot("sub-a", "h3", 2, T0 + timedelta(minutes=31), ttl), "an expired slot is free"
+
+
+def test_node_checks_written_with_a_key_are_written_once(store):
+    check = NodeCheck(CLUSTER_A.id, "nodepool1", "aks-nodepool1-1-vmss", "0", T0, "Disabled", verdict="ok")
+    other = replace(check, instance_id="1", verdict="drift", drift=True)
+    store.record_node_checks([check, other], key="0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b")
+    store.record_node_checks([check, other], key="0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b")
+    assert [(c.instance_id, c.verdict) for c in store.list_node_checks(CLUSTER_A.key)] == [("0", "ok"), ("1", "drift")]
+    assert len(store.latest_node_checks(CLUSTER_A.key)) == 2

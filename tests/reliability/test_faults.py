@@ -17,7 +17,7 @@ from shared.orchestration import names
 from shared.orchestration.operations import MAX_ATTEMPTS
 from shared.orchestration.reconcile import UPDATE, UPGRADE
 from shared.records import PoolStatus
-from tests.warden_fixtures import DEV, arm_event
+from tests.warden_fixtures import DEV, arm_event, is_run_command
 
 NODEPOOL1 = DEV.id + "/agentPools/nodepool1"
 SPOT = DEV.id + "/agentPools/spot"
@@ -333,7 +333,7 @@ def test_an_upgrade_that_ran_while_a_retry_waited_is_not_started_again(warden, a
 
     on_activity(w, names.START_NODE_IMAGE_UPGRADE, upgrade_meanwhile, nth=2)
     w.deliver(arm_event(NODEPOOL1))
-    posts = [r for r in arm_emulator.requests if r.method == "POST"]
+    posts = [r for r in arm_emulator.requests if r.method == "POST" and not is_run_command(r.path)]
     assert len(posts) == 2, "the refused attempt and the one that ran meanwhile, none from the retry"
     [skipped] = [
         r for r in rows(w, "nodepool1", "upgrade-node-image", "succeeded") if "not upgrading twice" in r.message

@@ -4,13 +4,14 @@ Table-driven over a real reconcile (Event Grid event -> worker -> PUT -> upgrade
 real SDKs, Azurite, the ARM emulator and the real replay engine: a Table Storage failure at
 each Table request in turn, and a lost activity completion (the activity ran, the host never
 heard, it runs again) after each activity in turn. Every run must end with the pool converged,
-exactly one PUT and one upgrade, every audit step written once, one outcome event, and no
-request left in the table.
+exactly one PUT and one upgrade, every audit step written once, one outcome event, each of the
+pool's nodes verified once afterwards, no run-command slot held, and no request left.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime
 
 import pytest
 
@@ -82,6 +83,11 @@ def problems_of(w, emulator, receiver) -> list[str]:
     events = Counter(e["type"] for e in receiver.events)
     if events != Counter({"Warden.SshAccess.Remediated": 1}):
         problems.append(f"events published {dict(events)}")
+    checks = Counter((c.pool, c.instance_id) for c in w.runtime.store.list_node_checks(DEV.key))
+    if sorted(checks.values()) != [1, 1]:
+        problems.append(f"node checks recorded {dict(checks)}, expected each of the 2 nodes once")
+    if held := w.runtime.store.slot_holders(DEV.subscription, datetime.now(UTC)):
+        problems.append(f"run-command slots still held by {held}")
     left = w.runtime.store.list_requests(DEV.key)
     if left:
         problems.append(f"requests left in the table: {[(r.kind.value, r.pool, r.lease) for r in left]}")

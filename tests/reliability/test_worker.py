@@ -61,13 +61,16 @@ def activity_indices(w, activity: str, when=lambda event: True) -> list[int]:
     return [i for i, e in enumerate(w.progress) if e.kind == "activity" and e.activity == activity and when(e)]
 
 
-def lifetime(w, orchestration: str, cluster: str = DEV.name) -> tuple[int, int]:
-    """(started, completed) progress indices of the one `orchestration` instance of the cluster's worker."""
+def lifetimes(w, orchestration: str, cluster: str = DEV.name) -> list[tuple[int, int]]:
+    """(started, completed) progress indices of each `orchestration` instance of the cluster's worker."""
     ids = {e.instance_id for e in w.progress if e.orchestration == orchestration and cluster in e.instance_id}
-    assert len(ids) == 1, f"expected one {orchestration} of {cluster}, saw {ids}"
-    [instance] = ids
-    marks = [i for i, e in enumerate(w.progress) if e.instance_id == instance and e.kind in ("started", "completed")]
-    return marks[0], marks[-1]
+    spans = []
+    for instance in sorted(ids):
+        marks = [
+            i for i, e in enumerate(w.progress) if e.instance_id == instance and e.kind in ("started", "completed")
+        ]
+        spans.append((marks[0], marks[-1]))
+    return spans
 
 
 def reconcile_writing(w) -> tuple[int, int]:
@@ -124,19 +127,22 @@ def test_a_second_kind_of_work_never_runs_inside_a_reconcile_of_the_same_cluster
     arrive(w)
     w.functions.run()
 
-    assert [o.look for o in probe.observations] == ["first", "second"]
-    assert [o.busy for o in probe.observations] == [(), ()], "the probe ran while an operation was in progress"
+    # The probe stands in for verify, which also follows the remediation: two runs or more.
+    looks = [o.look for o in probe.observations]
+    assert looks and looks == ["first", "second"] * (len(looks) // 2)
+    assert {o.busy for o in probe.observations} == {()}, "the probe ran while an operation was in progress"
     first_write, upgrade_done = reconcile_writing(w)
     inside = [i for i in activity_indices(w, PROBE_ACTIVITY) if first_write < i < upgrade_done]
     assert inside == [], "the probe ran between the reconcile's first write and its upgrade's end"
-    reconcile, probing = lifetime(w, names.RECONCILE_CLUSTER), lifetime(w, PROBE_WORK)
-    assert reconcile[1] < probing[0] or probing[1] < reconcile[0], f"overlapping work: {reconcile} {probing}"
+    [reconcile] = lifetimes(w, names.RECONCILE_CLUSTER)
+    for probing in lifetimes(w, PROBE_WORK):
+        assert reconcile[1] < probing[0] or probing[1] < reconcile[0], f"overlapping work: {reconcile} {probing}"
 
     # Both requests were taken, their work recorded, and their rows removed.
     assert_converged(w, arm_emulator)
     assert w.writes() == [("PUT", "agentPools/nodepool1"), ("POST", "nodepool1/upgradeNodeImageVersion")]
-    [probed] = [r for r in w.audit() if r.step == PROBE_STEP]
-    assert probed.outcome.value == "succeeded", probed.message
+    probed = [r for r in w.audit() if r.step == PROBE_STEP]
+    assert probed and {r.outcome.value for r in probed} == {"succeeded"}, [r.message for r in probed]
     assert_worker_closed(w)
 
 
@@ -150,8 +156,8 @@ def test_work_on_another_cluster_does_overlap_a_reconcile(warden, arm_emulator, 
     first_write, upgrade_done = reconcile_writing(w)
     inside = [i for i in activity_indices(w, PROBE_ACTIVITY) if first_write < i < upgrade_done]
     assert inside, "the two clusters' workers ran one after the other"
-    assert {o.cluster for o in probe.observations} == {PROD.id}
-    assert [o.busy for o in probe.observations] == [(), ()], "PROD has no operation of its own"
+    prod = [o for o in probe.observations if o.cluster == PROD.id]
+    assert [o.busy for o in prod] == [(), ()], "PROD has no operation of its own"
     assert_converged(w, arm_emulator)
     assert_worker_closed(w, DEV)
     assert_worker_closed(w, PROD)

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 from shared.local.arm_emulator import ArmEmulator
-from shared.local.arm_emulator.emulator import MAX_LATENCY_SECONDS
+from shared.local.arm_emulator.emulator import MAX_LATENCY_SECONDS, MAX_RUN_COMMAND_SECONDS
 
 DEMO_FLEET = Path(__file__).resolve().parent.parent / "demo_fleet.json"
 
@@ -25,6 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lro-polls", type=int, default=1, help="status reads an operation stays InProgress")
     parser.add_argument("--retry-after", type=int, default=0, help="Retry-After seconds on long-running answers")
     parser.add_argument("--latency-seconds", type=_latency, default=0.0, help="wait before handling each ARM request")
+    parser.add_argument(
+        "--run-command-seconds",
+        type=_run_command_seconds,
+        default=0.0,
+        help="least time a VMSS run-command stays InProgress (real ones take ~20 s)",
+    )
     args = parser.parse_args(argv)
     try:
         fleet = json.loads(args.fleet.read_text(encoding="utf-8"))
@@ -34,19 +40,32 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    options = {"lro_polls": args.lro_polls, "retry_after": args.retry_after, "latency_seconds": args.latency_seconds}
+    options = {
+        "lro_polls": args.lro_polls,
+        "retry_after": args.retry_after,
+        "latency_seconds": args.latency_seconds,
+        "run_command_seconds": args.run_command_seconds,
+    }
     with ArmEmulator(fleet, **options) as emulator:
         print(emulator.base_url, flush=True)
         stop.wait()
     return 0
 
 
-def _latency(value: str) -> float:
+def _seconds(value: str, limit: float) -> float:
     """Checked here so a bad value is argparse's exit 2 with a message, not a traceback."""
     seconds = float(value)
-    if not 0 <= seconds <= MAX_LATENCY_SECONDS:
-        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_LATENCY_SECONDS:g} seconds, got {value}")
+    if not 0 <= seconds <= limit:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {limit:g} seconds, got {value}")
     return seconds
+
+
+def _latency(value: str) -> float:
+    return _seconds(value, MAX_LATENCY_SECONDS)
+
+
+def _run_command_seconds(value: str) -> float:
+    return _seconds(value, MAX_RUN_COMMAND_SECONDS)
 
 
 if __name__ == "__main__":

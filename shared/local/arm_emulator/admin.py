@@ -5,10 +5,16 @@
     POST   /_emulator/faults                   {"method", "path", "status", "code"?, "message"?, "headers"?, "times"?}
     POST   /_emulator/operation-faults         {"path", "code", "message", "status"?: "Failed"|"Canceled"}
     DELETE /_emulator/faults                   disarm everything
-    GET    /_emulator/nodes[?pool=POOL_ID]     {"pools": [{"id", "nodes": [{"instanceId", "name", "active", "enabled"}]}]}
+    GET    /_emulator/nodes[?pool=POOL_ID]     {"pools": [{"id", "nodes": [{"instanceId", "name", "os", "active",
+                                                "enabled", "mode", "pubkey", "powerState"}]}]}
+    POST   /_emulator/node                     {"pool", "instanceId"?: one node (default all), "active"?, "enabled"?,
+                                                "pubkey"?, "powerState"?, "stdout"?: text or null}
     POST   /_emulator/provisioning-state       {"id": cluster or pool id, "state": "Updating"}
     GET    /_emulator/latency                  {"seconds": every ARM request's wait before it is handled}
     PUT    /_emulator/latency                  {"seconds": 0.05}: set it (0 to 60)
+    GET    /_emulator/run-command-seconds      {"seconds": how long a run-command stays InProgress at least}
+    PUT    /_emulator/run-command-seconds      {"seconds": 20}: set it (0 to 5400)
+    GET    /_emulator/run-commands             {"runCommands": [{"start", "end", "subscription", "vmss", "instance"}]}
 
 Admin requests need no token and are not recorded. Errors answer 400 with ARM's error shape.
 """
@@ -18,6 +24,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from shared.local.arm_emulator.errors import ArmHttpError
+from shared.local.arm_emulator.state import POWER_STATES, check_choice
 from shared.local.arm_emulator.wire import Request, Response, Router
 
 if TYPE_CHECKING:
@@ -77,8 +84,38 @@ def admin_router(emulator: ArmEmulator) -> Router:
     router.add("POST", f"{PREFIX}/operation-faults", fail_operation)
     router.add("GET", f"{PREFIX}/nodes", nodes)
     router.add("POST", f"{PREFIX}/provisioning-state", provisioning_state)
+
+    def node(req: Request) -> Response:
+        spec = req.json()
+        pool, instance = _required(spec, "pool"), spec.get("instanceId")
+        _apply(emulator.nodes, pool)  # a bad pool id is refused before anything changes
+        if "powerState" in spec:
+            _apply(check_choice, "powerState", spec["powerState"], POWER_STATES)
+        states = {k: spec[k] for k in ("active", "enabled", "pubkey") if k in spec}
+        if states:
+            _apply(emulator.set_node_sshd, pool, instance, **states)
+        if "powerState" in spec:
+            _apply(emulator.set_node_power_state, pool, instance, spec["powerState"])
+        if "stdout" in spec:
+            _apply(emulator.override_node_output, pool, instance, spec["stdout"])
+        return Response(204)
+
+    def run_command_seconds(req: Request) -> Response:
+        return Response(200, {"seconds": emulator.run_command_seconds})
+
+    def set_run_command_seconds(req: Request) -> Response:
+        _apply(setattr, emulator, "run_command_seconds", _required(req.json(), "seconds"))
+        return Response(204)
+
+    def run_commands(req: Request) -> Response:
+        return Response(200, {"runCommands": [r._asdict() for r in emulator.run_command_log]})
+
     router.add("GET", f"{PREFIX}/latency", latency)
     router.add("PUT", f"{PREFIX}/latency", set_latency)
+    router.add("POST", f"{PREFIX}/node", node)
+    router.add("GET", f"{PREFIX}/run-command-seconds", run_command_seconds)
+    router.add("PUT", f"{PREFIX}/run-command-seconds", set_run_command_seconds)
+    router.add("GET", f"{PREFIX}/run-commands", run_commands)
     return router
 
 

@@ -24,7 +24,15 @@ from shared.local.arm_emulator.aks_rules import (
 )
 from shared.local.arm_emulator.faults import Faults
 from shared.local.arm_emulator.operations import Operation, Operations, location_result
-from shared.local.arm_emulator.state import Cluster, Fleet, cluster_view, new_etag, pool_view, ssh_mode
+from shared.local.arm_emulator.state import (
+    Cluster,
+    Fleet,
+    cluster_view,
+    new_etag,
+    pool_view,
+    set_cluster_power,
+    ssh_mode,
+)
 from shared.local.arm_emulator.throttle import Throttle
 from shared.local.arm_emulator.wire import Request, Response, Router
 
@@ -183,8 +191,7 @@ class AksApi:
             def finish(ok: bool) -> None:
                 cluster.props["provisioningState"] = "Succeeded" if ok else "Failed"
                 if ok:
-                    for holder in [cluster.props] + [p.props for p in cluster.pools.values()]:
-                        holder["powerState"] = {"code": code}
+                    set_cluster_power(cluster, code)
 
             operation = self._start(req, cluster, finish)
             operation.result = lambda: (204, None)

@@ -1,39 +1,69 @@
 """Microsoft.Compute views of the node pools: the VMSS AKS creates in the node resource group, their
-VM instances, and VMSS VM run-command with a minimal shell that answers sshd questions.
+VM instances (with the instance view's power state on `$expand=instanceView`), and VMSS VM
+run-command, whose scripts run in the node shells of `node_shell`.
 
-Only `systemctl is-active|is-enabled|status ssh` is understood (also `sshd`, `.service`, `sudo`);
-commands are split on `;` and newlines. The result has the real shape of `az vmss run-command invoke`:
-one `ProvisioningState/succeeded` status whose message is "Enable succeeded: \\n[stdout]\\n...\\n[stderr]\\n".
+Run-command as Compute answers it: `RunShellScript` on Linux nodes, `RunPowerShellScript` on
+Windows nodes (the other way round: 409 Conflict "Run command OS type ... does not match the target
+OS ..."); only on a running VM (else 409 OperationNotAllowed); one at a time per VM (409 Conflict).
+The result has the shape of the OS's extension: Linux one `ProvisioningState/succeeded` status
+"Enable succeeded: \\n[stdout]\\n...\\n[stderr]\\n..." (as `az vmss run-command invoke` prints
+it), Windows a `ComponentStatus/StdOut/succeeded` and a `ComponentStatus/StdErr/succeeded` status
+(the Compute REST example); stdout and stderr each keep their last 4,096 bytes. The operation stays
+InProgress for `lro_polls` reads and at least `run_command_seconds` of the emulator's clock.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import re
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from shared.local.arm_emulator import errors
-from shared.local.arm_emulator.operations import Operations, location_result
-from shared.local.arm_emulator.state import Cluster, Fleet, Node, Pool
+from shared.local.arm_emulator.faults import Faults
+from shared.local.arm_emulator.node_shell import run_bash, run_powershell
+from shared.local.arm_emulator.operations import Operation, Operations, location_result, utc_now
+from shared.local.arm_emulator.state import WINDOWS, Cluster, Fleet, Node, Pool, os_family
 from shared.local.arm_emulator.wire import Request, Response, Router
 
 NAMESPACE = "Microsoft.Compute"
 VMSS_TYPE = "Microsoft.Compute/virtualMachineScaleSets"
 VMSS = "/subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachineScaleSets"
 OUTPUT_LIMIT = 4096  # run-command keeps the last 4,096 bytes of stdout and of stderr
+COMMAND_OS = {"RunShellScript": "Linux", "RunPowerShellScript": "Windows"}
+RUNNABLE = frozenset({"starting", "running"})  # "requires the VM to be running (or set to run)"
 _HERE = Path(__file__).parent
-_SYSTEMCTL = re.compile(
-    r"^(?:sudo\s+)?systemctl\s+(?P<verb>is-active|is-enabled|status)\s+(?:--?\S+\s+)*(?P<unit>sshd?)(?:\.service)?$"
-)
+
+
+class RunCommandRecord(NamedTuple):
+    """One run-command Compute accepted: when it started and ended (the emulator's clock; end None
+    while it runs) and on which VM."""
+
+    start: float
+    end: float | None
+    subscription: str
+    vmss: str
+    instance: str
 
 
 class ComputeApi:
-    def __init__(self, fleet: Fleet, operations: Operations, retry_after: int):
+    def __init__(
+        self,
+        fleet: Fleet,
+        operations: Operations,
+        faults: Faults,
+        retry_after: int,
+        clock: Callable[[], float],
+    ):
         self.fleet = fleet
         self.operations = operations
+        self.faults = faults
         self.retry_after = retry_after
+        self.clock = clock
+        self.run_command_seconds = 0.0
+        self.log: list[RunCommandRecord] = []  # guarded by the fleet lock
         self._template = json.loads((_HERE / "vmss_template.json").read_text(encoding="utf-8"))
 
     def register(self, router: Router) -> None:
@@ -41,6 +71,7 @@ class ComputeApi:
         router.add("GET", VMSS + "/{vmss}", self.get_vmss)
         router.add("GET", VMSS + "/{vmss}/virtualMachines", self.list_vms)
         router.add("GET", VMSS + "/{vmss}/virtualMachines/{vm}", self.get_vm)
+        router.add("GET", VMSS + "/{vmss}/virtualMachines/{vm}/instanceView", self.get_instance_view)
         router.add("POST", VMSS + "/{vmss}/virtualMachines/{vm}/runCommand", self.run_command)
         router.add(
             "GET", "/subscriptions/{s}/providers/Microsoft.Compute/locations/{loc}/operations/{op}", self.operation
@@ -57,34 +88,64 @@ class ComputeApi:
             return Response(200, self._vmss_view(*self._scale_set(s, rg, vmss)))
 
     def list_vms(self, req: Request, s: str, rg: str, vmss: str) -> Response:
+        expand = wants_instance_view(req)
         with self.fleet.lock:
             cluster, pool = self._scale_set(s, rg, vmss)
-            return Response(200, {"value": [vm_view(cluster, pool, node) for node in pool.nodes]})
+            return Response(200, {"value": [vm_view(cluster, pool, node, expand) for node in pool.nodes]})
 
     def get_vm(self, req: Request, s: str, rg: str, vmss: str, vm: str) -> Response:
         with self.fleet.lock:
             cluster, pool = self._scale_set(s, rg, vmss)
-            return Response(200, vm_view(cluster, pool, find_node(pool, vm)))
+            return Response(200, vm_view(cluster, pool, find_node(pool, vm), wants_instance_view(req)))
+
+    def get_instance_view(self, req: Request, s: str, rg: str, vmss: str, vm: str) -> Response:
+        with self.fleet.lock:
+            cluster, pool = self._scale_set(s, rg, vmss)
+            return Response(200, instance_view(cluster, pool, find_node(pool, vm)))
 
     def run_command(self, req: Request, s: str, rg: str, vmss: str, vm: str) -> Response:
-        script = script_lines(req.json())
+        command_id, script = command_input(req.json())
         with self.fleet.lock:
             cluster, pool = self._scale_set(s, rg, vmss)
             node = find_node(pool, vm)
+            target_os = "Windows" if os_family(pool) == WINDOWS else "Linux"
+            if COMMAND_OS[command_id] != target_os:
+                raise errors.run_command_os_mismatch(COMMAND_OS[command_id], target_os)
+            if node.power_state not in RUNNABLE:
+                raise errors.vm_not_running()
             if node.busy_with:
                 raise errors.run_command_conflict()
-            outcome: dict = {}
-
-            def finish(ok: bool) -> None:
-                node.busy_with = None
-                outcome["body"] = run_command_result(*run_script(script, node))
-
-            operation = self.operations.start(NAMESPACE, cluster.location.replace(" ", "").lower(), finish)
-            operation.result = lambda: (200, outcome["body"])
-            node.busy_with = operation.id
+            operation = self._start_run(req, cluster, pool, node, script)
         base = f"{req.base_url}/subscriptions/{s}/providers/{NAMESPACE}/locations/{operation.location}"
         location = f"{base}/operations/{operation.id}?monitor=true&api-version={req.api_version}"
         return Response(202, None, {"Location": location, "Retry-After": str(self.retry_after)})
+
+    def _start_run(self, req: Request, cluster: Cluster, pool: Pool, node: Node, script: list[str]) -> Operation:
+        """The operation of one run-command: the VM is busy until it ends, the script runs at its end."""
+        started = self.clock()
+        index = len(self.log)
+        self.log.append(
+            RunCommandRecord(started, None, cluster.subscription, vmss_name(cluster, pool), node.instance_id)
+        )
+        outcome: dict = {}
+
+        def finish(ok: bool) -> None:
+            node.busy_with = None
+            self.log[index] = self.log[index]._replace(end=self.clock())
+            if ok:
+                outcome["body"] = run_script(script, node, os_family(pool))
+            node.runs += 1
+
+        operation = self.operations.start(
+            NAMESPACE,
+            cluster.location.replace(" ", "").lower(),
+            finish,
+            fault=self.faults.take_operation_fault(req.path),
+            not_before=started + self.run_command_seconds,
+        )
+        operation.result = lambda: (200, outcome["body"])
+        node.busy_with = operation.id
+        return operation
 
     def operation(self, req: Request, s: str, loc: str, op: str) -> Response:
         return location_result(self.operations.poll(NAMESPACE, op), req, self.retry_after)
@@ -137,10 +198,14 @@ def admin_user(cluster: Cluster, pool: Pool) -> str:
     return (cluster.props.get(profile) or {}).get("adminUsername", "azureuser")
 
 
-def vm_view(cluster: Cluster, pool: Pool, node: Node) -> dict:
+def wants_instance_view(req: Request) -> bool:
+    return next((v for k, v in req.query.items() if k.lower() == "$expand"), "").lower() == "instanceview"
+
+
+def vm_view(cluster: Cluster, pool: Pool, node: Node, expand: bool = False) -> dict:
     name = vmss_name(cluster, pool)
     vm_id = f"{vmss_id(cluster, pool)}/virtualMachines/{node.instance_id}"
-    return {
+    body = {
         "name": f"{name}_{node.instance_id}",
         "id": vm_id,
         "type": f"{VMSS_TYPE}/virtualMachines",
@@ -152,8 +217,31 @@ def vm_view(cluster: Cluster, pool: Pool, node: Node) -> dict:
             "latestModelApplied": True,
             "vmId": str(uuid.uuid5(uuid.NAMESPACE_URL, vm_id.lower())),
             "provisioningState": "Succeeded",
-            "osProfile": {"computerName": f"{name}{base36(int(node.instance_id)).rjust(6, '0')}"},
+            "osProfile": {"computerName": computer_name(cluster, pool, node)},
         },
+    }
+    if expand:
+        body["properties"]["instanceView"] = instance_view(cluster, pool, node)
+    return body
+
+
+def computer_name(cluster: Cluster, pool: Pool, node: Node) -> str:
+    return f"{vmss_name(cluster, pool)}{base36(int(node.instance_id)).rjust(6, '0')}"
+
+
+def instance_view(cluster: Cluster, pool: Pool, node: Node) -> dict:
+    """The VM's instance view as far as the warden reads it: its provisioning and power states."""
+    return {
+        "computerName": computer_name(cluster, pool, node),
+        "statuses": [
+            {
+                "code": "ProvisioningState/succeeded",
+                "level": "Info",
+                "displayStatus": "Provisioning succeeded",
+                "time": utc_now(),
+            },
+            {"code": f"PowerState/{node.power_state}", "level": "Info", "displayStatus": f"VM {node.power_state}"},
+        ],
     }
 
 
@@ -175,48 +263,30 @@ def find_node(pool: Pool, instance_id: str) -> Node:
     raise errors.child_not_found("The entity was not found in this Azure location.")
 
 
-def script_lines(body: dict) -> list[str]:
-    script = body.get("script") or []
-    if not body.get("commandId") or not isinstance(script, list):
+def command_input(body: dict) -> tuple[str, list[str]]:
+    """(commandId, script lines) of a RunCommandInput body."""
+    command_id, script = body.get("commandId"), body.get("script") or []
+    if command_id not in COMMAND_OS or not isinstance(script, list):
         raise errors.invalid_parameter(
-            "commandId/script", "expected {'commandId': 'RunShellScript', 'script': [lines]}."
+            "commandId/script",
+            f"expected {{'commandId': 'RunShellScript' or 'RunPowerShellScript', 'script': [lines]}}, "
+            f"got commandId {command_id!r} (the emulator runs no other command).",
         )
-    return [str(line) for line in script]
+    return command_id, [str(line) for line in script]
 
 
-def run_script(script: list[str], node: Node) -> tuple[str, str]:
-    """(stdout, stderr) of the script on this node, one command at a time."""
-    stdout, stderr = [], []
-    commands = [c.strip() for line in script for c in re.split(r"[;\n]", line)]
-    for number, command in enumerate((c for c in commands if c and not c.startswith("#")), start=1):
-        match = _SYSTEMCTL.match(command)
-        if not match:
-            stderr.append(
-                f"/var/lib/waagent/run-command/download/0/script.sh: line {number}: {command}: command not found\n"
-            )
-        elif match["verb"] == "is-active":
-            stdout.append(node.active + "\n")
-        elif match["verb"] == "is-enabled":
-            stdout.append(node.enabled + "\n")
-        else:
-            stdout.append(systemctl_status(node))
-    return "".join(stdout), "".join(stderr)
+def run_script(script: list[str], node: Node, os: str) -> dict:
+    """The run-command result of the script on this node, in its OS's shape."""
+    if os == WINDOWS:
+        stdout, stderr = run_powershell(script, node)
+    else:
+        stdout, stderr = run_bash(script, node, os)
+    if node.stdout_override is not None:
+        stdout = node.stdout_override
+    return windows_result(stdout, stderr) if os == WINDOWS else linux_result(stdout, stderr)
 
 
-def systemctl_status(node: Node) -> str:
-    """`systemctl status ssh` as the AKS docs print it: Loaded line per enablement, Active line per state."""
-    enabled = _status_text("enabled").splitlines(keepends=True)
-    disabled = _status_text("disabled").splitlines(keepends=True)
-    loaded = enabled[1] if node.enabled == "enabled" else disabled[1]
-    active = enabled[2] if node.active == "active" else disabled[2]
-    return enabled[0] + loaded + active
-
-
-def _status_text(which: str) -> str:
-    return (_HERE / f"sshd_status_{which}.txt").read_text(encoding="utf-8")
-
-
-def run_command_result(stdout: str, stderr: str) -> dict:
+def linux_result(stdout: str, stderr: str) -> dict:
     message = f"Enable succeeded: \n[stdout]\n{_tail(stdout)}\n[stderr]\n{_tail(stderr)}"
     status = {
         "code": "ProvisioningState/succeeded",
@@ -226,6 +296,21 @@ def run_command_result(stdout: str, stderr: str) -> dict:
         "time": None,
     }
     return {"value": [status]}
+
+
+def windows_result(stdout: str, stderr: str) -> dict:
+    """Two statuses; each message is the stream without its final line break, as in the REST example."""
+    return {
+        "value": [
+            {
+                "code": f"ComponentStatus/{stream}/succeeded",
+                "level": "Info",
+                "displayStatus": "Provisioning succeeded",
+                "message": _tail(text).rstrip("\r\n"),
+            }
+            for stream, text in (("StdOut", stdout), ("StdErr", stderr))
+        ]
+    }
 
 
 def _tail(text: str) -> str:

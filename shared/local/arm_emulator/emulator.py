@@ -10,15 +10,28 @@ from typing import NamedTuple
 from shared.local.arm_emulator import errors
 from shared.local.arm_emulator.admin import PREFIX, admin_router
 from shared.local.arm_emulator.aks import AksApi
-from shared.local.arm_emulator.compute import ComputeApi, vmss_name
+from shared.local.arm_emulator.compute import ComputeApi, RunCommandRecord, vmss_name
 from shared.local.arm_emulator.faults import Faults
 from shared.local.arm_emulator.operations import Operations
 from shared.local.arm_emulator.server import EmulatorServer
-from shared.local.arm_emulator.state import Cluster, Fleet, Pool, cluster_view, pool_view
+from shared.local.arm_emulator.state import (
+    POWER_STATES,
+    PUBKEY_VALUES,
+    Cluster,
+    Fleet,
+    Node,
+    Pool,
+    check_choice,
+    cluster_view,
+    os_family,
+    pool_view,
+    set_cluster_power,
+)
 from shared.local.arm_emulator.throttle import Throttle
 from shared.local.arm_emulator.wire import Request, Response, Router
 
 MAX_LATENCY_SECONDS = 60.0  # a longer wait is a mistake, and would outlast every client timeout
+MAX_RUN_COMMAND_SECONDS = 5400.0  # run-command's own timeout: 90 minutes
 
 
 class RecordedRequest(NamedTuple):
@@ -35,7 +48,8 @@ class ArmEmulator:
     `latency_seconds`: how long every ARM request waits before it is handled, as if ARM were
     across a network (admin requests do not wait). Requests wait side by side, each on its
     own server thread, so concurrent clients see the latency once, not queued. `sleep`:
-    how it waits (tests inject their own).
+    how it waits (tests inject their own). `run_command_seconds`: how long (on `clock`) a
+    run-command stays InProgress at least, besides its `lro_polls` reads (real ones take ~20 s).
     """
 
     def __init__(
@@ -47,15 +61,18 @@ class ArmEmulator:
         clock: Callable[[], float] = time.monotonic,
         latency_seconds: float = 0.0,
         sleep: Callable[[float], None] = time.sleep,
+        run_command_seconds: float = 0.0,
     ):
         self.latency_seconds = latency_seconds
         self._sleep = sleep
         self.fleet = Fleet(fleet)
         self.faults = Faults()
-        self.operations = Operations(self.fleet.lock, lro_polls)
+        self.operations = Operations(self.fleet.lock, lro_polls, clock)
         self._router = Router()
         AksApi(self.fleet, self.operations, self.faults, Throttle(clock), retry_after).register(self._router)
-        ComputeApi(self.fleet, self.operations, retry_after).register(self._router)
+        self._compute = ComputeApi(self.fleet, self.operations, self.faults, retry_after, clock)
+        self._compute.register(self._router)
+        self.run_command_seconds = run_command_seconds
         self._admin = admin_router(self)
         self._requests: list[RecordedRequest] = []
         self._requests_lock = threading.Lock()
@@ -115,6 +132,24 @@ class ArmEmulator:
         self._latency = float(seconds)
 
     @property
+    def run_command_seconds(self) -> float:
+        return self._compute.run_command_seconds
+
+    @run_command_seconds.setter
+    def run_command_seconds(self, seconds: float) -> None:
+        if not 0 <= float(seconds) <= MAX_RUN_COMMAND_SECONDS:
+            raise ValueError(f"run_command_seconds must be between 0 and {MAX_RUN_COMMAND_SECONDS:g}, got {seconds!r}")
+        self._compute.run_command_seconds = float(seconds)
+
+    @property
+    def run_command_log(self) -> list[RunCommandRecord]:
+        """Every run-command Compute accepted, in start order: (start, end, subscription, vmss,
+        instance), times on the emulator's clock, end None while it runs. Refused ones (409) are
+        not in it."""
+        with self.fleet.lock:
+            return list(self._compute.log)
+
+    @property
     def requests(self) -> list[RecordedRequest]:
         """Every ARM request served so far (admin requests excluded), oldest first."""
         with self._requests_lock:
@@ -143,11 +178,12 @@ class ArmEmulator:
             return [p.body["id"] for c in self.fleet.clusters.values() for p in c.pools.values()]
 
     def nodes(self, pool_id: str) -> list[dict]:
-        """The pool's nodes: instanceId, VM name, and sshd `active`/`enabled` as systemctl prints them."""
+        """The pool's nodes: instanceId, VM name, `os`, sshd `active`/`enabled` as systemctl prints them
+        for the unit that runs, the `mode` it was imaged with, `pubkey`, `powerState`."""
         with self.fleet.lock:
             cluster, pool = self._pool(pool_id)
             prefix = vmss_name(cluster, pool)
-            return [node.as_dict(f"{prefix}_{node.instance_id}") for node in pool.nodes]
+            return [{**node.as_dict(f"{prefix}_{node.instance_id}"), "os": os_family(pool)} for node in pool.nodes]
 
     def sshd_states(self, pool_id: str) -> set[tuple[str, str]]:
         """The distinct (active, enabled) pairs on the pool's nodes, e.g. {("inactive", "disabled")}."""
@@ -166,10 +202,57 @@ class ArmEmulator:
             (pool or cluster).props["provisioningState"] = state
 
     def set_power_state(self, cluster_id: str, code: str) -> None:
+        """A cluster's (and its pools') power state, `Running` or `Stopped` (its VMs deallocated)."""
         with self.fleet.lock:
-            cluster = self.fleet.by_id(cluster_id)[0]
-            for holder in [cluster.props] + [p.props for p in cluster.pools.values()]:
-                holder["powerState"] = {"code": code}
+            set_cluster_power(self.fleet.by_id(cluster_id)[0], code)
+
+    def set_node_sshd(
+        self,
+        pool_id: str,
+        instance_id: str | None = None,
+        *,
+        active: str | None = None,
+        enabled: str | None = None,
+        pubkey: str | None = None,
+    ) -> None:
+        """Change sshd on a node (all the pool's nodes when `instance_id` is None) behind AKS's back,
+        e.g. SSH back on after an update: `active`/`enabled` as systemctl prints them for the unit
+        that runs, `pubkey` the effective pubkeyauthentication ("yes"/"no"). A reimage undoes it."""
+        for name, value in (("active", active), ("enabled", enabled)):
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ValueError(f"{name} must be a systemctl state such as 'active' or 'enabled', got {value!r}")
+        pubkey = check_choice("pubkey", pubkey, PUBKEY_VALUES) if pubkey is not None else None
+        with self.fleet.lock:
+            for node in self._nodes(pool_id, instance_id):
+                node.active = active if active is not None else node.active
+                node.enabled = enabled if enabled is not None else node.enabled
+                node.pubkey = pubkey if pubkey is not None else node.pubkey
+
+    def set_node_power_state(self, pool_id: str, instance_id: str | None, state: str) -> None:
+        """A VM's power state as its instance view shows it (`deallocated`, `running`, ...)."""
+        state = check_choice("power state", state, POWER_STATES)
+        with self.fleet.lock:
+            for node in self._nodes(pool_id, instance_id):
+                node.power_state = state
+
+    def override_node_output(self, pool_id: str, instance_id: str | None, stdout: str | None) -> None:
+        """Every later run-command on the node prints `stdout` (garbled, cut, anything) instead of the
+        script's; None restores the truth. A reimage restores it too."""
+        if stdout is not None and not isinstance(stdout, str):
+            raise ValueError(f"stdout must be text or None, got {type(stdout).__name__}")
+        with self.fleet.lock:
+            for node in self._nodes(pool_id, instance_id):
+                node.stdout_override = stdout
+
+    def _nodes(self, pool_id: str, instance_id: str | None) -> list[Node]:
+        pool = self._pool(pool_id)[1]
+        if instance_id is None:
+            return list(pool.nodes)
+        found = [n for n in pool.nodes if n.instance_id == str(instance_id)]
+        if not found:
+            known = ", ".join(n.instance_id for n in pool.nodes) or "none"
+            raise ValueError(f"pool {pool.name!r} has no node with instance id {instance_id!r}; it has {known}")
+        return found
 
     def _pool(self, pool_id: str) -> tuple[Cluster, Pool]:
         cluster, pool = self.fleet.by_id(pool_id)

@@ -122,3 +122,17 @@ def run_command_conflict() -> ArmHttpError:
         "Conflict",
         "Run command extension execution is in progress. Please wait for completion before invoking a run command.",
     )
+
+
+def vm_not_running() -> ArmHttpError:
+    # Compute's answer, verbatim, to a run-command (or an extension change) on a stopped or
+    # deallocated VM: "(OperationNotAllowed) The operation requires the VM to be running (or set to run)."
+    return ArmHttpError(409, "OperationNotAllowed", "The operation requires the VM to be running (or set to run).")
+
+
+def run_command_os_mismatch(command_os: str, target_os: str) -> ArmHttpError:
+    # Compute's answer, verbatim, to RunPowerShellScript on a Linux VM (409 Conflict):
+    # "Run command OS type 'Windows' does not match the target OS Linux."
+    return ArmHttpError(
+        409, "Conflict", f"Run command OS type '{command_os}' does not match the target OS {target_os}."
+    )

@@ -1,4 +1,5 @@
-"""Long-running operations: each is `InProgress` for `lro_polls` status reads, then ends.
+"""Long-running operations: each is `InProgress` for `lro_polls` status reads (and, when it has
+one, until its `not_before` time on the emulator's clock has come), then ends.
 
 As on ARM, an operation runs whether or not anyone polls it: a client that lost the operation
 URL sees it end by reading the resource. Here each read of the cluster or its pools counts
@@ -11,6 +12,7 @@ The end is `Succeeded`, or what an armed operation fault says. Ending runs the o
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +37,7 @@ class Operation:
     result: Callable[[], tuple[int, dict | None]] | None = None  # what the Location URL answers once done
     fault: OperationFault | None = None
     scope: str = ""  # the cluster it runs on (lower-case id): reads there advance it
+    not_before: float = 0.0  # it ends no earlier than this time of the emulator's clock
     status: str = "InProgress"
     start_time: str = field(default_factory=utc_now)
     end_time: str | None = None
@@ -58,11 +61,12 @@ class Operation:
 
 
 class Operations:
-    def __init__(self, lock: threading.RLock, lro_polls: int):
+    def __init__(self, lock: threading.RLock, lro_polls: int, clock: Callable[[], float] = time.monotonic):
         if lro_polls < 0:
             raise ValueError(f"lro_polls must be 0 or more, got {lro_polls}")
         self._lock = lock
         self._lro_polls = lro_polls
+        self._clock = clock
         self._by_id: dict[str, Operation] = {}
 
     def start(
@@ -74,9 +78,10 @@ class Operations:
         result=None,
         fault: OperationFault | None = None,
         scope: str = "",
+        not_before: float = 0.0,
     ) -> Operation:
         operation = Operation(
-            str(uuid.uuid4()), namespace, location, self._lro_polls, on_end, result, fault, scope.lower()
+            str(uuid.uuid4()), namespace, location, self._lro_polls, on_end, result, fault, scope.lower(), not_before
         )
         with self._lock:
             self._by_id[operation.id] = operation
@@ -102,7 +107,7 @@ class Operations:
         if not operation.done:
             if operation.polls_left > 0:
                 operation.polls_left -= 1
-            else:
+            elif self._clock() >= operation.not_before:
                 self._end(operation)
 
     def _end(self, operation: Operation) -> None:

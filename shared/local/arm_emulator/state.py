@@ -26,17 +26,52 @@ TERMINAL_STATES = frozenset({"succeeded", "failed", "canceled"})
 REIMAGE_ON_CHANGE_MINOR = (1, 37)  # from Kubernetes 1.37 AKS reimages the pool when sshAccess changes
 
 
+UBUNTU, AZURE_LINUX, WINDOWS = "ubuntu", "azurelinux", "windows"
+# `properties.osSKU` values of Azure Linux pools (CBLMariner and Mariner are its former names).
+AZURE_LINUX_SKUS = frozenset({"azurelinux", "azurelinux3", "cblmariner", "mariner"})
+POWER_STATES = ("starting", "running", "stopping", "stopped", "deallocating", "deallocated")
+PUBKEY_VALUES = ("yes", "no")
+
+
 @dataclass
 class Node:
-    """One VMSS instance and its sshd unit state, as `systemctl is-active/is-enabled ssh` print it."""
+    """One VMSS instance: the state of the sshd unit that runs on it (Ubuntu `ssh`, Azure Linux
+    `sshd`, Windows the `sshd` service) as `systemctl is-active/is-enabled` print it, the SSH
+    mode it was imaged with, the effective `PubkeyAuthentication` (`sshd -T`), its power state,
+    and what a test made it print instead of the truth."""
 
     instance_id: str
     active: str
     enabled: str
+    mode: str = "localuser"  # securityProfile.sshAccess (lower-case) in effect since the last reimage
+    pubkey: str = "yes"  # effective pubkeyauthentication: EntraId nodes set it to "no" globally
+    power_state: str = "running"  # the instance view's PowerState/<state>
+    stdout_override: str | None = None  # a test's garbled or cut stdout, returned by every run-command
     busy_with: str | None = None  # id of the run-command operation running on it
+    runs: int = 0  # run-commands started on it: the agent downloads each script to a new directory
 
     def as_dict(self, vm_name: str) -> dict:
-        return {"instanceId": self.instance_id, "name": vm_name, "active": self.active, "enabled": self.enabled}
+        return {
+            "instanceId": self.instance_id,
+            "name": vm_name,
+            "active": self.active,
+            "enabled": self.enabled,
+            "mode": self.mode,
+            "pubkey": self.pubkey,
+            "powerState": self.power_state,
+        }
+
+    def boot(self, mode: str) -> None:
+        """A reimage: the unit state, the sshd configuration and the output are the image's again."""
+        self.active, self.enabled = sshd_for_mode(mode)
+        self.mode, self.pubkey = mode.lower(), pubkey_for_mode(mode)
+        self.stdout_override = None
+
+
+def fresh_node(instance_id: str, mode: str) -> Node:
+    node = Node(instance_id, "", "")
+    node.boot(mode)
+    return node
 
 
 @dataclass
@@ -120,6 +155,21 @@ def sshd_for_mode(mode: str) -> tuple[str, str]:
     return ("inactive", "disabled") if mode.lower() == "disabled" else ("active", "enabled")
 
 
+def pubkey_for_mode(mode: str) -> str:
+    """AgentBaker's `disableSSHPubkeyAuth` writes `PubkeyAuthentication no` (outside the Entra
+    `Match` block) on EntraId nodes; every other image keeps OpenSSH's default `yes`."""
+    return "no" if mode.lower() == "entraid" else "yes"
+
+
+def os_family(pool: Pool) -> str:
+    """`windows` (osType Windows), `azurelinux` (osSKU AzureLinux, AzureLinux3, CBLMariner) or `ubuntu` (the default)."""
+    if str(pool.props.get("osType", "Linux")).lower() == "windows":
+        return WINDOWS
+    # The REST API spells it osSKU; SDK dumps and the az CLI print osSku.
+    sku = next((str(v) for k, v in pool.props.items() if k.lower() == "ossku" and v), "").lower()
+    return AZURE_LINUX if sku in AZURE_LINUX_SKUS else UBUNTU
+
+
 def kubernetes_minor(version: str) -> tuple[int, int]:
     match = re.match(r"^\s*v?(\d+)\.(\d+)", version or "")
     return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
@@ -129,15 +179,24 @@ def reimages_on_ssh_change(pool: Pool) -> bool:
     return kubernetes_minor(pool.props.get("orchestratorVersion", "")) >= REIMAGE_ON_CHANGE_MINOR
 
 
+def set_cluster_power(cluster: Cluster, code: str) -> None:
+    """A cluster's power state, as start/stop leave it: a stopped cluster's VMs are deallocated."""
+    for holder in [cluster.props] + [p.props for p in cluster.pools.values()]:
+        holder["powerState"] = {"code": code}
+    for pool in cluster.pools.values():
+        for node in pool.nodes:
+            node.power_state = "deallocated" if code.lower() == "stopped" else "running"
+
+
 def is_terminal(state: str | None) -> bool:
     return (state or "Succeeded").lower() in TERMINAL_STATES
 
 
 def reimage(pool: Pool) -> None:
-    """Every node boots the current image and configuration."""
-    active, enabled = sshd_for_mode(ssh_mode(pool.body))
+    """Every node boots the current image and configuration (its power state is left alone)."""
+    mode = ssh_mode(pool.body)
     for node in pool.nodes:
-        node.active, node.enabled = active, enabled
+        node.boot(mode)
 
 
 def resize(pool: Pool) -> None:
@@ -146,7 +205,7 @@ def resize(pool: Pool) -> None:
     del pool.nodes[count:]
     next_id = max((int(n.instance_id) for n in pool.nodes), default=-1) + 1
     while len(pool.nodes) < count:
-        pool.nodes.append(Node(str(next_id), *sshd_for_mode(ssh_mode(pool.body))))
+        pool.nodes.append(fresh_node(str(next_id), ssh_mode(pool.body)))
         next_id += 1
 
 
@@ -238,6 +297,10 @@ def load_cluster(entry: dict) -> Cluster:
     for pool_entry in entry.get("agentPools", []):
         pool = load_pool(cluster, pool_entry)
         cluster.pools[pool.name.lower()] = pool
+        if cluster.is_stopped:  # its VMs are deallocated, unless the fleet says otherwise
+            given = [n.get("powerState") for n in pool_entry.get("nodes") or []]
+            for node, power in zip(pool.nodes, given + [None] * len(pool.nodes), strict=False):
+                node.power_state = power.lower() if power else "deallocated"
     for config in entry.get("maintenanceConfigurations", []):
         config = copy.deepcopy(config)
         config.setdefault("id", f"{body['id']}/maintenanceConfigurations/{config['name']}")
@@ -258,14 +321,31 @@ def load_pool(cluster: Cluster, entry: dict, *, boot_nodes: bool = True) -> Pool
     props.setdefault("eTag", new_etag())
     pool = Pool(body, [], entry.get("latestNodeImageVersion"))
     for index, node in enumerate(entry.get("nodes", [])):
-        default_active, default_enabled = sshd_for_mode(ssh_mode(body))
-        pool.nodes.append(
-            Node(
-                str(node.get("instanceId", index)),
-                node.get("active", default_active),
-                node.get("enabled", default_enabled),
-            )
-        )
+        pool.nodes.append(load_node(ssh_mode(body), node, index))
     if boot_nodes and not entry.get("nodes"):
         resize(pool)
     return pool
+
+
+def load_node(pool_mode: str, entry: dict, index: int) -> Node:
+    """A fleet node: missing fields as the pool's mode gives them. A node whose sshd state does
+    not match that mode was imaged before the mode changed: with LocalUser (AKS's default) when
+    it runs sshd under a Disabled pool, else with Disabled."""
+    active, enabled = sshd_for_mode(pool_mode)
+    active, enabled = entry.get("active", active), entry.get("enabled", enabled)
+    if (active, enabled) == sshd_for_mode(pool_mode):
+        imaged = pool_mode
+    else:
+        imaged = "localuser" if pool_mode == "disabled" else "disabled"
+    mode = str(entry.get("sshAccess") or imaged).lower()
+    node = Node(str(entry.get("instanceId", index)), active, enabled, mode, pubkey_for_mode(mode))
+    node.pubkey = check_choice("pubkey", entry.get("pubkey", node.pubkey), PUBKEY_VALUES)
+    node.power_state = check_choice("powerState", entry.get("powerState", node.power_state), POWER_STATES)
+    return node
+
+
+def check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
+    text = str(value).lower()
+    if text not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+    return text

@@ -1,0 +1,173 @@
+"""What the verification activities do: choose the nodes, read a check's answer, record the
+evidence and act on drift. Used by `activities` only."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+
+from shared.adapters.publisher import OutcomeKind
+from shared.models import Cluster, ClusterRef, Pool, RunCommandOutput, SshAccess
+from shared.orchestration.arm_steps import IDLE_STATES
+from shared.orchestration.envelope import cluster_ref
+from shared.orchestration.recording import Entry, Verified, audit_rows, pool_state, publish, save_state
+from shared.orchestration.runtime import Runtime
+from shared.plan import VMSS
+from shared.protocol import Outcome, WorkKind
+from shared.records import NodeCheck, WorkRequest, safe_excerpt
+from shared.sshd import Verdict, judge, parse_output
+
+SLOT_TTL = timedelta(minutes=30)  # a run-command slot whose holder died is free again after this
+REIMAGE_COOLDOWN = timedelta(hours=6)  # drift found this soon after the warden's own reimage: no second one
+RECONCILE_REQUESTED = "reconcile requested"
+_OUTCOMES = {Verdict.OK: Outcome.SUCCEEDED, Verdict.DRIFT: Outcome.FAILED, Verdict.UNKNOWN: Outcome.SKIPPED}
+
+
+def sample(instance_ids: list[str], size: int | None, seed: str) -> list[str]:
+    """`size` of the instances (all when None), a different choice per verification (`seed`)."""
+    ordered = sorted(instance_ids, key=lambda i: hashlib.sha256(f"{seed}|{i}".encode()).hexdigest())
+    return sorted(ordered if size is None else ordered[:size], key=lambda i: (len(i), i))
+
+
+def why_not_checked(cluster: Cluster, pool: Pool) -> str | None:
+    """Pools whose nodes are not asked now, and why; None for a pool to check."""
+    if cluster.is_stopped:
+        return "the cluster is stopped: its nodes are deallocated"
+    if pool.type != VMSS:
+        return f"a {pool.type} pool has no scale set: its nodes are not checked by VMSS run-command"
+    if pool.provisioning_state.lower() not in IDLE_STATES:
+        return f"the pool is {pool.provisioning_state}: its nodes are not checked while an operation runs"
+    if pool.power_state.lower() == "stopped":
+        return "the pool is stopped: it has no running nodes"
+    return None
+
+
+def node_check(node: dict, output: RunCommandOutput, at: str) -> dict:
+    """The verdict on one node's answer, as JSON for the orchestration (no secret: the excerpt
+    is masked, and the check prints only unit states and one sshd setting)."""
+    state = parse_output(output.stdout)
+    verdict, reason = judge(SshAccess.parse(node["mode"]), state)
+    if verdict is Verdict.UNKNOWN and output.stderr.strip():
+        reason += f"; stderr: {safe_excerpt(output.stderr, 200)}"
+    return {
+        "pool": node["pool"],
+        "vmss": node["vmss"]["name"],
+        "instance": node["instance"],
+        "os": node["os"],
+        "mode": node["mode"],
+        "verdict": verdict.value,
+        "reason": reason,
+        "units": state.summary(),
+        "pubkey": state.pubkey or "",
+        "active": state.running,
+        "enabled": state.enabled,
+        "runCommand": "succeeded",
+        "excerpt": safe_excerpt(output.stdout + output.stderr),
+        "at": at,
+    }
+
+
+def record_checks(rt: Runtime, payload: dict, checks: list[dict], skipped: list[dict]) -> list[dict]:
+    """Node rows, then per pool its state, its audit row, and on drift the event and a reconcile
+    request. Returns the pools' verdicts (the `verify --json` shape)."""
+    ref = cluster_ref(payload)
+    now = datetime.fromisoformat(payload["call"]["at"]) if payload.get("call") else datetime.now(UTC)
+    rows = [_node_row(ref.id, check, now) for check in checks]
+    if rows:
+        rt.store.record_node_checks(rows, key=(payload.get("call") or {}).get("id"))
+    pools = _pools(checks, skipped)
+    for pool in pools:
+        _save_pool(rt, ref, pool, now)
+        if pool["verdict"] == Verdict.DRIFT:
+            pool["action"] = _drift_action(rt, ref, pool, now)
+    entries = [(p["pool"], Entry("verify", _OUTCOMES[Verdict(p["verdict"])], _message(p))) for p in pools]
+    first = audit_rows(rt, payload, entries)
+    for pool in (p for p in pools if p["verdict"] == Verdict.DRIFT):
+        if first:
+            data = {"reason": pool["reason"], "mode": pool["mode"], "action": pool["action"]}
+            publish(rt, OutcomeKind.DRIFT_DETECTED, payload, pool=pool["pool"], **data)
+        if pool["action"] == RECONCILE_REQUESTED:
+            reason = f"verification found drift: {pool['reason']}"
+            rt.store.add_request(WorkRequest(ref.id, pool["pool"], now, WorkKind.RECONCILE, reason, "verify"))
+    return pools
+
+
+def _message(pool: dict) -> str:
+    return f"{pool['verdict']}: {pool['reason']}" + (f" -> {pool['action']}" if pool.get("action") else "")
+
+
+def _node_row(ref_id: str, check: dict, now: datetime) -> NodeCheck:
+    return NodeCheck(
+        ref_id,
+        check["pool"],
+        check.get("vmss", ""),
+        check["instance"],
+        datetime.fromisoformat(check["at"]) if check.get("at") else now,
+        check.get("mode", ""),
+        sshd_active=check.get("active"),
+        sshd_enabled=check.get("enabled"),
+        drift=check["verdict"] == Verdict.DRIFT,
+        output_excerpt=check.get("excerpt", ""),
+        verdict=check["verdict"],
+        reason=check["reason"],
+        units=check.get("units", ""),
+        pubkey_authentication=check.get("pubkey", ""),
+        run_command=check.get("runCommand", ""),
+        os=check.get("os", ""),
+    )
+
+
+def _pools(checks: list[dict], skipped: list[dict]) -> list[dict]:
+    by_pool: dict[str, list[dict]] = {}
+    for check in checks:
+        by_pool.setdefault(check["pool"], []).append(check)
+    pools = [
+        {
+            "pool": s["pool"],
+            "os": s.get("os", ""),
+            "mode": s.get("mode", ""),
+            "verdict": "unknown",
+            "reason": s["reason"],
+            "nodes": [],
+        }
+        for s in skipped
+    ]
+    for name, nodes in by_pool.items():
+        verdict = Verdict.worst(Verdict(n["verdict"]) for n in nodes)
+        counts = {v: sum(1 for n in nodes if n["verdict"] == v) for v in Verdict}
+        worst = next(n for n in nodes if n["verdict"] == verdict)
+        reason = f"{len(nodes)} node(s): " + ", ".join(f"{c} {v}" for v, c in counts.items() if c)
+        reason += f"; instance {worst['instance']}: {worst['reason']}" if verdict is not Verdict.OK else ""
+        nodes_out = [
+            {k: n.get(k) for k in ("instance", "vmss", "verdict", "reason", "units", "runCommand")} for n in nodes
+        ]
+        pools.append(
+            {
+                "pool": name,
+                "os": nodes[0]["os"],
+                "mode": nodes[0]["mode"],
+                "verdict": verdict.value,
+                "reason": reason,
+                "nodes": nodes_out,
+            }
+        )
+    return sorted(pools, key=lambda p: p["pool"].lower())
+
+
+def _save_pool(rt: Runtime, ref: ClusterRef, pool: dict, now: datetime) -> None:
+    drifted = sum(1 for n in pool["nodes"] if n["verdict"] == Verdict.DRIFT)
+    verified = Verified(now, len(pool["nodes"]), drifted, pool["verdict"], pool["reason"])
+    # Drift on nodes whose pool already has the mode: a reimage is owed (the plan then upgrades).
+    save_state(rt, ref, pool["pool"], verified=verified, pending=True if drifted else None)
+
+
+def _drift_action(rt: Runtime, ref: ClusterRef, pool: dict, now: datetime) -> str:
+    """What drift leads to: a reconcile of the pool (it reimages when the mode is already set),
+    unless the mode is audit, or the warden itself reimaged the pool within the cooldown —
+    then another reimage would not help, and a person has to look."""
+    if not rt.settings.enforcing:
+        return "audit mode: recorded, nothing written"
+    state = pool_state(rt, ref, pool["pool"])
+    if state and state.last_upgrade_time and now - state.last_upgrade_time < REIMAGE_COOLDOWN:
+        return f"not re-enforced: the warden reimaged this pool at {state.last_upgrade_time:%Y-%m-%d %H:%M} UTC; needs a person"
+    return RECONCILE_REQUESTED
