@@ -1,8 +1,10 @@
 """`demo`: the warden end to end on a local Azure (Azurite + the ARM emulator, sample fleet).
 
-1. `plan`, the read-only report; 2. `handle-event` with a pool write on a LocalUser pool,
-enforced end to end; 3. its audit trail; 4. the nodes' sshd before and after; 5. `plan` again.
-With `--json` each step prints its JSON document on stdout; the narration stays on stderr.
+1. `plan`, the read-only report (what ARM says); 2. `verify`, what the nodes say: a pool whose
+config is right but one of whose nodes runs sshd again is caught, reimaged and verified ok;
+3. `handle-event` with a pool write on a LocalUser pool, enforced end to end and verified;
+4. the audit trail; 5. the node evidence the warden keeps; 6. `plan` again. With `--json` each
+step prints its JSON document on stdout; the narration stays on stderr.
 """
 
 from __future__ import annotations
@@ -10,35 +12,48 @@ from __future__ import annotations
 import argparse
 import json
 
-from shared.cli import EXIT_OK, plan, run
+from shared.cli import EXIT_OK, plan, run, verify
 from shared.config import Settings
 from shared.local.demo import DEMO_EVENT, local_stack, say
 from shared.models import Target, to_json
 from shared.orchestration import runtime
+from shared.records import clip
 from shared.report import table
+
+MANUAL_STEPS = (
+    "az aks nodepool update --ssh-access disabled, then az aks nodepool upgrade --node-image-only, "
+    "then az vmss run-command invoke ... 'systemctl status ssh' on each node"
+)
 
 
 def run_demo(args: argparse.Namespace) -> int:
     with local_stack() as arm:
-        say("1. plan: the read-only fleet report")
+        say(
+            "the warden runs in enforce mode here (a deployment starts in audit mode: it only reports). "
+            f"It does, for every pool, what the AKS guide asks by hand: {MANUAL_STEPS}"
+        )
+        say("1. plan: the read-only fleet report (what ARM says each pool is configured with)")
         codes = [plan.run_plan(args)]
         say(f"   ARM requests so far: {len(arm.requests)}, of which writes: {_writes(arm)}")
 
-        target = _event_target()
-        pool_id = f"{target.cluster.id}/agentPools/{target.pool}"
-        before = _sshd(arm, pool_id)
         say(
-            f"2. handle-event {DEMO_EVENT.name}: someone wrote pool {target.cluster}/{target.pool} (sshd on its nodes: {before})"
+            "2. verify: what the nodes say. The warden asks sshd on every node (policy verify.sample: all) by run-command;"
         )
+        say("   aks-prod-weu/system is configured Disabled, but one node runs sshd again: drift, reimage, verified")
+        codes.append(verify.run_verify(argparse.Namespace(cluster=None, json=args.json)))
+
+        target = _event_target()
+        say(f"3. handle-event {DEMO_EVENT.name}: someone wrote pool {target.cluster}/{target.pool}")
         codes.append(run.run_handle_event(argparse.Namespace(file=str(DEMO_EVENT), json=args.json)))
 
-        say(f"3. the audit trail of {target.cluster}")
+        say(f"4. the audit trail of {target.cluster}")
         print(_audit_json(target) if args.json else _audit_table(target))
-        say(
-            f"4. sshd on the nodes of {target.pool}: before {before}, after {_sshd(arm, pool_id)}; ARM writes in all: {_writes(arm)}"
-        )
 
-        say("5. plan again")
+        say("5. the evidence: every node check the warden made, from the WardenNodeChecks table")
+        print(_checks_json() if args.json else _checks_table())
+        say(f"   ARM writes in all: {_writes(arm)} (run-commands only read the nodes: {_run_commands(arm)})")
+
+        say("6. plan again")
         codes.append(plan.run_plan(args))
     return max(codes) if any(codes) else EXIT_OK
 
@@ -49,15 +64,23 @@ def _event_target() -> Target:
 
 def _writes(arm) -> int:
     """ARM writes to AKS; run-commands (verification) only read the nodes."""
-    return sum(1 for r in arm.requests if r.method != "GET" and not r.path.lower().endswith("/runcommand"))
+    return sum(1 for r in arm.requests if r.method != "GET" and not _is_run_command(r.path))
 
 
-def _sshd(arm, pool_id: str) -> str:
-    return ", ".join(sorted({f"{active}/{enabled}" for active, enabled in arm.sshd_states(pool_id)}))
+def _run_commands(arm) -> int:
+    return sum(1 for r in arm.requests if r.method == "POST" and _is_run_command(r.path))
+
+
+def _is_run_command(path: str) -> bool:
+    return path.lower().endswith("/runcommand")
+
+
+def _store():
+    return runtime.build(Settings.from_env()).store
 
 
 def _audit_rows(target: Target) -> list:
-    store = runtime.build(Settings.from_env()).store
+    store = _store()
     try:
         return store.list_audit(target.cluster.key)
     finally:
@@ -81,8 +104,38 @@ def _audit_table(target: Target) -> str:
                 r.mode_before,
                 r.mode_after,
                 r.actor or "warden",
-                (r.code + " " if r.code else "") + r.message[:80],
+                clip((r.code + " " if r.code else "") + r.message, 90),
             )
             for r in rows
+        ],
+    )
+
+
+def _checks() -> list:
+    store = _store()
+    try:
+        return store.list_node_checks()
+    finally:
+        store.close()
+
+
+def _checks_json() -> str:
+    return json.dumps([to_json(c) for c in _checks()], indent=2, default=str)
+
+
+def _checks_table() -> str:
+    return table(
+        ("TIME", "CLUSTER", "POOL", "NODE", "EXPECTED", "VERDICT", "WHAT THE NODE SAID"),
+        [
+            (
+                c.time.strftime("%H:%M:%S"),
+                Target.from_id(c.cluster_id).cluster.name,
+                c.pool,
+                c.instance_id,
+                c.expected_mode,
+                c.verdict,
+                clip(c.units, 70),
+            )
+            for c in _checks()
         ],
     )

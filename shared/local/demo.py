@@ -37,6 +37,8 @@ def demo_settings(arm_url: str, tables: str, fleet: dict) -> dict[str, str]:
         "WARDEN_KEYVAULT_URL": "",
         "WARDEN_VERIFY_SCHEDULE": "",
         "WARDEN_ROTATE_SCHEDULE": "",
+        "WARDEN_RESYNC_SCHEDULE": "",
+        "WARDEN_VERIFY_CONCURRENCY": "",
         "AZURE_CLIENT_ID": "",
     }
 

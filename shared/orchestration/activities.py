@@ -324,7 +324,7 @@ def _named(pools: list, names: list[str] | None, skipped: list[dict]) -> list:
 
 def _sampled_nodes(rt, cluster, pool, scale_sets: dict, payload: dict) -> list[dict] | str:
     """The pool's sampled nodes, or why none is checked."""
-    if why := node_checks.why_not_checked(cluster, pool):
+    if why := node_checks.why_not_checked(cluster, pool, rt.settings.policy):
         return why
     vmss = scale_sets.get(pool.name.lower())
     if vmss is None:

@@ -13,6 +13,7 @@ from shared.orchestration.envelope import cluster_ref
 from shared.orchestration.recording import Entry, Verified, audit_rows, pool_state, publish, save_state
 from shared.orchestration.runtime import Runtime
 from shared.plan import VMSS
+from shared.policy import Policy
 from shared.protocol import Outcome, WorkKind
 from shared.records import NodeCheck, WorkRequest, safe_excerpt
 from shared.sshd import Verdict, judge, parse_output
@@ -29,8 +30,11 @@ def sample(instance_ids: list[str], size: int | None, seed: str) -> list[str]:
     return sorted(ordered if size is None else ordered[:size], key=lambda i: (len(i), i))
 
 
-def why_not_checked(cluster: Cluster, pool: Pool) -> str | None:
+def why_not_checked(cluster: Cluster, pool: Pool, policy: Policy) -> str | None:
     """Pools whose nodes are not asked now, and why; None for a pool to check."""
+    decision = policy.decide(cluster, pool)
+    if decision.desired is None:
+        return f"the policy leaves this pool alone ({decision.rule} says ignore): not checked"
     if cluster.is_stopped:
         return "the cluster is stopped: its nodes are deallocated"
     if pool.type != VMSS:

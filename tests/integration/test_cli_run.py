@@ -102,8 +102,13 @@ def test_demo_runs_end_to_end_as_a_fresh_process():
         [sys.executable, "-m", "shared", "demo"], cwd=REPO, capture_output=True, text=True, timeout=180
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "after inactive/disabled; ARM writes in all: 2" in done.stderr
+    # nodepool1's PUT and upgrade, and the reimage of the pool whose node ran sshd again
+    assert "ARM writes in all: 3" in done.stderr
+    assert "enforce mode" in done.stderr and "az aks nodepool upgrade --node-image-only" in done.stderr
     assert "3 compliant, 3 drifted, 1 ignored, 2 unsupported" in done.stdout
+    system_node_1 = [line.split() for line in done.stdout.splitlines() if "aks-prod-weu" in line and " system " in line]
+    verdicts = [words[5] for words in system_node_1 if len(words) > 5 and words[3] == "1" and words[4] == "Disabled"]
+    assert verdicts == ["drift", "ok"], "the node running sshd again was caught, then verified after its reimage"
 
 
 def test_plan_shows_pending_reimage_after_a_failed_upgrade(cli_env, capsys):
