@@ -20,7 +20,7 @@ from typing import Any
 
 from shared.errors import ArmError
 from shared.models import Cluster, ClusterRef
-from shared.plan import PoolPlan, plan_pool
+from shared.plan import PoolPlan, auto_provisioned_nodes, plan_pool
 from shared.policy import Policy
 
 DEFAULT_WORKERS = 8  # above 10 connections churn: the SDK's requests session pools 10 per host
@@ -176,4 +176,6 @@ def _report(
                 continue
             for pool in sorted(found, key=lambda p: p.name.lower()):
                 report.plans.append(plan_pool(cluster, pool, policy, pending_reimage=pool.key in pending))
+            if auto := auto_provisioned_nodes(cluster):
+                report.plans.append(plan_pool(cluster, auto, policy))
     return report

@@ -172,6 +172,7 @@ class Cluster:
     provisioning_state: str = "Succeeded"
     node_resource_group: str = ""
     tags: Mapping[str, str] = field(default_factory=dict)
+    node_provisioning_mode: str = "Manual"  # `Auto`: node auto-provisioning (Karpenter) adds nodes
 
     @property
     def is_automatic(self) -> bool:

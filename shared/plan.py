@@ -15,6 +15,8 @@ from shared.policy import Policy
 # From Kubernetes 1.37 a change of sshAccess reimages the nodes itself: no second upgrade.
 SELF_REIMAGE_FROM = (1, 37)
 VMSS = "VirtualMachineScaleSets"
+AUTO_PROVISIONED = "(auto-provisioned)"  # a name no agent pool can have
+AUTO_PROVISIONED_TYPE = "NodeAutoProvisioning"
 
 
 class Status(StrEnum):
@@ -44,8 +46,18 @@ class PoolPlan:
         return self.pool.ssh_access
 
 
+def auto_provisioned_nodes(cluster: Cluster) -> Pool | None:
+    """The nodes node auto-provisioning (Karpenter) adds, as one pool for the report: they are
+    no agent pool in ARM and always allow local users (an AKSNodeClass has no SSH setting)."""
+    if cluster.node_provisioning_mode.lower() != "auto":
+        return None
+    return Pool(cluster.ref, AUTO_PROVISIONED, type=AUTO_PROVISIONED_TYPE, ssh_access=SshAccess.LOCAL_USER)
+
+
 def unsupported_reason(cluster: Cluster, pool: Pool, mode: SshAccess) -> str | None:
     """The AKS limitations: the pools on which `mode` cannot be set at all."""
+    if pool.type == AUTO_PROVISIONED_TYPE and mode is not SshAccess.LOCAL_USER:
+        return "node auto-provisioning (Karpenter) nodes always allow local users: an AKSNodeClass has no SSH setting"
     if mode is SshAccess.ENTRA_ID and pool.os_type.lower() == "windows":
         return "EntraId SSH is not supported on Windows node pools"
     if mode is SshAccess.ENTRA_ID and cluster.is_automatic:

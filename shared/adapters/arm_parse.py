@@ -35,6 +35,7 @@ def cluster_from_arm(body: Mapping[str, Any]) -> Cluster:
         provisioning_state=props.get("provisioningState") or "",
         node_resource_group=props.get("nodeResourceGroup") or "",
         tags=dict(body.get("tags") or {}),
+        node_provisioning_mode=(props.get("nodeProvisioningProfile") or {}).get("mode") or "Manual",
     )
 
 

@@ -124,3 +124,31 @@ def test_no_writes_are_planned_where_aks_cannot_take_them(cluster, pool, mode, p
         assert plan.status is Status.UNSUPPORTED
     if plan.desired is SshAccess.DISABLED and pool.type != "VirtualMachineScaleSets":
         assert plan.status is Status.UNSUPPORTED
+
+
+@pytest.mark.parametrize(
+    ("mode", "status", "reason"),
+    [
+        ("Disabled", Status.UNSUPPORTED, "always allow local users"),
+        ("EntraId", Status.UNSUPPORTED, "AKSNodeClass has no SSH setting"),
+        ("LocalUser", Status.COMPLIANT, "default: LocalUser"),
+        ("ignore", Status.IGNORED, "says ignore"),
+    ],
+    ids=["disabled", "entraid", "localuser", "ignore"],
+)
+def test_auto_provisioned_nodes_are_local_user_and_never_written(mode, status, reason):
+    from shared.plan import auto_provisioned_nodes
+
+    auto = auto_provisioned_nodes(replace(RUNNING, node_provisioning_mode="Auto"))
+    plan = plan_pool(RUNNING, auto, policy(mode))
+    assert (plan.status, plan.steps) == (status, ())
+    assert reason in plan.reason
+    assert auto_provisioned_nodes(RUNNING) is None
+
+
+def test_the_node_provisioning_mode_is_read_from_arm():
+    from shared.adapters.arm_parse import cluster_from_arm
+
+    body = {"id": REF.id, "properties": {"nodeProvisioningProfile": {"mode": "Auto"}}}
+    assert cluster_from_arm(body).node_provisioning_mode == "Auto"
+    assert cluster_from_arm({"id": REF.id, "properties": {}}).node_provisioning_mode == "Manual"  # the API's default
