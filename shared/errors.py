@@ -43,6 +43,10 @@ class OutOfScopeError(WardenError):
     """A resource id outside `WARDEN_SUBSCRIPTIONS`, or not an AKS cluster/pool id."""
 
 
+class KeyMaterialError(WardenError):
+    """An SSH key that cannot be used (wrong type, too short, a private key, junk): exit 2 / HTTP 400."""
+
+
 class StoreConflictError(WardenError):
     """A row changed since it was read (stale ETag): re-read and decide again."""
 
@@ -98,3 +102,27 @@ class PermanentError(ArmError):
 
 class OperationFailedError(ArmError):
     """A long-running operation ended `Failed` or `Canceled`: terminal for the pool."""
+
+
+class KeyStoreError(WardenError):
+    """Storing, reading back or finding a private key failed (Key Vault or the local store).
+
+    The message names the store, the secret and what went wrong, never the key itself.
+    `retryable`: throttled (429), a 5xx or a connection failure; `status`/`code` are the
+    service's own when it answered.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+    ):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.retryable = retryable
+        self.retry_after = retry_after

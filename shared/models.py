@@ -173,6 +173,7 @@ class Cluster:
     node_resource_group: str = ""
     tags: Mapping[str, str] = field(default_factory=dict)
     node_provisioning_mode: str = "Manual"  # `Auto`: node auto-provisioning (Karpenter) adds nodes
+    ssh_public_keys: tuple[str, ...] | None = None  # linuxProfile.ssh.publicKeys; None: no linuxProfile
 
     @property
     def is_automatic(self) -> bool:

@@ -309,8 +309,16 @@ class KeyRotation(ClusterRow):
     key_bits: int = 0
     message: str = ""
     instance_id: str = ""
+    old_fingerprint: str = ""  # the key the cluster had before
+    public_key: str = ""  # the new public key (`ssh-rsa ...`): public, kept so a re-run applies the same one
+    pools_reimaged: str = ""  # comma-separated
+    source: str = ""  # generated | supplied
 
     def __post_init__(self) -> None:
+        if "PRIVATE KEY" in self.public_key:
+            raise ValueError("a key rotation row holds public keys only (a private key was given; value not shown)")
+        if self.old_fingerprint and not _FINGERPRINT.match(self.old_fingerprint):
+            raise ValueError("old_fingerprint must be 'SHA256:<43 base64 chars>' or 'MD5:<16 hex pairs>'")
         if self.fingerprint and not _FINGERPRINT.match(self.fingerprint):
             # The value is not echoed: a caller passing the wrong thing may be passing a key.
             raise ValueError(
@@ -343,6 +351,7 @@ class WorkRequest(ClusterRow):
     reason: str = ""
     actor: str = ""
     lease: str = ""
+    argument: str = ""  # what the kind needs besides the target, e.g. a supplied public key (never a secret)
     etag: str | None = field(default=None, compare=False, metadata=_NOT_STORED)
     stored_key: str = field(default="", compare=False, metadata=_NOT_STORED)  # RowKey as read
 

@@ -25,6 +25,7 @@ def _item(kind: str, group: list[WorkRequest]) -> dict[str, Any]:
         "pools": None if whole else _unique(r.pool for r in group),
         "reason": clip("; ".join(_unique(r.reason for r in group if r.reason)), TEXT_LIMIT),
         "actor": next((r.actor for r in group if r.actor), ""),
+        "argument": next((r.argument for r in reversed(group) if r.argument), ""),  # the latest one asked
         "rows": [[r.stored_key or r.row_key, r.etag] for r in group],
     }
 

@@ -145,6 +145,29 @@ class Arm:
                 match_condition=MatchConditions.IfNotModified if body.properties.e_tag else None,
             )
 
+    def set_cluster_ssh_key(
+        self, ref: ClusterRef, public_key: str, check: Callable[[Cluster], None] | None = None
+    ) -> Operation:
+        """GET the cluster and PUT it whole with `linuxProfile.ssh.publicKeys` replaced by this
+        one key (every other property as read; ETag `If-Match`). `check` sees the cluster as
+        just read and may raise to stop the write."""
+        from azure.mgmt.containerservice.models import ContainerServiceSshPublicKey
+
+        client = self.aks(ref.subscription)
+        with translated_errors():
+            body = client.managed_clusters.get(ref.resource_group, ref.name)
+            if check is not None:
+                check(cluster_from_arm(body.as_dict()))
+            body.linux_profile.ssh.public_keys = [ContainerServiceSshPublicKey(key_data=public_key)]
+            return self._start(
+                client.managed_clusters.begin_create_or_update,
+                ref.resource_group,
+                ref.name,
+                body,
+                etag=body.e_tag,
+                match_condition=MatchConditions.IfNotModified if body.e_tag else None,
+            )
+
     def start_node_image_upgrade(self, ref: ClusterRef, pool: str) -> Operation:
         client = self.aks(ref.subscription)
         with translated_errors():

@@ -36,7 +36,15 @@ def cluster_from_arm(body: Mapping[str, Any]) -> Cluster:
         node_resource_group=props.get("nodeResourceGroup") or "",
         tags=dict(body.get("tags") or {}),
         node_provisioning_mode=(props.get("nodeProvisioningProfile") or {}).get("mode") or "Manual",
+        ssh_public_keys=_ssh_keys(props.get("linuxProfile")),
     )
+
+
+def _ssh_keys(linux_profile: Mapping[str, Any] | None) -> tuple[str, ...] | None:
+    if not linux_profile:
+        return None
+    keys = ((linux_profile.get("ssh") or {}).get("publicKeys")) or []
+    return tuple(str(k.get("keyData", "")).strip() for k in keys if k.get("keyData"))
 
 
 def pool_from_arm(cluster: ClusterRef, body: Mapping[str, Any]) -> Pool:

@@ -37,7 +37,7 @@ def progress(message: str) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from shared.cli import demo, plan, run, verify
+    from shared.cli import demo, plan, rotate, run, verify
 
     parser = argparse.ArgumentParser(prog="python -m shared", description="AKS SSH Warden")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
@@ -61,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
         "check sshd on sampled nodes now (one cluster, or every cluster in scope)",
     )
     check.add_argument("--cluster", help="the AKS managed-cluster resource id (default: every cluster in scope)")
+    keys = _command(commands, "rotate-keys", rotate.run_rotate, "give one cluster a new node SSH key now")
+    keys.add_argument("--cluster", required=True, help="the AKS managed-cluster resource id")
+    keys.add_argument(
+        "--public-key",
+        help="an ssh-rsa public key file to use (default: generate one; its private half goes to Key Vault)",
+    )
     handle = _command(
         commands, "handle-event", run.run_handle_event, "run an Event Grid delivery (a file, or - for stdin)"
     )

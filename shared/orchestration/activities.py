@@ -13,12 +13,12 @@ from datetime import UTC, datetime
 from shared.adapters.publisher import OutcomeKind
 from shared.errors import ArmError, NotFoundError, OperationFailedError, Superseded
 from shared.models import Operation, SshAccess, Vmss
-from shared.orchestration import arm_steps, node_checks, verification
+from shared.orchestration import arm_steps, key_steps, node_checks, verification
 from shared.orchestration.envelope import activity, arm_failure, cluster_ref
 from shared.orchestration.recording import Entry, audit, pool_state, publish, save_state
 from shared.orchestration.runtime import runtime
 from shared.plan import Status, Step, plan_pool
-from shared.protocol import Outcome, Result, WorkKind, succeeded
+from shared.protocol import FailureKind, Outcome, Result, WorkKind, failed, succeeded
 from shared.records import WorkRequest
 from shared.sshd import script_for
 from shared.work import work_items
@@ -159,7 +159,9 @@ def start_node_image_upgrade(payload: dict) -> Result:
                 f"the node image moved from {before} to {pool.node_image_version} meanwhile: not upgrading twice",
                 done=True,
             )
-        arm_steps.recheck(rt, cluster, pool, mode, step, must_have_mode=True)
+        # A reimage for a new key applies no sshAccess decision: the policy is not asked again.
+        policy_cluster = None if payload.get("purpose") == "key" else cluster
+        arm_steps.recheck(rt, policy_cluster, pool, mode, step, must_have_mode=True)
         operation = rt.arm.start_node_image_upgrade(ref, name)
     except Superseded as s:
         return arm_steps.superseded(rt, payload, step, s)
@@ -344,3 +346,68 @@ def _sampled_nodes(rt, cluster, pool, scale_sets: dict, payload: dict) -> list[d
         }
         for i in chosen
     ]
+
+
+# --- rotate-keys -------------------------------------------------------------------------------
+
+
+@activity
+def prepare_rotation(payload: dict) -> Result:
+    """Check the cluster can take a key; the new one (generated into the key store, or supplied)."""
+    rt, ref = runtime(), cluster_ref(payload)
+    if why := arm_steps.out_of_scope(rt, ref):
+        return failed(FailureKind.PERMANENT, "OutOfScope", why)
+    try:
+        cluster = rt.arm.get_cluster(ref)
+    except ArmError as e:
+        return arm_steps.arm_failed(rt, payload, "read-cluster", e)
+    if why := key_steps.cannot_take_a_key(cluster):
+        return failed(FailureKind.PERMANENT, "CannotRotate", why)
+    return key_steps.prepare(rt, ref, cluster, payload)
+
+
+@activity
+def start_key_update(payload: dict) -> Result:
+    """PUT the cluster with the new public key, once the cluster is idle and the write still holds."""
+    rt, ref, step = runtime(), cluster_ref(payload), payload["step"]
+    if (receipt := arm_steps.already_started(rt, payload)) is not None:
+        return receipt
+    try:
+        cluster, pools = rt.arm.get_cluster(ref), rt.arm.list_pools(ref)
+        if busy := arm_steps.busy(cluster, pools):
+            return succeeded(busy=busy)
+        operation = rt.arm.set_cluster_ssh_key(ref, payload["publicKey"], key_steps.check_key_write(rt, payload))
+    except Superseded as s:
+        return arm_steps.superseded(rt, payload, step, s)
+    except ArmError as e:
+        return arm_steps.arm_failed(rt, payload, step, e)
+    return arm_steps.started(rt, payload, step, operation)
+
+
+@activity
+def plan_key_reimages(payload: dict) -> Result:
+    rt, ref = runtime(), cluster_ref(payload)
+    try:
+        cluster, pools = rt.arm.get_cluster(ref), rt.arm.list_pools(ref)
+        reimage, later = key_steps.pools_to_reimage(cluster, pools)
+        window = rt.settings.policy.upgrade_window
+        maintenance = arm_steps.node_os_window(rt, ref) if reimage and window == "nodeOSSchedule" else None
+    except ArmError as e:
+        return arm_steps.arm_failed(rt, payload, "upgrade-node-image", e)
+    return succeeded(reimage=reimage, later=later, upgradeWindow=window, maintenanceWindow=maintenance)
+
+
+@activity
+def record_rotation(payload: dict) -> Result:
+    """The rotation's row, its audit row and (once) its event. A rotation that did not put the
+    new key on the cluster leaves the previous one current: its row says failed or skipped."""
+    rt, ref = runtime(), cluster_ref(payload)
+    outcome = Outcome(payload["outcome"])
+    if payload.get("fingerprint") or outcome is not Outcome.SKIPPED:
+        rt.store.record_key_rotation(key_steps.rotation_row(payload, ref))
+    message = f"{payload.get('oldFingerprint') or '?'} -> {payload.get('fingerprint') or '?'}: {payload['reason']}"
+    first = audit(rt, payload, Entry("rotate-keys", outcome, message))
+    if first and outcome is Outcome.SUCCEEDED:
+        data = {k: payload.get(k) for k in ("fingerprint", "oldFingerprint", "secretId", "poolsReimaged")}
+        publish(rt, OutcomeKind.KEY_ROTATED, payload, **data)
+    return succeeded()

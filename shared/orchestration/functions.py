@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import azure.durable_functions as df
 
-from shared.orchestration import activities, names, reconcile, verification, worker
+from shared.orchestration import activities, names, reconcile, rotation, verification, worker
 
 bp = df.Blueprint()
 
@@ -16,6 +16,7 @@ ORCHESTRATORS = {
     names.RECONCILE_POOL: reconcile.reconcile_pool,
     names.VERIFY_CLUSTER: verification.verify_cluster,
     names.VERIFY_NODE: verification.verify_node,
+    names.ROTATE_KEYS: rotation.rotate_keys,
 }
 for _name, _orchestrator in ORCHESTRATORS.items():
     bp.function_name(_name)(bp.orchestration_trigger(context_name="context")(_orchestrator))
@@ -38,6 +39,10 @@ ACTIVITIES = {
     names.POLL_NODE_CHECK: activities.poll_node_check,
     names.RELEASE_SLOT: activities.release_slot,
     names.RECORD_VERIFICATION: activities.record_verification,
+    names.PREPARE_ROTATION: activities.prepare_rotation,
+    names.START_KEY_UPDATE: activities.start_key_update,
+    names.PLAN_KEY_REIMAGES: activities.plan_key_reimages,
+    names.RECORD_ROTATION: activities.record_rotation,
 }
 for _name, _activity in ACTIVITIES.items():
     bp.function_name(_name)(bp.activity_trigger(input_name="payload")(_activity))

@@ -8,6 +8,7 @@ RECONCILE_CLUSTER = "reconcile_cluster"
 RECONCILE_POOL = "reconcile_pool"
 VERIFY_CLUSTER = "verify_cluster"
 VERIFY_NODE = "verify_node"
+ROTATE_KEYS = "rotate_keys"
 
 LEASE_REQUESTS = "lease_requests_activity"
 FINISH_REQUESTS = "finish_requests_activity"
@@ -24,6 +25,10 @@ START_NODE_CHECK = "start_node_check_activity"
 POLL_NODE_CHECK = "poll_node_check_activity"
 RELEASE_SLOT = "release_slot_activity"
 RECORD_VERIFICATION = "record_verification_activity"
+PREPARE_ROTATION = "prepare_rotation_activity"
+START_KEY_UPDATE = "start_key_update_activity"
+PLAN_KEY_REIMAGES = "plan_key_reimages_activity"
+RECORD_ROTATION = "record_rotation_activity"
 
 # Instance ids hold only these: `?`, `#`, `/` or `%2F` would break status URLs or address another instance.
 _UNSAFE = re.compile(r"[^a-z0-9-]+")

@@ -18,6 +18,7 @@ from shared.orchestration import names
 from shared.orchestration.backoff import backoff_seconds, bounded_seconds, jitter_from_uuid, retry_delay
 from shared.protocol import Failure, FailureKind, Outcome, Result, exhausted, failed
 from shared.records import clip
+from shared.window import MaintenanceWindowError, timer_steps, upgrade_gate
 
 MAX_ATTEMPTS = 8  # per call: consecutive retryable failures before giving up
 MAX_POLLS = 400  # per long-running operation (backoff caps each wait at 5 minutes)
@@ -149,3 +150,29 @@ def poll_operation(context, payload: dict, operation: dict, base: float, activit
 
 def jitter(context) -> float:
     return jitter_from_uuid(str(context.new_uuid()))
+
+
+def wait_for_window(context, target: dict, window: dict | None) -> Task:
+    """Hold a disruptive upgrade until the cluster's node-OS maintenance window opens.
+
+    Returns whether the upgrade may run. An invalid window, or none within the horizon,
+    leaves the pool `pending-reimage` with the reason recorded: never upgrade outside it.
+    """
+    try:
+        gate = upgrade_gate(window, context.current_utc_datetime)
+    except MaintenanceWindowError as e:
+        yield from _record_window(context, target, False, f"cannot read the node-OS maintenance window: {e}")
+        return False
+    yield from _record_window(context, target, gate.open, gate.reason)
+    if gate.open:
+        return True
+    if gate.opens_at is None:
+        return False
+    for fire_at in timer_steps(context.current_utc_datetime, gate.opens_at):
+        yield context.create_timer(fire_at)
+    return True
+
+
+def _record_window(context, target: dict, is_open: bool, reason: str) -> Task:
+    outcome = Outcome.PLANNED if is_open else Outcome.WAITING
+    yield from record(context, target, "upgrade-window", outcome, reason, pendingReimage=not is_open)

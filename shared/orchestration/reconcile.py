@@ -15,10 +15,9 @@ also when a step ran out of retries or the pool's sub-orchestration itself faile
 from __future__ import annotations
 
 from shared.orchestration import names
-from shared.orchestration.operations import Task, call, record, record_failure, run_operation
+from shared.orchestration.operations import Task, call, record, record_failure, run_operation, wait_for_window
 from shared.plan import Status
 from shared.protocol import Failure, FailureKind, Outcome, WorkKind
-from shared.window import MaintenanceWindowError, timer_steps, upgrade_gate
 
 UPDATE, UPGRADE = "update-ssh-access", "upgrade-node-image"
 NODE_OS_SCHEDULE = "nodeOSSchedule"
@@ -124,29 +123,3 @@ def _result(target: dict, outcome: Outcome, reason: str, error: Failure | None =
         "reason": reason,
         "error": error.to_json() if error else None,
     }
-
-
-def wait_for_window(context, target: dict, window: dict | None) -> Task:
-    """Hold a disruptive upgrade until the cluster's node-OS maintenance window opens.
-
-    Returns whether the upgrade may run. An invalid window, or none within the horizon,
-    leaves the pool `pending-reimage` with the reason recorded: never upgrade outside it.
-    """
-    try:
-        gate = upgrade_gate(window, context.current_utc_datetime)
-    except MaintenanceWindowError as e:
-        yield from _record_window(context, target, False, f"cannot read the node-OS maintenance window: {e}")
-        return False
-    yield from _record_window(context, target, gate.open, gate.reason)
-    if gate.open:
-        return True
-    if gate.opens_at is None:
-        return False
-    for fire_at in timer_steps(context.current_utc_datetime, gate.opens_at):
-        yield context.create_timer(fire_at)
-    return True
-
-
-def _record_window(context, target: dict, is_open: bool, reason: str) -> Task:
-    outcome = Outcome.PLANNED if is_open else Outcome.WAITING
-    yield from record(context, target, "upgrade-window", outcome, reason, pendingReimage=not is_open)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, replace
+from typing import Any
 
 from shared.adapters.arm import Arm
 from shared.adapters.publisher import OutcomePublisher
@@ -22,6 +23,7 @@ class Runtime:
     arm: Arm
     store: WardenStore
     publisher: OutcomePublisher | None = None  # set when WARDEN_EVENTS_ENDPOINT is
+    keystore: Any = None  # where generated private keys go (Key Vault when WARDEN_KEYVAULT_URL is set)
 
 
 _lock = threading.Lock()
@@ -55,15 +57,21 @@ def update_settings(settings: Settings) -> Runtime:
         return _runtime
 
 
-def build(settings: Settings, **store_options) -> Runtime:
-    """The resources for `settings`; `store_options` go to `WardenStore` (e.g. a table prefix)."""
+def build(settings: Settings, keystore: Any = None, **store_options) -> Runtime:
+    """The resources for `settings`; `store_options` go to `WardenStore` (e.g. a table prefix).
+    `keystore`: another key store than the Key Vault of WARDEN_KEYVAULT_URL (local runs)."""
     if not settings.tables:
         raise ConfigError("WARDEN_TABLES (or AzureWebJobsStorage) is required to record the audit trail")
     store = WardenStore(settings.tables, **store_options)
     store.ensure_tables()
     # The orchestrations retry with durable timers: the SDK's own retries are off.
     publisher = OutcomePublisher(settings.events_endpoint) if settings.events_endpoint else None
-    return Runtime(settings, Arm(settings.arm_endpoint, local=settings.arm_is_local, retries=0), store, publisher)
+    if keystore is None and settings.keyvault_url:
+        from shared.adapters.keyvault import KeyVaultKeyStore  # only a rotation needs it
+
+        keystore = KeyVaultKeyStore(settings.keyvault_url)
+    arm = Arm(settings.arm_endpoint, local=settings.arm_is_local, retries=0)
+    return Runtime(settings, arm, store, publisher, keystore)
 
 
 def reset() -> None:
@@ -74,4 +82,6 @@ def reset() -> None:
             _runtime.store.close()
             if _runtime.publisher is not None:
                 _runtime.publisher.close()
+            if hasattr(_runtime.keystore, "close"):
+                _runtime.keystore.close()
         _runtime = None

@@ -23,6 +23,7 @@ from shared.protocol import Outcome, WorkKind
 WORK_ORCHESTRATORS: dict[str, str] = {
     WorkKind.RECONCILE.value: names.RECONCILE_CLUSTER,
     WorkKind.VERIFY.value: names.VERIFY_CLUSTER,
+    WorkKind.ROTATE_KEYS.value: names.ROTATE_KEYS,
 }
 
 
@@ -69,6 +70,7 @@ def run_work(context, cluster: dict, item: dict) -> Task:
         "pools": item["pools"],
         "reason": item.get("reason", ""),
         "actor": item.get("actor", ""),
+        "argument": item.get("argument", ""),
     }
     child = names.child_instance_id(context.instance_id, kind, str(context.new_uuid()))
     try:

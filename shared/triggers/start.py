@@ -30,10 +30,13 @@ class StartError(Exception):
 
 
 async def request_work(
-    client, store, target: Target, reason: str, actor: str = "", kind: WorkKind = WorkKind.RECONCILE
+    client, store, target: Target, reason: str, actor: str = "", kind: WorkKind = WorkKind.RECONCILE, argument: str = ""
 ) -> tuple[str, str]:
-    """Returns (worker instance id, "started" | "joined" | "pending")."""
-    request = WorkRequest(target.cluster.id, target.pool or "", datetime.now(UTC), kind, reason, actor)
+    """Returns (worker instance id, "started" | "joined" | "pending"). `argument`: what the kind
+    needs besides the target (a supplied public key for rotate-keys); never a secret."""
+    request = WorkRequest(
+        target.cluster.id, target.pool or "", datetime.now(UTC), kind, reason, actor, argument=argument
+    )
     instance_id = worker_instance_id(target.cluster.key)
     admission = store.add_request(request)
     if admission is not Admission.START and await is_running(client, instance_id):

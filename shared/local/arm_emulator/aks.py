@@ -166,6 +166,7 @@ class AksApi:
                 cluster = create_cluster(self.fleet, s, rg, c, body)
             else:
                 check_writable(cluster)
+                check_if_match(req, cluster.body.get("eTag"))
                 update_cluster(cluster, body)
             target = cluster
             operation = self._start(req, cluster, lambda ok: finish_cluster_put(target, ok))

@@ -34,6 +34,8 @@ CLUSTER_READ_ONLY = (
     "provisioningState", "powerState", "currentKubernetesVersion", "fqdn", "azurePortalFQDN",
     "privateFQDN", "maxAgentPools", "identityProfile",
 )  # fmt: skip
+# Nested read-only values the service computes (clients drop them from a PUT; AKS keeps them).
+CLUSTER_NESTED_READ_ONLY = (("networkProfile", "loadBalancerProfile", "effectiveOutboundIPs"),)
 SSH_MODES = {"disabled": "Disabled", "entraid": "EntraId", "localuser": "LocalUser"}
 
 
@@ -170,12 +172,23 @@ def update_cluster(cluster: Cluster, body: dict) -> None:
         props.pop(key, None)
         if key in old["properties"]:
             props[key] = old["properties"][key]
+    for path in CLUSTER_NESTED_READ_ONLY:
+        _keep_nested(old["properties"], props, path)
     strip_secrets(props)
     props["nodeResourceGroup"] = old["properties"].get("nodeResourceGroup", cluster.node_resource_group)
     props["provisioningState"] = "Updating"
     new.update(id=old["id"], name=old["name"], type=old.get("type"), eTag=new_etag())
     new.setdefault("location", old.get("location"))
     cluster.body = new
+
+
+def _keep_nested(old: dict, new: dict, path: tuple[str, ...]) -> None:
+    for key in path[:-1]:
+        old, new = old.get(key), new.get(key)
+        if not isinstance(old, dict) or not isinstance(new, dict):
+            return
+    if path[-1] in old:
+        new[path[-1]] = old[path[-1]]
 
 
 def create_cluster(fleet: Fleet, s: str, rg: str, c: str, body: dict) -> Cluster:

@@ -1,0 +1,141 @@
+"""What the key-rotation activities do: prepare the new key (the only place a private key
+exists, on its way to the key store), check the cluster write, choose the pools to reimage,
+record the rotation. Used by `activities` only."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from shared.errors import KeyMaterialError, Superseded
+from shared.keys import PublicKey, fingerprint, generate_key_pair, parse_public_key
+from shared.models import Cluster, ClusterRef, Pool, SshAccess
+from shared.orchestration.arm_steps import IDLE_STATES
+from shared.plan import AUTO_PROVISIONED, VMSS, auto_provisioned_nodes
+from shared.protocol import FailureKind, Outcome, Result, failed, succeeded
+from shared.records import KeyRotation
+
+NO_KEY_STORE = (
+    "no key store (WARDEN_KEYVAULT_URL is not set): the warden generates keys only where it can keep the "
+    "private half in Key Vault; supply a public key instead"
+)
+
+
+def cannot_take_a_key(cluster: Cluster) -> str | None:
+    if cluster.is_automatic:
+        return "AKS Automatic clusters with managed system node pools refuse customer SSH keys"
+    if cluster.ssh_public_keys is None:
+        return "the cluster has no linuxProfile: it has no node SSH key to rotate"
+    if cluster.is_stopped:
+        return "the cluster is stopped (only start/delete are allowed)"
+    return None
+
+
+def prepare(rt, ref: ClusterRef, cluster: Cluster, payload: dict) -> Result:
+    """The new key of this rotation, stored and recorded as planned before the cluster changes.
+    A re-run of the same rotation (its instance) finds its planned row and reuses that key."""
+    old = fingerprint(cluster.ssh_public_keys[0]) if cluster.ssh_public_keys else ""
+    common = {"oldFingerprint": old, "pollSeconds": rt.settings.poll_seconds}
+    if not rt.settings.enforcing:
+        return succeeded(skipped=f"WARDEN_MODE is {rt.settings.mode}: no key generated, nothing written", **common)
+    planned = _planned(rt, ref, payload["instanceId"])
+    if planned is None and not payload.get("publicKey") and rt.keystore is None:
+        return failed(FailureKind.PERMANENT, "NoKeyStore", NO_KEY_STORE)
+    if planned is None:
+        try:
+            planned = _new_key(rt, ref, payload, old)
+        except KeyMaterialError as e:
+            return failed(FailureKind.PERMANENT, "UnusableKey", str(e))
+        rt.store.record_key_rotation(planned)
+    return succeeded(
+        publicKey=planned.public_key,
+        fingerprint=planned.fingerprint,
+        secretId=planned.secret_id,
+        secretVersion=planned.secret_version,
+        bits=planned.key_bits,
+        source=planned.source,
+        **common,
+    )
+
+
+def _planned(rt, ref: ClusterRef, instance_id: str) -> KeyRotation | None:
+    rows = [r for r in rt.store.list_key_rotations(ref.key) if r.instance_id == instance_id]
+    return next((r for r in rows if r.outcome is Outcome.PLANNED), None)
+
+
+def _new_key(rt, ref: ClusterRef, payload: dict, old: str) -> KeyRotation:
+    row = KeyRotation(
+        ref.id, datetime.now(UTC), "", Outcome.PLANNED, instance_id=payload["instanceId"], old_fingerprint=old
+    )
+    if payload.get("publicKey"):
+        key = parse_public_key(payload["publicKey"])
+        return _with_key(row, key, source="supplied")
+    pair = generate_key_pair()
+    stored = rt.keystore.store_private_key(ref.id, pair.private_pem, pair.public.fingerprint)
+    rt.keystore.verify_stored(stored, pair.public.fingerprint)  # read back before the cluster changes
+    return replace(_with_key(row, pair.public, "generated"), secret_id=stored.secret_id, secret_version=stored.version)
+
+
+def _with_key(row: KeyRotation, key: PublicKey, source: str) -> KeyRotation:
+    return replace(row, fingerprint=key.fingerprint, public_key=key.openssh, key_bits=key.bits, source=source)
+
+
+def check_key_write(rt, payload: dict):
+    """The `check` of the cluster PUT: still enforcing, in scope, and not already on this key."""
+
+    def check(cluster: Cluster) -> None:
+        if not rt.settings.enforcing:
+            raise Superseded(f"WARDEN_MODE is {rt.settings.mode} now: not writing")
+        if cluster.ref.subscription.lower() not in rt.settings.subscriptions:
+            raise Superseded(
+                f"subscription {cluster.ref.subscription} is no longer in WARDEN_SUBSCRIPTIONS: not writing"
+            )
+        keys = cluster.ssh_public_keys or ()
+        if len(keys) == 1 and fingerprint(keys[0]) == payload["fingerprint"]:
+            raise Superseded(f"the cluster already has key {payload['fingerprint']}: no PUT", done=True)
+
+    return check
+
+
+def pools_to_reimage(cluster: Cluster, pools: list[Pool]) -> tuple[list[str], list[dict]]:
+    """(LocalUser Linux scale-set pools, [{pool, reason}] of those that pick the key up later)."""
+    reimage, later = [], []
+    for pool in sorted(pools, key=lambda p: p.name.lower()):
+        if why := _why_later(pool):
+            later.append({"pool": pool.name, "reason": why})
+        else:
+            reimage.append(pool.name)
+    if auto_provisioned_nodes(cluster):
+        reason = "node auto-provisioning nodes cannot be reimaged through ARM: they take the key when Karpenter replaces them"
+        later.append({"pool": AUTO_PROVISIONED, "reason": reason})
+    return reimage, later
+
+
+def _why_later(pool: Pool) -> str | None:
+    if pool.os_type.lower() == "windows":
+        return "Windows nodes do not use the Linux SSH key"
+    if pool.ssh_access is not SshAccess.LOCAL_USER:
+        return f"sshAccess {pool.ssh_access.value}: its nodes take no SSH key now, and pick the new one up at their next reimage"
+    if pool.type != VMSS:
+        return f"a {pool.type} pool is not reimaged by node-image upgrade here: pending until its nodes are replaced"
+    if pool.provisioning_state.lower() not in IDLE_STATES:
+        return f"the pool is {pool.provisioning_state}: its nodes take the key at their next reimage"
+    return None
+
+
+def rotation_row(payload: dict, ref: ClusterRef) -> KeyRotation:
+    return KeyRotation(
+        ref.id,
+        datetime.now(UTC),
+        payload.get("fingerprint", ""),
+        Outcome(payload["outcome"]),
+        secret_id=payload.get("secretId", ""),
+        secret_version=payload.get("secretVersion", ""),
+        key_bits=payload.get("bits", 0),
+        message=payload.get("reason", ""),
+        instance_id=payload.get("instanceId", ""),
+        old_fingerprint=payload.get("oldFingerprint", ""),
+        public_key=payload.get("publicKey", ""),
+        pools_reimaged=",".join(payload.get("poolsReimaged", [])),
+        source=payload.get("source", ""),
+    )

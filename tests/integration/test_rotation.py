@@ -1,0 +1,160 @@
+"""Key rotation end to end: the worker, the emulator's cluster PUT, node-image upgrades of the
+LocalUser pools, the records — with a supplied key, and refusals that write nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+from shared.cli import main
+from shared.keys import fingerprint
+from shared.protocol import WorkKind
+from tests.warden_fixtures import DEV, PROD, set_cli_env
+
+NODEPOOL1 = DEV.id + "/agentPools/nodepool1"
+
+
+def openssh(key) -> str:
+    return key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+
+
+RSA_3072 = openssh(rsa.generate_private_key(65537, 3072).public_key())
+
+
+def cluster_key(emulator, cluster=DEV) -> str:
+    return emulator.cluster_body(cluster.id)["properties"]["linuxProfile"]["ssh"]["publicKeys"][0]["keyData"]
+
+
+def rotate(w, cluster=DEV, public_key: str = "") -> None:
+    from shared.models import Target
+    from shared.triggers.start import request_work
+
+    async def ask(client):
+        await request_work(client, w.runtime.store, Target(cluster), "test", "tester", WorkKind.ROTATE_KEYS, public_key)
+
+    w.functions.with_client(ask)
+    w.functions.run()
+
+
+def test_a_supplied_key_is_put_once_and_only_local_user_pools_are_reimaged(warden, arm_emulator):
+    w = warden()
+    before = arm_emulator.cluster_body(DEV.id)
+    old = fingerprint(cluster_key(arm_emulator))
+    rotate(w, public_key=RSA_3072)
+    assert cluster_key(arm_emulator) == RSA_3072, "the key is PUT as given"
+    after = arm_emulator.cluster_body(DEV.id)
+    kept = {k for k in before["properties"] if k not in ("linuxProfile", "provisioningState", "agentPoolProfiles")}
+    assert {k: after["properties"].get(k) for k in kept} == {k: before["properties"][k] for k in kept}
+    assert w.writes() == [("PUT", "managedClusters/aks-dev-weu"), ("POST", "nodepool1/upgradeNodeImageVersion")]
+    [done] = [r for r in w.runtime.store.list_key_rotations(DEV.key) if r.outcome.value != "planned"]
+    assert (done.outcome.value, done.old_fingerprint, done.fingerprint) == ("succeeded", old, fingerprint(RSA_3072))
+    assert (done.source, done.pools_reimaged, done.secret_id) == ("supplied", "nodepool1", "")
+    assert "spot: sshAccess EntraId" in done.message and "vmpool" in done.message
+    assert w.runtime.store.list_requests(DEV.key) == []
+
+
+def test_a_rotation_in_audit_mode_writes_nothing(warden, arm_emulator):
+    w = warden(mode="audit")
+    rotate(w, public_key=RSA_3072)
+    assert w.writes() == []
+    [row] = [r for r in w.audit() if r.step == "rotate-keys"]
+    assert row.outcome.value == "skipped" and "WARDEN_MODE is audit" in row.message
+
+
+def test_an_automatic_cluster_is_refused_with_the_reason(warden, arm_emulator):
+    from shared.models import ClusterRef
+    from tests.emulator_fixtures import SUB_B
+
+    w = warden(WARDEN_SUBSCRIPTIONS=f"{DEV.subscription},{SUB_B}")
+    auto = ClusterRef(SUB_B, "rg-prod-neu", "aks-auto-neu")
+    rotate(w, auto, RSA_3072)
+    assert w.writes() == []
+    [row] = [r for r in w.runtime.store.list_audit(auto.key) if r.step == "rotate-keys"]
+    assert row.outcome.value == "failed" and "AKS Automatic" in row.message
+
+
+def test_no_key_store_and_no_key_is_exit_2_with_nothing_written(monkeypatch, arm_emulator, azurite, capsys):
+    set_cli_env(monkeypatch, arm_emulator, azurite)
+    monkeypatch.delenv("WARDEN_KEYVAULT_URL", raising=False)
+    assert main(["rotate-keys", "--cluster", DEV.id]) == 2
+    assert "no key store" in capsys.readouterr().err
+    assert [r for r in arm_emulator.requests if r.method != "GET"] == []
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        (openssh(ed25519.Ed25519PrivateKey.generate().public_key()), "AKS accepts only ssh-rsa"),
+        (openssh(rsa.generate_private_key(65537, 1024).public_key()), "at least 2048"),
+        ("-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n", "private key"),
+        ("junk", "not an OpenSSH public key"),
+    ],
+    ids=["ed25519", "rsa-1024", "private-key", "junk"],
+)
+def test_an_unusable_supplied_key_is_exit_2_with_nothing_written(
+    monkeypatch, arm_emulator, azurite, capsys, tmp_path, key, message
+):
+    set_cli_env(monkeypatch, arm_emulator, azurite)
+    path = tmp_path / "key.pub"
+    path.write_text(key)
+    assert main(["rotate-keys", "--cluster", DEV.id, "--public-key", str(path), "--json"]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and captured.out == ""
+    assert [r for r in arm_emulator.requests if r.method != "GET"] == []
+
+
+def test_cli_rotation_with_a_supplied_key(monkeypatch, arm_emulator, azurite, capsys, tmp_path):
+    set_cli_env(monkeypatch, arm_emulator, azurite)
+    path = tmp_path / "key.pub"
+    path.write_text(RSA_3072 + " someone@example\n")
+    assert main(["rotate-keys", "--cluster", PROD.id, "--public-key", str(path), "--json"]) == 0
+    [rotation] = json.loads(capsys.readouterr().out)["rotations"]
+    assert (rotation["outcome"], rotation["fingerprint"]) == ("succeeded", fingerprint(RSA_3072))
+    assert rotation["poolsReimaged"] == ["apps"]
+    assert cluster_key(arm_emulator, PROD) == RSA_3072
+
+
+def test_a_failed_cluster_put_leaves_the_old_key_current_and_a_rerun_completes(warden, arm_emulator):
+    w = warden()
+    old = cluster_key(arm_emulator)
+    arm_emulator.faults.arm("PUT", r"/managedClusters/aks-dev-weu$", 400, code="InvalidParameter", message="Injected.")
+    rotate(w, public_key=RSA_3072)
+    assert cluster_key(arm_emulator) == old
+    assert [m for m, _ in w.writes()] == ["PUT"], "no reimage after a failed key change"
+    [failed] = [r for r in w.runtime.store.list_key_rotations(DEV.key) if r.outcome.value == "failed"]
+    assert failed.old_fingerprint == fingerprint(old) and "kept its old key" in failed.message
+    assert not [r for r in w.runtime.store.list_key_rotations(DEV.key) if r.outcome.value == "succeeded"]
+
+    rotate(w, public_key=RSA_3072)
+    assert cluster_key(arm_emulator) == RSA_3072
+    [done] = [r for r in w.runtime.store.list_key_rotations(DEV.key) if r.outcome.value == "succeeded"]
+    assert done.fingerprint == fingerprint(RSA_3072)
+
+
+def test_a_rotation_asked_during_a_reconcile_waits_for_it(warden, arm_emulator):
+    """The worker runs one item at a time: the cluster PUT never overlaps the pool's operations."""
+    from tests.warden_fixtures import arm_event
+
+    w = warden()
+    asked = []
+
+    def during_the_reconcile(event) -> None:
+        if event.kind == "activity" and event.activity.startswith("start_ssh_update") and not asked:
+            from shared.records import WorkRequest
+
+            asked.append(
+                w.runtime.store.add_request(WorkRequest(DEV.id, "", event.at, WorkKind.ROTATE_KEYS, argument=RSA_3072))
+            )
+
+    w.on_progress = during_the_reconcile
+    w.deliver(arm_event(NODEPOOL1))
+    assert [a.value for a in asked] == ["joined"]
+    writes = [f"{m} {path}" for m, path in w.writes()]
+    put_cluster = writes.index("PUT managedClusters/aks-dev-weu")
+    assert writes[:put_cluster] == ["PUT agentPools/nodepool1", "POST nodepool1/upgradeNodeImageVersion"]
+    # nodepool1 is Disabled by then: its nodes take no SSH key, so the rotation reimages nothing
+    assert writes[put_cluster + 1 :] == []
+    assert cluster_key(arm_emulator) == RSA_3072
