@@ -8,15 +8,20 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
-from shared.errors import ConfigError, OutOfScopeError
+from shared.errors import ConfigError, KeyMaterialError, OutOfScopeError
+from shared.keys import parse_public_key
 from shared.models import Target, validate_pool_name
+from shared.orchestration.key_steps import NO_KEY_STORE
 from shared.orchestration.runtime import runtime
+from shared.protocol import WorkKind
 from shared.triggers.start import StartError, request_work
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 
 STATUS_FUNCTION = "http_status"
 RECONCILE_FUNCTION = "http_reconcile"
+VERIFY_FUNCTION = "http_verify"
+ROTATE_FUNCTION = "http_rotate_keys"
 
 
 class BadRequest(Exception):
@@ -75,18 +80,58 @@ def reconcile_target(body: dict[str, Any]) -> Target:
 @bp.durable_client_input(client_name="client")
 async def http_reconcile(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Start (or join) the reconcile of a cluster or one pool; 202 with the Durable status links."""
+    return await _request_work(req, client, WorkKind.RECONCILE, reconcile_target)
+
+
+@bp.function_name(VERIFY_FUNCTION)
+@bp.route(route="verify", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+async def http_verify(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """`{"cluster"}`: verify sshd on that cluster's sampled nodes now; 202 with the status links."""
+    return await _request_work(req, client, WorkKind.VERIFY, reconcile_target)
+
+
+@bp.function_name(ROTATE_FUNCTION)
+@bp.route(route="rotate-keys", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+async def http_rotate_keys(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """`{"cluster", "publicKey"?}`: a new node SSH key now (generated into Key Vault, or the one given)."""
+    return await _request_work(req, client, WorkKind.ROTATE_KEYS, rotation_target)
+
+
+def rotation_target(body: dict[str, Any]) -> tuple[Target, str]:
+    """`{"cluster", "publicKey"?}`: the cluster and the validated key ("" to generate one)."""
+    body = dict(body)
+    supplied = body.pop("publicKey", None)
+    target = reconcile_target(body)
+    if supplied is None:
+        if runtime().keystore is None:
+            raise BadRequest(400, "NoKeyStore", NO_KEY_STORE)
+        return target, ""
+    if not isinstance(supplied, str):
+        raise BadRequest(400, "InvalidPublicKey", "'publicKey' must be a string: one `ssh-rsa AAAA...` line")
     try:
-        target = reconcile_target(json_body(req))
+        return target, parse_public_key(supplied).openssh
+    except KeyMaterialError as e:
+        raise BadRequest(400, "InvalidPublicKey", f"'publicKey': {e}") from e
+
+
+async def _request_work(req: func.HttpRequest, client, kind: WorkKind, parse) -> func.HttpResponse:
+    """Validate (before any I/O), record the request, answer 202 with the worker's status links."""
+    try:
+        parsed = parse(json_body(req))
     except BadRequest as e:
         return error_response(e.status, e.code, e.message)
     except ConfigError as e:
         return error_response(500, "InvalidConfiguration", str(e))
+    target, argument = parsed if isinstance(parsed, tuple) else (parsed, "")
     try:
-        instance_id, _ = await request_work(client, runtime().store, target, "HTTP request")
+        instance_id, _ = await request_work(client, runtime().store, target, "HTTP request", "", kind, argument)
     except StartError as e:
-        return error_response(
-            503, "ReconcileNotStarted", f"{e}; the request is recorded and waits, try again to start it"
+        code = {WorkKind.RECONCILE: "ReconcileNotStarted", WorkKind.VERIFY: "VerifyNotStarted"}.get(
+            kind, "RotationNotStarted"
         )
+        return error_response(503, code, f"{e}; the request is recorded and waits, try again to start it")
     return client.create_check_status_response(req, instance_id)
 
 

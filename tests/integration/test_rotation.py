@@ -158,3 +158,49 @@ def test_a_rotation_asked_during_a_reconcile_waits_for_it(warden, arm_emulator):
     # nodepool1 is Disabled by then: its nodes take no SSH key, so the rotation reimages nothing
     assert writes[put_cluster + 1 :] == []
     assert cluster_key(arm_emulator) == RSA_3072
+
+
+def http(w, function: str, body) -> tuple[int, dict]:
+    response = w.functions.http(function, "POST", "http://localhost/api/x", body)
+    return response.status_code, json.loads(response.get_body())
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"cluster": DEV.id, "publicKey": "junk"}, 400, "InvalidPublicKey"),
+        (
+            {"cluster": DEV.id, "publicKey": openssh(ed25519.Ed25519PrivateKey.generate().public_key())},
+            400,
+            "InvalidPublicKey",
+        ),
+        ({"cluster": DEV.id, "publicKey": 5}, 400, "InvalidPublicKey"),
+        ({"cluster": DEV.id}, 400, "NoKeyStore"),
+        ({"cluster": DEV.id, "publicKey": RSA_3072, "extra": 1}, 400, "InvalidBody"),
+        ({"cluster": DEV.id.replace(DEV.subscription, "99999999-9999-9999-9999-999999999999")}, 403, "OutOfScope"),
+    ],
+    ids=["junk", "ed25519", "not-a-string", "no-key-store", "unknown-field", "out-of-scope"],
+)
+def test_http_rotate_keys_refuses_bad_requests_before_any_write(warden, arm_emulator, body, status, code):
+    from shared.triggers.http_api import ROTATE_FUNCTION
+
+    w = warden()
+    got, answer = http(w, ROTATE_FUNCTION, body)
+    assert (got, answer["error"]["code"]) == (status, code)
+    assert arm_emulator.requests == [] and w.runtime.store.list_requests(DEV.key) == []
+
+
+def test_http_rotate_keys_and_verify_answer_202_and_run_as_cluster_work(warden, arm_emulator):
+    from shared.triggers.http_api import ROTATE_FUNCTION, VERIFY_FUNCTION
+
+    w = warden()
+    response = w.functions.http(
+        ROTATE_FUNCTION, "POST", "http://localhost/api/rotate-keys", {"cluster": DEV.id, "publicKey": RSA_3072}
+    )
+    assert response.status_code == 202 and "statusQueryGetUri" in json.loads(response.get_body())
+    response = w.functions.http(VERIFY_FUNCTION, "POST", "http://localhost/api/verify", {"cluster": DEV.id})
+    assert response.status_code == 202
+    w.functions.run()
+    assert cluster_key(arm_emulator) == RSA_3072
+    assert [r.outcome.value for r in w.audit() if r.step == "rotate-keys"] == ["succeeded"]
+    assert {r.step for r in w.audit()} >= {"rotate-keys", "verify"}
