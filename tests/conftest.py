@@ -3,7 +3,8 @@
 `azurite`: one Azurite Table service for the whole session, on a free loopback port in a
 temporary directory; yields its connection string and always stops it.
 `store`: a `WardenStore` on tables of its own (a unique table prefix), dropped afterwards.
-The ARM emulator fixtures (`arm_emulator`, `start_arm_emulator`) come from tests/emulator_fixtures.py.
+The ARM emulator fixtures (`arm_emulator`, `start_arm_emulator`) come from tests/emulator_fixtures.py;
+the loopback Key Vault (`keyvault`, `keyvault_store`) from tests/keyvault_fake.py.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 from shared.adapters.store import WardenStore
 from shared.local.azurite import start_azurite
 
-pytest_plugins = ["tests.emulator_fixtures", "tests.warden_fixtures", "tests.topic_receiver"]
+pytest_plugins = ["tests.emulator_fixtures", "tests.warden_fixtures", "tests.topic_receiver", "tests.keyvault_fake"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -39,6 +39,8 @@ def prepare(rt, ref: ClusterRef, cluster: Cluster, payload: dict) -> Result:
     if not rt.settings.enforcing:
         return succeeded(skipped=f"WARDEN_MODE is {rt.settings.mode}: no key generated, nothing written", **common)
     planned = _planned(rt, ref, payload["instanceId"])
+    if planned is not None and planned.source == "generated" and not planned.secret_id:
+        planned = _stored_earlier(rt, ref, planned)  # the key of a run that stopped after storing it
     if planned is None and not payload.get("publicKey") and rt.keystore is None:
         return failed(FailureKind.PERMANENT, "NoKeyStore", NO_KEY_STORE)
     if planned is None:
@@ -46,7 +48,6 @@ def prepare(rt, ref: ClusterRef, cluster: Cluster, payload: dict) -> Result:
             planned = _new_key(rt, ref, payload, old)
         except KeyMaterialError as e:
             return failed(FailureKind.PERMANENT, "UnusableKey", str(e))
-        rt.store.record_key_rotation(planned)
     return succeeded(
         publicKey=planned.public_key,
         fingerprint=planned.fingerprint,
@@ -59,21 +60,36 @@ def prepare(rt, ref: ClusterRef, cluster: Cluster, payload: dict) -> Result:
 
 
 def _planned(rt, ref: ClusterRef, instance_id: str) -> KeyRotation | None:
+    """This rotation's latest planned key (a re-run reuses it rather than make a second one)."""
     rows = [r for r in rt.store.list_key_rotations(ref.key) if r.instance_id == instance_id]
-    return next((r for r in rows if r.outcome is Outcome.PLANNED), None)
+    return next((r for r in reversed(rows) if r.outcome is Outcome.PLANNED), None)
+
+
+def _stored_earlier(rt, ref: ClusterRef, planned: KeyRotation) -> KeyRotation | None:
+    stored = rt.keystore.find_by_fingerprint(ref.id, planned.fingerprint) if rt.keystore else None
+    if stored is None:
+        return None  # the run stopped before the key was stored: that key is gone, make another
+    return replace(planned, secret_id=stored.secret_id, secret_version=stored.version)
 
 
 def _new_key(rt, ref: ClusterRef, payload: dict, old: str) -> KeyRotation:
+    """The planned row goes first (fingerprint only), then the private key to the store, read
+    back before anything changes; the row with the secret's id goes last."""
     row = KeyRotation(
         ref.id, datetime.now(UTC), "", Outcome.PLANNED, instance_id=payload["instanceId"], old_fingerprint=old
     )
     if payload.get("publicKey"):
-        key = parse_public_key(payload["publicKey"])
-        return _with_key(row, key, source="supplied")
+        planned = _with_key(row, parse_public_key(payload["publicKey"]), source="supplied")
+        rt.store.record_key_rotation(planned)
+        return planned
     pair = generate_key_pair()
+    planned = _with_key(row, pair.public, "generated")
+    rt.store.record_key_rotation(planned)
     stored = rt.keystore.store_private_key(ref.id, pair.private_pem, pair.public.fingerprint)
-    rt.keystore.verify_stored(stored, pair.public.fingerprint)  # read back before the cluster changes
-    return replace(_with_key(row, pair.public, "generated"), secret_id=stored.secret_id, secret_version=stored.version)
+    rt.keystore.verify_stored(stored, pair.public.fingerprint)
+    planned = replace(planned, time=datetime.now(UTC), secret_id=stored.secret_id, secret_version=stored.version)
+    rt.store.record_key_rotation(planned)
+    return planned
 
 
 def _with_key(row: KeyRotation, key: PublicKey, source: str) -> KeyRotation:

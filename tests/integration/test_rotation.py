@@ -204,3 +204,63 @@ def test_http_rotate_keys_and_verify_answer_202_and_run_as_cluster_work(warden, 
     assert cluster_key(arm_emulator) == RSA_3072
     assert [r.outcome.value for r in w.audit() if r.step == "rotate-keys"] == ["succeeded"]
     assert {r.step for r in w.audit()} >= {"rotate-keys", "verify"}
+
+
+# --- generated keys: the private half in Key Vault (the HTTPS fake), nowhere else --------------------
+
+
+def test_a_generated_key_is_stored_before_the_put_and_no_private_key_shows_anywhere(
+    warden, arm_emulator, keyvault, keyvault_store, receiver, caplog, capsys
+):
+    import logging
+
+    from shared.cli.rotate import report_rotations
+    from shared.keys import parse_public_key, public_key_of
+
+    caplog.set_level(logging.DEBUG)
+    w = warden(store_options={"keystore": keyvault_store}, WARDEN_EVENTS_ENDPOINT=receiver.url)
+    stored_before_put = []
+
+    def before_the_put(event) -> None:
+        if event.kind == "activity" and event.activity == "start_key_update_activity":
+            stored_before_put.append([v for _, versions in keyvault.secrets.values() for v in versions])
+
+    w.on_progress = before_the_put
+    rotate(w)
+    new_key = parse_public_key(cluster_key(arm_emulator))
+    assert new_key.bits >= 3072 and new_key.openssh.startswith("ssh-rsa ")
+    assert [m for m, path in w.writes() if path.endswith("aks-dev-weu")] == ["PUT"], "exactly one cluster PUT"
+    [[stored]] = stored_before_put
+    assert public_key_of(stored.value).fingerprint == new_key.fingerprint, "the private half was in Key Vault first"
+    assert stored.tags["fingerprint"] == new_key.fingerprint and stored.tags["clusterId"].lower() == DEV.key
+
+    report_rotations(w.functions, True, [])  # what the CLI prints
+    printed = capsys.readouterr()
+    everything = "\n".join(
+        [
+            caplog.text,
+            printed.out + printed.err,
+            json.dumps(receiver.events),
+            json.dumps(
+                [w.functions.durable.history(s.instance_id) for s in w.functions.durable.statuses()], default=str
+            ),
+            *(json.dumps(r, default=str) for r in _all_rows(w)),
+        ]
+    )
+    secret_body = "".join(stored.value.splitlines()[1:-1])
+    for chunk in (secret_body[i : i + 40] for i in range(0, len(secret_body) - 40, 200)):
+        assert chunk not in everything
+    assert "PRIVATE KEY" not in everything
+    [done] = [r for r in w.runtime.store.list_key_rotations(DEV.key) if r.outcome.value == "succeeded"]
+    assert (done.secret_id, done.source, done.fingerprint) == (stored.id, "generated", new_key.fingerprint)
+
+
+def _all_rows(w) -> list:
+    store = w.runtime.store
+    return [
+        *store.list_audit(),
+        *store.list_key_rotations(),
+        *store.list_pool_states(),
+        *store.list_node_checks(),
+        *store.list_requests(DEV.key),
+    ]
