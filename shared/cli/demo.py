@@ -3,7 +3,8 @@
 1. `plan`, the read-only report (what ARM says); 2. `verify`, what the nodes say: a pool whose
 config is right but one of whose nodes runs sshd again is caught, reimaged and verified ok;
 3. `handle-event` with a pool write on a LocalUser pool, enforced end to end and verified;
-4. the audit trail; 5. the node evidence the warden keeps; 6. `plan` again. With `--json` each
+4. the audit trail; 5. the node evidence the warden keeps; 6. a key rotation (private key to a
+local file store that says it is one); 7. `plan` again. With `--json` each
 step prints its JSON document on stdout; the narration stays on stderr.
 """
 
@@ -11,10 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 
-from shared.cli import EXIT_OK, plan, run, verify
+from shared.cli import EXIT_OK, plan, rotate, run, verify
 from shared.config import Settings
 from shared.local.demo import DEMO_EVENT, local_stack, say
+from shared.local.keystore import LocalFileKeyStore
 from shared.models import Target, to_json
 from shared.orchestration import runtime
 from shared.records import clip
@@ -53,9 +56,23 @@ def run_demo(args: argparse.Namespace) -> int:
         print(_checks_json() if args.json else _checks_table())
         say(f"   ARM writes in all: {_writes(arm)} (run-commands only read the nodes: {_run_commands(arm)})")
 
-        say("6. plan again")
+        say("6. rotate-keys: a new node SSH key for aks-prod-weu (RSA 3072; only its LocalUser pools are reimaged)")
+        with tempfile.TemporaryDirectory(prefix="warden-demo-keys-") as keys:
+            store = LocalFileKeyStore(keys)
+            say(f"   private keys go to a {store.describe()} (on Azure: Key Vault, WARDEN_KEYVAULT_URL)")
+            codes.append(
+                rotate.run_rotate(argparse.Namespace(cluster=_prod_id(), public_key=None, json=args.json), store)
+            )
+
+        say("7. plan again")
         codes.append(plan.run_plan(args))
     return max(codes) if any(codes) else EXIT_OK
+
+
+def _prod_id() -> str:
+    """aks-prod-weu of the sample fleet: the cluster the event did not touch."""
+    event = _event_target().cluster
+    return event.id.replace(event.resource_group, "rg-prod-weu").replace(event.name, "aks-prod-weu")
 
 
 def _event_target() -> Target:

@@ -25,14 +25,15 @@ from shared.triggers.start import StartError, request_work
 ACTOR = "cli"
 
 
-def run_rotate(args: argparse.Namespace) -> int:
+def run_rotate(args: argparse.Namespace, keystore=None) -> int:
+    """`keystore`: a local key store instead of Key Vault (the demo's, which says so)."""
     settings = Settings.from_env()
     try:
         target = reconcile_target({"cluster": args.cluster})
     except BadRequest as e:
         raise BadInput(f"{e.code}: {e.message}") from e
     public_key = _supplied_key(args.public_key) if args.public_key else ""
-    with local_functions(settings) as functions:
+    with local_functions(settings, keystore) as functions:
         if not public_key and runtime.runtime().keystore is None:
             raise BadInput(NO_KEY_STORE)
         errors = functions.with_client(lambda client: _request(client, target, public_key))

@@ -101,8 +101,9 @@ def _verdict(event: RawEvent, settings: Settings) -> Hint | Drop:
 
 
 @contextmanager
-def local_functions(settings: Settings) -> Iterator[LocalFunctions]:
-    runtime.install(runtime.build(settings))
+def local_functions(settings: Settings, keystore=None) -> Iterator[LocalFunctions]:
+    """The app's functions on this machine; `keystore`: another key store than WARDEN_KEYVAULT_URL's."""
+    runtime.install(runtime.build(settings, keystore=keystore))
     started = time.monotonic()
 
     def show(event: HostEvent) -> None:
