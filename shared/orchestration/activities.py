@@ -335,11 +335,13 @@ def _sampled_nodes(rt, cluster, pool, scale_sets: dict, payload: dict) -> list[d
     if not instances:
         return "the pool has no nodes"
     chosen = node_checks.sample(list(instances), rt.settings.policy.verify_sample, payload["call"]["id"])
+    desired = rt.settings.policy.decide(cluster, pool).desired
     return [
         {
             "pool": pool.name,
             "os": pool.os_type,
             "mode": pool.ssh_access.value,
+            "desired": desired.value if desired else "",
             "vmss": asdict(vmss),
             "instance": i,
             "powerState": instances[i].power_state,

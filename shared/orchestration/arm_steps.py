@@ -111,7 +111,13 @@ def after_success(rt: Runtime, ref: ClusterRef, payload: dict, step: str, operat
     if step == Step.UPDATE_SSH_ACCESS.value:
         save_state(rt, ref, payload["pool"], configured=payload["mode"], pending=bool(payload.get("reimageOwed")))
     elif step == Step.UPGRADE_NODE_IMAGE.value:
-        save_state(rt, ref, payload["pool"], pending=False, upgraded=(datetime.now(UTC), operation.url))
+        save_state(rt, ref, payload["pool"], pending=False, upgraded=(step_time(payload), operation.url))
+
+
+def step_time(payload: dict) -> datetime:
+    """The orchestration's time of the step: what other steps of it compare with (not the wall clock)."""
+    at = (payload.get("call") or {}).get("at")
+    return datetime.fromisoformat(at) if at else datetime.now(UTC)
 
 
 def find_pool(ref: ClusterRef, pools: list[Pool], name: str) -> Pool:

@@ -59,6 +59,7 @@ def node_check(node: dict, output: RunCommandOutput, at: str) -> dict:
         "instance": node["instance"],
         "os": node["os"],
         "mode": node["mode"],
+        "desired": node.get("desired", ""),
         "verdict": verdict.value,
         "reason": reason,
         "units": state.summary(),
@@ -150,6 +151,7 @@ def _pools(checks: list[dict], skipped: list[dict]) -> list[dict]:
                 "pool": name,
                 "os": nodes[0]["os"],
                 "mode": nodes[0]["mode"],
+                "desired": nodes[0].get("desired", ""),
                 "verdict": verdict.value,
                 "reason": reason,
                 "nodes": nodes_out,
@@ -162,7 +164,8 @@ def _save_pool(rt: Runtime, ref: ClusterRef, pool: dict, now: datetime) -> None:
     drifted = sum(1 for n in pool["nodes"] if n["verdict"] == Verdict.DRIFT)
     verified = Verified(now, len(pool["nodes"]), drifted, pool["verdict"], pool["reason"])
     # Drift on nodes whose pool already has the mode: a reimage is owed (the plan then upgrades).
-    save_state(rt, ref, pool["pool"], verified=verified, pending=True if drifted else None)
+    modes = {"configured": pool["mode"], "desired": pool.get("desired")} if pool.get("desired") else {}
+    save_state(rt, ref, pool["pool"], verified=verified, pending=True if drifted else None, **modes)
 
 
 def _drift_action(rt: Runtime, ref: ClusterRef, pool: dict, now: datetime) -> str:

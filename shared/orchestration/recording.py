@@ -108,6 +108,7 @@ def save_state(
     *,
     plan: PoolPlan | None = None,
     configured: str | None = None,
+    desired: str | None = None,
     pending: bool | None = None,
     upgraded: tuple[datetime, str] | None = None,
     reason: str | None = None,
@@ -128,6 +129,8 @@ def save_state(
             )
         if configured is not None:
             state = replace(state, configured_mode=configured)
+        if desired is not None:
+            state = replace(state, desired_mode=desired)
         if pending is not None:
             state = replace(state, pending_reimage=pending)
         if upgraded is not None:

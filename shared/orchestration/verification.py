@@ -83,6 +83,7 @@ def unknown(node: dict, code: str, reason: str) -> dict:
         "instance": node["instance"],
         "os": node.get("os", ""),
         "mode": node.get("mode", ""),
+        "desired": node.get("desired", ""),
         "verdict": "unknown",
         "reason": reason,
         "runCommand": code,
