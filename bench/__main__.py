@@ -10,18 +10,25 @@ import time
 
 from bench import plan, report
 
-SECTIONS = ("scenarios", "storm", "plan")  # scenarios: sections 1 and 2; storm: 3; plan: 4
+SECTIONS = ("scenarios", "storm", "plan", "verify")  # scenarios: sections 1 and 2; storm: 3; plan: 4; verify: 5
+DEFAULT_SECTIONS = ("scenarios", "storm", "plan")  # verify takes about 6 minutes: only with --only verify
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
-    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=SECTIONS, help="run only these sections")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=SECTIONS,
+        default=DEFAULT_SECTIONS,
+        help="run only these sections (default: all but verify, which takes minutes)",
+    )
     options = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)  # the app's info logs would drown the tables
     began = time.perf_counter()
     figures: dict = {}
-    if {"scenarios", "storm"} & set(options.only):
+    if {"scenarios", "storm", "verify"} & set(options.only):
         figures.update(_on_tables(options.only))
     if "plan" in options.only:
         plan.warm_up()
@@ -35,8 +42,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _on_tables(only: list[str]) -> dict:
-    """The sections that run the whole warden on Azurite (started once for both). Imported
+    """The sections that run the whole warden on Azurite (started once for all). Imported
     here: `--only plan` needs neither the function app nor Azurite."""
+    from bench import verify
     from bench.scenarios import READ_FLOOR, SCENARIOS, STORM_COPIES, measure, storm, warm_up
     from bench.stack import local_tables
 
@@ -48,6 +56,8 @@ def _on_tables(only: list[str]) -> dict:
             figures["read_floor"] = READ_FLOOR
         if "storm" in only:
             figures["storm"] = [_progress(f"storm x{n}", storm, tables, n) for n in STORM_COPIES]
+        if "verify" in only:
+            figures["verify"] = [_progress(f"verify {c.key}", verify.measure, tables, c) for c in verify.CASES]
     return figures
 
 
@@ -59,6 +69,8 @@ def _sections(figures: dict) -> list[str]:
         sections.append(report.storm_section(figures["storm"]))
     if "plan" in figures:
         sections.append(report.plan_section(figures["plan"]))
+    if "verify" in figures:
+        sections.append(report.verify_section(figures["verify"]))
     return sections
 
 

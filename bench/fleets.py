@@ -48,6 +48,29 @@ def many_clusters_fleet(count: int) -> dict:
     return {"clusters": [json.loads(text.replace("aks-dev-weu", f"aks-fleet-{i:03d}")) for i in range(count)]}
 
 
+def verify_fleet(clusters: int, pools: int, nodes: int) -> dict:
+    """`clusters` copies of the dev cluster in one subscription (aks-v0000, aks-v0001, ...: every
+    id, name and node resource group), each with `pools` Ubuntu VMSS pools (pool00, pool01, ...)
+    of `nodes` nodes, made from its `batch` pool: sshAccess Disabled, the nodes imaged so (sshd
+    inactive and disabled), so every check says `ok` and no drift starts a reconcile."""
+    [dev] = [c for c in demo_fleet()["clusters"] if c["managedCluster"]["id"] == DEV_CLUSTER]
+    [template] = [p for p in dev["agentPools"] if p["agentPool"]["name"] == "batch"]
+    template = {k: v for k, v in template.items() if k != "nodes"}  # the emulator boots them from the mode
+    made = []
+    for index in range(clusters):
+        cluster = json.loads(json.dumps(dev).replace("aks-dev-weu", f"aks-v{index:04d}"))
+        cluster_id = cluster["managedCluster"]["id"]
+        cluster["agentPools"] = []
+        for number in range(pools):
+            pool = copy.deepcopy(template)
+            name = f"pool{number:02d}"
+            pool["agentPool"].update(name=name, id=f"{cluster_id}/agentPools/{name}")
+            pool["agentPool"]["properties"].update(count=nodes, mode="System" if number == 0 else "User")
+            cluster["agentPools"].append(pool)
+        made.append(cluster)
+    return {"clusters": made}
+
+
 def write_event(resource_id: str, operation: str = POOL_WRITE, event_id: str | None = None) -> dict:
     """An Event Grid schema ResourceWriteSuccess for an AKS resource, written by a person."""
     return {

@@ -171,3 +171,68 @@ def _outcomes(outcomes: dict[str, int]) -> str:
 
 def _kinds(kinds: dict[str, float]) -> str:
     return " ".join(f"{k}={_cell(v)}" for k, v in kinds.items())
+
+
+def verify_section(results: list[dict]) -> str:
+    timing = [
+        [
+            r["case"],
+            r["clock"],
+            f"{r['clusters']}x{r['pools'] // r['clusters']}x{r['nodes_per_pool']}",
+            r["checks"],
+            _outcomes(r["verdicts"]),
+            f"{r['run_command_seconds']:g}",
+            r["poll_seconds"],
+            r["concurrency"],
+            f"{r['makespan_seconds']:.1f}",
+            f"{r['ideal_seconds']:.0f}",
+            ratio(r["makespan_seconds"], r["ideal_seconds"]),
+            f"{100 * r['slot_use']:.0f}%",
+            r["peak_in_flight"],
+            f"{r['peak_starts_1s']} / {r['peak_starts_10s']}",
+            f"{r['busy_per_check']:.2f}",
+            f"{r['wall_seconds']:.1f}",
+        ]
+        for r in results
+    ]
+    header = [
+        "case",
+        "clock",
+        "clusters x pools x nodes",
+        "checks",
+        "verdicts",
+        "run-command s",
+        "poll s",
+        "bound",
+        "makespan s",
+        "ideal s",
+        "vs ideal",
+        "slot use",
+        "peak in flight",
+        "peak starts 1 s / 10 s",
+        "busy/check",
+        "wall s",
+    ]
+    title = (
+        "5. Fleet verification: verify every cluster, run to idle; ideal = ceil(checks / bound) x run-command s\n"
+        "   (bound: WARDEN_VERIFY_CONCURRENCY, one subscription; makespan on the Durable host's clock, which the\n"
+        "   emulator's run-commands follow; wall s: this machine's seconds for the whole local stack)"
+    )
+    requests = [
+        [
+            r["case"],
+            f"{r['arm_per_check']:.2f}",
+            _kinds({k: v / r["checks"] for k, v in r["arm"].items()}),
+            f"{r['tables_per_100_rows']:.0f}",
+            _kinds(r["tables_per_100_rows_by_table"]),
+            f"{r['history_per_check']:.1f}",
+        ]
+        for r in results
+    ]
+    header2 = ["case", "ARM/check", "ARM/check by kind", "Table/100 rows", "Table/100 rows by table", "history/check"]
+    return "\n\n".join(
+        [
+            table(title, header, timing),
+            table("   requests: ARM per node check; Table Storage per 100 node rows", header2, requests),
+        ]
+    )

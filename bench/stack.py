@@ -12,7 +12,7 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -21,6 +21,7 @@ from shared.config import Settings
 from shared.local.arm_emulator import ArmEmulator
 from shared.local.azurite import start_azurite
 from shared.local.durable_host import HostEvent, VirtualClock
+from shared.local.durable_host.clock import Clock
 from shared.local.functions_host import LocalFunctions
 from shared.orchestration import names, runtime
 
@@ -38,18 +39,32 @@ def local_tables() -> Iterator[str]:
 class Run:
     """One scenario: `deliver()` events, then read the ARM requests and orchestration histories."""
 
-    def __init__(self, tables: str, fleet: dict, *, lro_polls: int = 1, policy: dict | None = None):
-        self.emulator = ArmEmulator(fleet, lro_polls=lro_polls)
+    def __init__(
+        self,
+        tables: str,
+        fleet: dict,
+        *,
+        lro_polls: int = 1,
+        policy: dict | None = None,
+        env: dict[str, str] | None = None,
+        clock: Clock | None = None,
+        emulator_options: dict | None = None,
+        store_options: dict | None = None,
+    ):
+        """`env` overrides settings (e.g. WARDEN_POLL_SECONDS); `clock` is the Durable host's
+        (a virtual clock from START by default); `emulator_options` and `store_options` go to
+        `ArmEmulator` and `runtime.build` (e.g. a counting `transport`)."""
+        self.emulator = ArmEmulator(fleet, lro_polls=lro_polls, **(emulator_options or {}))
         self.emulator.start()
         self._runtime = None
         self._functions = None
         try:
-            self._open(tables, policy or {"default": "Disabled"})
+            self._open(tables, policy or {"default": "Disabled"}, env or {}, clock, store_options or {})
         except BaseException:
             self.close()
             raise
 
-    def _open(self, tables: str, policy: dict) -> None:
+    def _open(self, tables: str, policy: dict, env: dict, clock: Clock | None, store_options: dict) -> None:
         settings = Settings.from_env(
             {
                 "WARDEN_SUBSCRIPTIONS": SUBSCRIPTION,
@@ -58,12 +73,30 @@ class Run:
                 "AZURE_RESOURCE_MANAGER_ENDPOINT": self.emulator.base_url,
                 "WARDEN_TABLES": tables,
                 "WARDEN_POLL_SECONDS": "10",
+                **env,
             }
         )
-        self._runtime = runtime.build(settings, table_prefix=f"b{uuid.uuid4().hex[:10]}", retry_total=0)
+        self._runtime = runtime.build(
+            settings, table_prefix=f"b{uuid.uuid4().hex[:10]}", retry_total=0, **store_options
+        )
         runtime.install(self._runtime)
-        self.progress: list[HostEvent] = []
-        self._functions = LocalFunctions(clock=VirtualClock(START), on_progress=self.progress.append).__enter__()
+        self.continued_as_new = 0
+        self.watchers: list[Callable[[HostEvent], None]] = []  # called with every progress notice
+        self.clock = clock or VirtualClock(START)
+        self._functions = LocalFunctions(clock=self.clock, on_progress=self._on_progress).__enter__()
+
+    def _on_progress(self, event: HostEvent) -> None:
+        self.continued_as_new += event.kind == "continued-as-new"
+        for watcher in self.watchers:
+            watcher(event)
+
+    @property
+    def runtime(self) -> runtime.Runtime:
+        return self._runtime
+
+    @property
+    def functions(self) -> LocalFunctions:
+        return self._functions
 
     def close(self) -> None:
         try:
@@ -90,11 +123,18 @@ class Run:
         return time.perf_counter() - began
 
     def arm_counts(self) -> dict[str, int]:
-        """ARM requests served: reads (GET), writes, and the reads by what they read."""
-        requests = self.emulator.requests
-        kinds = Counter(read_kind(r.path) for r in requests if r.method == "GET")
-        writes = sum(1 for r in requests if r.method in WRITE_METHODS)
-        return {"reads": sum(kinds.values()), "writes": writes, **{f"reads.{k}": v for k, v in sorted(kinds.items())}}
+        """AKS requests served (enforcement): reads (GET), writes, and the reads by what they read;
+        and apart, the Compute requests of the verification that follows each remediation."""
+        aks = [r for r in self.emulator.requests if "/microsoft.containerservice/" in r.path.lower()]
+        kinds = Counter(read_kind(r.path) for r in aks if r.method == "GET")
+        writes = sum(1 for r in aks if r.method in WRITE_METHODS)
+        verify = len(self.emulator.requests) - len(aks)
+        return {
+            "reads": sum(kinds.values()),
+            "writes": writes,
+            "verify_requests": verify,
+            **{f"reads.{k}": v for k, v in sorted(kinds.items())},
+        }
 
     def histories(self) -> dict[str, int]:
         """History events per orchestration name, summed over instances (current executions),
@@ -103,14 +143,13 @@ class Run:
         totals: Counter[str] = Counter()
         for status in durable.statuses():
             totals[status.name] += durable.history_length(status.instance_id)
-        continued = sum(1 for e in self.progress if e.kind == "continued-as-new")
         return {
             # The worker's last execution (its earlier ones end by continue-as-new and are not kept).
             "worker": totals[names.CLUSTER_WORKER],
             "cluster": totals[names.RECONCILE_CLUSTER],
             "pools": totals[names.RECONCILE_POOL],
             "pool_instances": sum(1 for s in durable.statuses() if s.name == names.RECONCILE_POOL),
-            "continued_as_new": continued,
+            "continued_as_new": self.continued_as_new,
         }
 
     def outcomes(self) -> dict[str, int]:

@@ -28,7 +28,8 @@ from shared.models import Cluster, Pool, SshAccess
 
 IGNORE = "ignore"
 OS_TYPES = ("Linux", "Windows")
-UPGRADE_WINDOWS = ("immediate", "nodeOSSchedule")
+NODE_OS_WINDOW = "nodeOSSchedule"  # upgrade.window: node-image upgrades only in the node-OS window
+UPGRADE_WINDOWS = ("immediate", NODE_OS_WINDOW)
 MATCH_FIELDS = ("subscription", "resourceGroup", "cluster", "pool", "os", "clusterTags")
 DEFAULT_POLICY_JSON = '{"default": "Disabled"}'
 DEFAULT_SAMPLE = 2  # nodes verified per pool

@@ -35,3 +35,21 @@ def _unique(values) -> list[str]:
     for value in values:
         seen.setdefault(value.lower(), value)
     return list(seen.values())
+
+
+UNREADABLE = "unreadable"  # a kind no worker does: the row is recorded as failed and removed
+
+
+def unreadable_items(rows: list[tuple[str, str, str]]) -> list[dict[str, Any]]:
+    """Rows that are no readable request (RowKey, ETag, why), as items the worker drops, recorded."""
+    return [
+        {
+            "kind": UNREADABLE,
+            "pools": None,
+            "reason": clip(why, TEXT_LIMIT),
+            "actor": "",
+            "argument": "",
+            "rows": [[key, etag]],
+        }
+        for key, etag, why in rows
+    ]

@@ -218,17 +218,24 @@ class WardenStore:
             )
             for record in records
         ]
-        if key and records:
-            if len(records) >= MAX_TRANSACTION_OPERATIONS or len({r.partition_key for r in records}) > 1:
-                raise ValueError("an idempotent audit write must fit one transaction of one cluster")
-            operations.append(("create", to_entity(records[-1], records[-1].partition_key, once_row_key(key))))
-        try:
+        if not key or not records:
             self._submit(AUDIT_TABLE, operations)
-        except StoreConflictError:
-            if key is None:
-                raise
-            return False
-        return True
+            return True
+        if len({r.partition_key for r in records}) > 1:
+            raise ValueError("an idempotent audit write holds the rows of one cluster")
+        # Each transaction carries its own marker: a re-run skips the chunks already written.
+        per_chunk, first = MAX_TRANSACTION_OPERATIONS - 1, False
+        for index, start in enumerate(range(0, len(records), per_chunk)):
+            chunk_records = records[start : start + per_chunk]
+            marker = to_entity(
+                chunk_records[-1], chunk_records[-1].partition_key, once_row_key(f"{key}-{index}" if index else key)
+            )
+            try:
+                self._submit(AUDIT_TABLE, [*operations[start : start + per_chunk], ("create", marker)])
+                first = True
+            except StoreConflictError:
+                continue
+        return first
 
     def step_receipt(self, cluster_key: str, key: str) -> AuditRecord | None:
         """What a step keyed `key` recorded, if it already ran (see `append_audit`)."""
@@ -284,9 +291,13 @@ class WardenStore:
 
     # --- key rotations ----------------------------------------------------------------
 
-    def record_key_rotation(self, rotation: KeyRotation) -> None:
-        row_key = chronological_row_key(rotation.time, next(_sequence), secrets.token_hex(4))
-        self._submit(KEY_ROTATIONS_TABLE, [("create", to_entity(rotation, rotation.partition_key, row_key))])
+    def record_key_rotation(self, rotation: KeyRotation, key: str | None = None) -> None:
+        """Append a rotation row. `key` (an orchestration step's id) writes it once: a re-run of
+        the step finds it written. Its time should then be the step's, the same on every run."""
+        nonce = secrets.token_hex(4) if key is None else key.replace("-", "")[:16]
+        row_key = chronological_row_key(rotation.time, 0 if key else next(_sequence), nonce)
+        operation = ("create", to_entity(rotation, rotation.partition_key, row_key))
+        self._submit(KEY_ROTATIONS_TABLE, [operation], written_before_ok=key is not None)
 
     def list_key_rotations(self, cluster_key: str | None = None) -> list[KeyRotation]:
         """Rotations of one cluster (or all), oldest first."""
@@ -309,8 +320,9 @@ class WardenStore:
             marker = _find(rows, WORKER_ROW)
             is_open = bool(marker and marker.get("Open"))
             existing = _find(rows, request.row_key)
-            if existing is not None and not existing.get("Lease") and is_open:
-                return Admission.PENDING  # the same target already waits for this worker
+            same = existing is not None and existing.get("Argument", "") == request.argument
+            if same and not existing.get("Lease") and is_open:
+                return Admission.PENDING  # the same request already waits for this worker
             try:
                 self._write_request(request, marker)
             except StoreConflictError:
@@ -331,10 +343,14 @@ class WardenStore:
                 [("upsert", entity, {"mode": UpdateMode.REPLACE}), marker_op]
             )
 
-    def lease_requests(self, cluster_key: str, lease: str, attempts: int = 5) -> list[WorkRequest]:
+    def lease_requests(
+        self, cluster_key: str, lease: str, attempts: int = 5
+    ) -> tuple[list[WorkRequest], list[tuple[str, str, str]]]:
         """Mark the cluster's requests taken by `lease` and return them (with their new ETags),
-        oldest first. Rows already held by `lease` (a re-run after a lost completion) are
-        returned as they are; rows of any other lease belong to a worker that is gone."""
+        oldest first, and apart the rows that are no readable request: (RowKey, ETag, why) —
+        leased too, so that one bad row is recorded and removed instead of blocking the queue.
+        Rows already held by `lease` (a re-run after a lost completion) are returned as they
+        are; rows of any other lease belong to a worker that is gone."""
         for _ in range(attempts):
             rows = [e for e in self._query(REQUESTS_TABLE, cluster_key) if e["RowKey"] != WORKER_ROW]
             updates = [e for e in rows if e.get("Lease") != lease]
@@ -342,18 +358,14 @@ class WardenStore:
                 etags = self._lease(updates, lease)
             except StoreConflictError:
                 continue  # a request was renewed meanwhile: read again
-            return sorted(
-                (
-                    _record(
-                        WorkRequest,
-                        {**e, "Lease": lease},
-                        etag=etags.get(e["RowKey"], e.metadata["etag"]),
-                        stored_key=e["RowKey"],
-                    )
-                    for e in rows
-                ),
-                key=lambda r: r.time,
-            )
+            requests, unreadable = [], []
+            for e in rows:
+                etag = etags.get(e["RowKey"], e.metadata["etag"])
+                try:
+                    requests.append(_record(WorkRequest, {**e, "Lease": lease}, etag=etag, stored_key=e["RowKey"]))
+                except StoreError as error:
+                    unreadable.append((e["RowKey"], etag, str(error)))
+            return sorted(requests, key=lambda r: r.time), unreadable
         raise StoreConflictError(f"requests of {cluster_key} kept changing; gave up after {attempts} attempts")
 
     def _lease(self, rows: list, lease: str) -> dict[str, str]:
@@ -376,6 +388,15 @@ class WardenStore:
                 results = table.submit_transaction(operations)
             etags.update({e["RowKey"]: r["etag"] for e, r in zip(chunk, results, strict=True)})
         return etags
+
+    def request_taken(self, cluster_key: str, row_key: str) -> bool:
+        """Whether a worker has leased (or already finished) the request `row_key`."""
+        try:
+            with _translated(f"read request {row_key!r}"):
+                entity = self._table(REQUESTS_TABLE).get_entity(cluster_partition(cluster_key), row_key)
+        except StoreNotFoundError:
+            return True
+        return bool(entity.get("Lease"))
 
     def finish_requests(self, cluster_key: str, rows: Iterable[tuple[str, str]]) -> int:
         """Delete leased requests whose work is recorded: (RowKey, ETag) pairs. A row renewed

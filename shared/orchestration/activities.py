@@ -11,17 +11,18 @@ from dataclasses import asdict, replace
 from datetime import UTC, datetime
 
 from shared.adapters.publisher import OutcomeKind
-from shared.errors import ArmError, NotFoundError, OperationFailedError, Superseded
+from shared.errors import ArmError, KeyStoreError, NotFoundError, OperationFailedError, Superseded
 from shared.models import Operation, SshAccess, Vmss
 from shared.orchestration import arm_steps, key_steps, node_checks, verification
 from shared.orchestration.envelope import activity, arm_failure, cluster_ref
 from shared.orchestration.recording import Entry, audit, pool_state, publish, save_state
 from shared.orchestration.runtime import runtime
 from shared.plan import Status, Step, plan_pool
+from shared.policy import NODE_OS_WINDOW
 from shared.protocol import FailureKind, Outcome, Result, WorkKind, failed, succeeded
 from shared.records import WorkRequest
 from shared.sshd import script_for
-from shared.work import work_items
+from shared.work import unreadable_items, work_items
 
 # --- the worker's queue ---------------------------------------------------------------------
 
@@ -29,8 +30,8 @@ from shared.work import work_items
 @activity
 def lease_requests(payload: dict) -> Result:
     rt, ref = runtime(), cluster_ref(payload)
-    requests = rt.store.lease_requests(ref.key, payload["lease"])
-    return succeeded(work=work_items(requests), pollSeconds=rt.settings.poll_seconds)
+    requests, unreadable = rt.store.lease_requests(ref.key, payload["lease"])
+    return succeeded(work=work_items(requests) + unreadable_items(unreadable), pollSeconds=rt.settings.poll_seconds)
 
 
 @activity
@@ -81,7 +82,7 @@ def plan_pool_activity(payload: dict) -> Result:
             pending_reimage=bool(state and state.pending_reimage),
         )
         # The window is read only where an upgrade will wait for it.
-        waits = Step.UPGRADE_NODE_IMAGE in plan.steps and rt.settings.policy.upgrade_window == "nodeOSSchedule"
+        waits = Step.UPGRADE_NODE_IMAGE in plan.steps and rt.settings.policy.upgrade_window == NODE_OS_WINDOW
         window = arm_steps.node_os_window(rt, ref) if waits else None
     except ArmError as e:
         return arm_steps.arm_failed(rt, payload, "plan", e)
@@ -245,7 +246,7 @@ def plan_verification(payload: dict) -> Result:
     rt, ref = runtime(), cluster_ref(payload)
     poll = rt.settings.poll_seconds
     if why := arm_steps.out_of_scope(rt, ref):
-        return succeeded(nodes=[], skipped=[{"pool": "*", "reason": why}], pollSeconds=poll)
+        return succeeded(nodes=[], skipped=[{"pool": "*", "reason": why, "phantom": True}], pollSeconds=poll)
     try:
         cluster, pools = rt.arm.get_cluster(ref), rt.arm.list_pools(ref)
         scale_sets = rt.arm.list_pool_scale_sets(cluster)
@@ -270,16 +271,14 @@ def start_node_check(payload: dict) -> Result:
     if not rt.store.acquire_slot(
         vmss.subscription, payload["instanceId"], rt.settings.verify_concurrency, now, node_checks.SLOT_TTL
     ):
-        return succeeded(
-            busy=[
-                f"all {rt.settings.verify_concurrency} run-command slots of subscription {vmss.subscription} are taken"
-            ]
-        )
+        taken = f"all {rt.settings.verify_concurrency} run-command slots of subscription {vmss.subscription} are taken"
+        return succeeded(busy=[taken], retryAfter=node_checks.SLOT_RETRY_SECONDS)
     command, script = script_for(payload["os"])
     try:
         operation = rt.arm.start_run_command(vmss, payload["instance"], list(script), command_id=command)
     except ArmError as e:
-        rt.store.release_slot(vmss.subscription, payload["instanceId"])
+        if not e.retryable:  # a retry keeps the slot (a 409 may be this check's own earlier send)
+            rt.store.release_slot(vmss.subscription, payload["instanceId"])
         return Result(False, error=arm_failure(e))
     return succeeded(operation=asdict(operation))
 
@@ -320,7 +319,9 @@ def _named(pools: list, names: list[str] | None, skipped: list[dict]) -> list:
     wanted = {n.lower() for n in names}
     found = [p for p in pools if p.name.lower() in wanted]
     missing = wanted - {p.name.lower() for p in found}
-    skipped += [{"pool": name, "reason": "no such pool in the cluster (deleted?)"} for name in sorted(missing)]
+    skipped += [
+        {"pool": n, "reason": "no such pool in the cluster (deleted?)", "phantom": True} for n in sorted(missing)
+    ]
     return found
 
 
@@ -365,7 +366,11 @@ def prepare_rotation(payload: dict) -> Result:
         return arm_steps.arm_failed(rt, payload, "read-cluster", e)
     if why := key_steps.cannot_take_a_key(cluster):
         return failed(FailureKind.PERMANENT, "CannotRotate", why)
-    return key_steps.prepare(rt, ref, cluster, payload)
+    try:
+        return key_steps.prepare(rt, ref, cluster, payload)
+    except KeyStoreError as e:  # its message names the store and the secret, never the key
+        kind = FailureKind.TRANSIENT if e.retryable else FailureKind.PERMANENT
+        return failed(kind, e.code or "KeyStoreError", str(e), retryable=e.retryable, status=e.status)
 
 
 @activity
@@ -393,7 +398,7 @@ def plan_key_reimages(payload: dict) -> Result:
         cluster, pools = rt.arm.get_cluster(ref), rt.arm.list_pools(ref)
         reimage, later = key_steps.pools_to_reimage(cluster, pools)
         window = rt.settings.policy.upgrade_window
-        maintenance = arm_steps.node_os_window(rt, ref) if reimage and window == "nodeOSSchedule" else None
+        maintenance = arm_steps.node_os_window(rt, ref) if reimage and window == NODE_OS_WINDOW else None
     except ArmError as e:
         return arm_steps.arm_failed(rt, payload, "upgrade-node-image", e)
     return succeeded(reimage=reimage, later=later, upgradeWindow=window, maintenanceWindow=maintenance)
@@ -406,7 +411,7 @@ def record_rotation(payload: dict) -> Result:
     rt, ref = runtime(), cluster_ref(payload)
     outcome = Outcome(payload["outcome"])
     if payload.get("fingerprint") or outcome is not Outcome.SKIPPED:
-        rt.store.record_key_rotation(key_steps.rotation_row(payload, ref))
+        rt.store.record_key_rotation(key_steps.rotation_row(payload, ref), key=payload["call"]["id"])
     message = f"{payload.get('oldFingerprint') or '?'} -> {payload.get('fingerprint') or '?'}: {payload['reason']}"
     first = audit(rt, payload, Entry("rotate-keys", outcome, message))
     if first and outcome is Outcome.SUCCEEDED:

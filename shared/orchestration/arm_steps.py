@@ -16,7 +16,7 @@ from shared.plan import Step, write_still_applies
 from shared.protocol import Outcome, Result, succeeded
 
 log = logging.getLogger(__name__)
-NODE_OS_SCHEDULE = "aksManagedNodeOSUpgradeSchedule"
+NODE_OS_CONFIGURATION = "aksManagedNodeOSUpgradeSchedule"  # the maintenance configuration's name
 IDLE_STATES = ("succeeded", "failed", "canceled")
 
 
@@ -136,4 +136,4 @@ def busy(cluster: Cluster, pools: list[Pool]) -> list[str]:
 
 def node_os_window(rt: Runtime, ref: ClusterRef) -> dict | None:
     configs = rt.arm.list_maintenance_configurations(ref)
-    return next((dict(c.window) for c in configs if c.name.lower() == NODE_OS_SCHEDULE.lower()), None)
+    return next((dict(c.window) for c in configs if c.name.lower() == NODE_OS_CONFIGURATION.lower()), None)

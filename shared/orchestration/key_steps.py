@@ -69,6 +69,7 @@ def _stored_earlier(rt, ref: ClusterRef, planned: KeyRotation) -> KeyRotation | 
     stored = rt.keystore.find_by_fingerprint(ref.id, planned.fingerprint) if rt.keystore else None
     if stored is None:
         return None  # the run stopped before the key was stored: that key is gone, make another
+    rt.keystore.verify_stored(stored, planned.fingerprint)  # read back, as for a new one
     return replace(planned, secret_id=stored.secret_id, secret_version=stored.version)
 
 
@@ -88,7 +89,7 @@ def _new_key(rt, ref: ClusterRef, payload: dict, old: str) -> KeyRotation:
     stored = rt.keystore.store_private_key(ref.id, pair.private_pem, pair.public.fingerprint)
     rt.keystore.verify_stored(stored, pair.public.fingerprint)
     planned = replace(planned, time=datetime.now(UTC), secret_id=stored.secret_id, secret_version=stored.version)
-    rt.store.record_key_rotation(planned)
+    rt.store.record_key_rotation(planned)  # a re-run reads the newest planned row: this one
     return planned
 
 
@@ -140,9 +141,10 @@ def _why_later(pool: Pool) -> str | None:
 
 
 def rotation_row(payload: dict, ref: ClusterRef) -> KeyRotation:
+    call = payload.get("call") or {}
     return KeyRotation(
         ref.id,
-        datetime.now(UTC),
+        datetime.fromisoformat(call["at"]) if call.get("at") else datetime.now(UTC),
         payload.get("fingerprint", ""),
         Outcome(payload["outcome"]),
         secret_id=payload.get("secretId", ""),

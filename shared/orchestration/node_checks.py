@@ -18,7 +18,10 @@ from shared.protocol import Outcome, WorkKind
 from shared.records import NodeCheck, WorkRequest, safe_excerpt
 from shared.sshd import Verdict, judge, parse_output
 
-SLOT_TTL = timedelta(minutes=30)  # a run-command slot whose holder died is free again after this
+SLOT_RETRY_SECONDS = 20.0  # about how long a run-command takes: a slot frees about that often
+# A run-command slot whose holder died is free again after this: longer than run-command's own
+# 90-minute timeout, so a slot never expires under a command still running.
+SLOT_TTL = timedelta(minutes=100)
 REIMAGE_COOLDOWN = timedelta(hours=6)  # drift found this soon after the warden's own reimage: no second one
 RECONCILE_REQUESTED = "reconcile requested"
 _OUTCOMES = {Verdict.OK: Outcome.SUCCEEDED, Verdict.DRIFT: Outcome.FAILED, Verdict.UNKNOWN: Outcome.SKIPPED}
@@ -82,7 +85,8 @@ def record_checks(rt: Runtime, payload: dict, checks: list[dict], skipped: list[
         rt.store.record_node_checks(rows, key=(payload.get("call") or {}).get("id"))
     pools = _pools(checks, skipped)
     for pool in pools:
-        _save_pool(rt, ref, pool, now)
+        if not pool.pop("phantom", False):
+            _save_pool(rt, ref, pool, now)
         if pool["verdict"] == Verdict.DRIFT:
             pool["action"] = _drift_action(rt, ref, pool, now)
     entries = [(p["pool"], Entry("verify", _OUTCOMES[Verdict(p["verdict"])], _message(p))) for p in pools]
@@ -134,6 +138,7 @@ def _pools(checks: list[dict], skipped: list[dict]) -> list[dict]:
             "verdict": "unknown",
             "reason": s["reason"],
             "nodes": [],
+            "phantom": s.get("phantom", False),  # no such pool: nothing to keep state for
         }
         for s in skipped
     ]

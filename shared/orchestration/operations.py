@@ -23,6 +23,8 @@ from shared.window import MaintenanceWindowError, timer_steps, upgrade_gate
 MAX_ATTEMPTS = 8  # per call: consecutive retryable failures before giving up
 MAX_POLLS = 400  # per long-running operation (backoff caps each wait at 5 minutes)
 MAX_IDLE_WAITS = 120  # waiting for another operation on the cluster to finish
+MAX_WINDOW_WAIT = timedelta(hours=1)  # longer waits end the work item; resync brings it back
+MAX_SLOT_WAITS = 1000  # waiting for a run-command slot of the subscription (~5.5 h at 20 s)
 DEFAULT_BASE_SECONDS = 30  # backoff base before the plan has read WARDEN_POLL_SECONDS
 
 Task = Generator[Any, Any, Any]
@@ -99,9 +101,9 @@ def run_operation(
         started = yield from call_once(context, start_activity, ask, key)
         image = image or started.get("nodeImageVersion")
         if started.ok and started.get("busy"):
-            if idle_waits == MAX_IDLE_WAITS:
-                return exhausted(f"{start_activity} waiting for the cluster to be idle")
-            yield from sleep(context, backoff_seconds(idle_waits, base, jitter(context)))
+            if idle_waits == (MAX_SLOT_WAITS if started.get("retryAfter") else MAX_IDLE_WAITS):
+                return exhausted(f"{start_activity} waiting: {'; '.join(started['busy'])}")
+            yield from sleep(context, busy_delay(started.get("retryAfter"), idle_waits, base, jitter(context)))
             idle_waits += 1
             continue
         if started.ok or not started.error.retryable:
@@ -148,6 +150,15 @@ def poll_operation(context, payload: dict, operation: dict, base: float, activit
     return exhausted(activity)
 
 
+def busy_delay(retry_after: float | None, waits: int, base: float, jitter: float) -> float:
+    """A busy cluster is waited out with backoff. A busy slot (`retryAfter`: about when the next
+    one frees) is asked for again at that pace, with jitter so that waiters do not ask in step:
+    backing off there would leave slots idle while their waiters sleep."""
+    if retry_after is None:
+        return backoff_seconds(waits, base, jitter)
+    return round(bounded_seconds(retry_after) * (0.75 + 0.5 * jitter), 3)
+
+
 def jitter(context) -> float:
     return jitter_from_uuid(str(context.new_uuid()))
 
@@ -166,7 +177,9 @@ def wait_for_window(context, target: dict, window: dict | None) -> Task:
     yield from _record_window(context, target, gate.open, gate.reason)
     if gate.open:
         return True
-    if gate.opens_at is None:
+    if gate.opens_at is None or gate.opens_at - context.current_utc_datetime > MAX_WINDOW_WAIT:
+        # Not holding the cluster's worker for days: the pool stays pending-reimage, and the
+        # hourly resync asks again, within the hour before the window opens.
         return False
     for fire_at in timer_steps(context.current_utc_datetime, gate.opens_at):
         yield context.create_timer(fire_at)
@@ -174,5 +187,9 @@ def wait_for_window(context, target: dict, window: dict | None) -> Task:
 
 
 def _record_window(context, target: dict, is_open: bool, reason: str) -> Task:
-    outcome = Outcome.PLANNED if is_open else Outcome.WAITING
-    yield from record(context, target, "upgrade-window", outcome, reason, pendingReimage=not is_open)
+    """An open window owes nothing new; a closed one marks the reimage owed. Only the upgrade's
+    success clears that mark: an upgrade that fails in an open window leaves it owed."""
+    if is_open:
+        yield from record(context, target, "upgrade-window", Outcome.PLANNED, reason)
+    else:
+        yield from record(context, target, "upgrade-window", Outcome.WAITING, reason, pendingReimage=True)

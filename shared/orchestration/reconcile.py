@@ -8,8 +8,9 @@ in its own sub-orchestration with its own bounded history:
         plan -> skip | PUT sshAccess (once idle, decision re-checked) -> poll
              -> [wait for the node-OS window] -> node-image upgrade (idem) -> poll -> outcome
 
-Every pool ends in exactly one `outcome` row — succeeded, skipped, waiting, gone or failed —
-also when a step ran out of retries or the pool's sub-orchestration itself failed.
+Every pool the plan gives steps ends in exactly one `outcome` row — succeeded, skipped, waiting,
+gone or failed — also when a step ran out of retries or the pool's sub-orchestration failed; a
+pool with nothing to do ends at its `plan` row (skipped, with its status and why).
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from __future__ import annotations
 from shared.orchestration import names
 from shared.orchestration.operations import Task, call, record, record_failure, run_operation, wait_for_window
 from shared.plan import Status
+from shared.policy import NODE_OS_WINDOW
 from shared.protocol import Failure, FailureKind, Outcome, WorkKind
 
 UPDATE, UPGRADE = "update-ssh-access", "upgrade-node-image"
-NODE_OS_SCHEDULE = "nodeOSSchedule"
 
 
 def reconcile_cluster(context) -> Task:
@@ -84,7 +85,7 @@ def _remediate(context, target: dict, plan: dict) -> Task:
         if (early := (yield from _stopped(context, change, UPDATE, done))) is not None:
             return early
     if UPGRADE in plan["steps"]:
-        if plan["upgradeWindow"] == NODE_OS_SCHEDULE and not (
+        if plan["upgradeWindow"] == NODE_OS_WINDOW and not (
             yield from wait_for_window(context, target, plan.get("maintenanceWindow"))
         ):
             return Outcome.WAITING, "no usable node-OS maintenance window: the upgrade waits", None

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from shared.orchestration import names
 from shared.orchestration.operations import Task, call, record_failure, run_operation, wait_for_window
-from shared.protocol import Failure, Outcome
+from shared.policy import NODE_OS_WINDOW
+from shared.protocol import Outcome, WorkKind
 
 KEY_STEP = "update-ssh-key"
 UPGRADE = "upgrade-node-image"
@@ -44,6 +45,9 @@ def rotate_keys(context) -> Task:
         yield from record_failure(context, common, UPGRADE, pools.error)
         return (yield from _finish(context, common, key, Outcome.FAILED, f"the key is set; {pools.error.message}"))
     reimaged, failed = yield from _reimage(context, common, pools.value, base)
+    if reimaged:  # the nodes are the truth: check the reimaged ones next
+        follow_up = {**common, "kind": WorkKind.VERIFY.value, "reason": "after the warden's key rotation"}
+        yield from call(context, names.REQUEST_FOLLOW_UP, follow_up)
     later = [f"{p['pool']}: {p['reason']}" for p in pools["later"]]
     outcome = Outcome.FAILED if failed else Outcome.SUCCEEDED
     reason = "; ".join([*(f"{p}: {why}" for p, why in failed), *later]) or "every LocalUser pool reimaged"
@@ -56,7 +60,7 @@ def _reimage(context, common: dict, pools: dict, base: float) -> Task:
     reimaged, failed = [], []
     for pool in pools["reimage"]:
         target = {**common, "pool": pool, "mode": "LocalUser", "purpose": "key", "step": UPGRADE}
-        if pools["upgradeWindow"] == "nodeOSSchedule" and not (
+        if pools["upgradeWindow"] == NODE_OS_WINDOW and not (
             yield from wait_for_window(context, target, pools.get("maintenanceWindow"))
         ):
             failed.append((pool, "no usable node-OS maintenance window: the reimage waits"))
@@ -92,5 +96,5 @@ def _finish(context, common: dict, key: dict, outcome: Outcome, reason: str, rei
     }
     recorded = yield from call(context, names.RECORD_ROTATION, {**common, **key, **result})
     if not recorded.ok:
-        result["error"] = Failure.to_json(recorded.error)
+        result["error"] = recorded.error.to_json()
     return result

@@ -16,8 +16,10 @@ leased to a lease nobody holds, and the next worker takes them again.
 from __future__ import annotations
 
 from shared.orchestration import names
-from shared.orchestration.operations import Task, call, record
+from shared.orchestration.operations import Task, call, record, sleep
 from shared.protocol import Outcome, WorkKind
+
+STORE_PAUSE_SECONDS = 300  # between generations while the requests table is out of reach
 
 # Which orchestrator does each kind of work. Kinds without one are recorded as failed.
 WORK_ORCHESTRATORS: dict[str, str] = {
@@ -33,14 +35,16 @@ def cluster_worker(context) -> Task:
     cluster, generation = state["cluster"], state.get("generation", 0)
     leased = yield from call(context, names.LEASE_REQUESTS, {"cluster": cluster, "lease": str(context.new_uuid())})
     if not leased.ok:
-        # The requests stay in the table, leased to no live worker, and the cluster stays
-        # marked open: the next request or the resync starts a worker that takes them.
-        return {"cluster": cluster, "generation": generation, "error": leased.error.to_json()}
+        # The store is out of reach: the worker must not end while the cluster is marked open
+        # (a trigger would count on it), so it pauses and tries again in a new generation.
+        return (yield from _pause_and_go_on(context, cluster, generation))
     work = leased["work"]
     if not work:
         closed = yield from call(context, names.CLOSE_WORKER, {"cluster": cluster})
-        if not closed.ok or closed["closed"]:
-            return {"cluster": cluster, "generation": generation, "closed": closed.ok}
+        if not closed.ok:
+            return (yield from _pause_and_go_on(context, cluster, generation))
+        if closed["closed"]:
+            return {"cluster": cluster, "generation": generation, "closed": True}
     for index, item in enumerate(work):
         context.set_custom_status(
             {
@@ -57,13 +61,22 @@ def cluster_worker(context) -> Task:
     return None
 
 
+def _pause_and_go_on(context, cluster: dict, generation: int) -> Task:
+    yield from sleep(context, STORE_PAUSE_SECONDS)
+    context.continue_as_new({"cluster": cluster, "generation": generation + 1})
+    return None
+
+
 def run_work(context, cluster: dict, item: dict) -> Task:
     """One work item in its kind's sub-orchestration; whatever happens, it ends recorded."""
     kind = item["kind"]
     common = {"cluster": cluster, "instanceId": context.instance_id, "actor": item.get("actor", "")}
     orchestrator = WORK_ORCHESTRATORS.get(kind)
     if orchestrator is None:
-        yield from record(context, common, kind, Outcome.FAILED, f"no {kind} work in this version: request dropped")
+        why = f"no {kind} work in this version: request dropped" + (
+            f" ({item['reason']})" if item.get("reason") else ""
+        )
+        yield from record(context, common, kind, Outcome.FAILED, why)
         return None
     payload = {
         "cluster": cluster,

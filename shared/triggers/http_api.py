@@ -8,6 +8,7 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
+from shared.adapters.store import StoreError
 from shared.errors import ConfigError, KeyMaterialError, OutOfScopeError
 from shared.keys import parse_public_key
 from shared.models import Target, validate_pool_name
@@ -103,6 +104,8 @@ def rotation_target(body: dict[str, Any]) -> tuple[Target, str]:
     """`{"cluster", "publicKey"?}`: the cluster and the validated key ("" to generate one)."""
     body = dict(body)
     supplied = body.pop("publicKey", None)
+    if "pool" in body:
+        raise BadRequest(400, "InvalidBody", "'pool' does not go with rotate-keys: a node key is the cluster's")
     target = reconcile_target(body)
     if supplied is None:
         if runtime().keystore is None:
@@ -127,6 +130,8 @@ async def _request_work(req: func.HttpRequest, client, kind: WorkKind, parse) ->
     target, argument = parsed if isinstance(parsed, tuple) else (parsed, "")
     try:
         instance_id, _ = await request_work(client, runtime().store, target, "HTTP request", "", kind, argument)
+    except StoreError as e:
+        return error_response(503, "StorageUnavailable", f"the request could not be recorded ({e}); try again")
     except StartError as e:
         code = {WorkKind.RECONCILE: "ReconcileNotStarted", WorkKind.VERIFY: "VerifyNotStarted"}.get(
             kind, "RotationNotStarted"

@@ -16,7 +16,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from shared.adapters.store import StoreNotFoundError
-from shared.errors import OutOfScopeError
+from shared.errors import OutOfScopeError, WardenError
 from shared.fleet import scan_fleet
 from shared.models import ClusterRef, Target
 from shared.orchestration.runtime import Runtime, runtime
@@ -78,17 +78,25 @@ async def resync(client, rt: Runtime) -> ResyncReport:
 async def _request(client, rt: Runtime, ref: ClusterRef, reason: str, report: ResyncReport) -> bool:
     try:
         instance_id, how = await request_work(client, rt.store, Target(ref), reason, ACTOR)
+        _audit(rt, ref, f"{reason}: worker {how}: {instance_id}", instance_id)
     except StartError as e:
         report.errors.append(f"cluster {ref.id}: {e} (the request waits in the table)")
         return False
-    _audit(rt, ref, f"{reason}: worker {how}: {instance_id}", instance_id)
+    except WardenError as e:  # Table Storage: this cluster is not asked now; the next resync will
+        report.errors.append(f"cluster {ref.id}: the request could not be recorded: {e}")
+        return False
     return True
 
 
 def _left_behind(rt: Runtime, report: ResyncReport) -> list[ClusterRef]:
     """Clusters in scope with requests in the table (their worker died, or never started)."""
     refs = []
-    for key in rt.store.clusters_with_requests():
+    try:
+        keys = rt.store.clusters_with_requests()
+    except WardenError as e:
+        report.errors.append(f"cannot read the requests left behind: {e}")
+        return []
+    for key in keys:
         try:
             target = Target.from_id(key)
             rt.settings.require_in_scope(target.cluster.subscription)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import azure.durable_functions as df
 import azure.functions as func
 
-from shared.errors import ArmError
+from shared.errors import ArmError, WardenError
 from shared.models import Target
 from shared.orchestration.key_steps import NO_KEY_STORE, cannot_take_a_key
 from shared.orchestration.runtime import Runtime, runtime
@@ -61,4 +61,6 @@ async def rotate_fleet(client, rt: Runtime, reason: str, actor: str = ACTOR) -> 
                 report.requested.append(cluster.ref.id)
             except StartError as e:
                 report.errors.append(f"cluster {cluster.ref.id}: {e} (the request waits in the table)")
+            except WardenError as e:  # Table Storage: this cluster is not asked; the others still are
+                report.errors.append(f"cluster {cluster.ref.id}: the request could not be recorded: {e}")
     return report

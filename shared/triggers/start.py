@@ -41,8 +41,8 @@ async def request_work(
     admission = store.add_request(request)
     if admission is not Admission.START and await is_running(client, instance_id):
         return instance_id, admission.value
-    await start_worker(client, target.cluster)
-    return instance_id, "started"
+    taken = lambda: store.request_taken(target.cluster.key, request.row_key)  # noqa: E731
+    return instance_id, await start_worker(client, target.cluster, taken)
 
 
 async def ensure_worker(client, cluster: ClusterRef) -> str:
@@ -53,19 +53,26 @@ async def ensure_worker(client, cluster: ClusterRef) -> str:
     return instance_id
 
 
-async def start_worker(client, cluster: ClusterRef) -> None:
-    """The host refuses a second start of a running instance id (host.json
+async def start_worker(client, cluster: ClusterRef, taken=lambda: False) -> str:
+    """Start the cluster's worker; "started", or "joined" when another trigger's start won and
+    that worker has already taken our request (`taken`).
+
+    The host refuses a second start of a running instance id (host.json
     `overridableExistingInstanceStates: NonRunningStates`); the Python client raises a bare
-    `Exception` for it. Refused while the last worker finishes: wait a moment and try again."""
+    `Exception` for it. A refusal means either the last worker is in its final moments (it
+    closed before our request) or another trigger just started one: wait a moment, then try
+    again — unless a worker has taken our request meanwhile."""
     instance_id, pause, failures = worker_instance_id(cluster.key), FIRST_PAUSE_SECONDS, []
     for _ in range(START_TRIES):
         try:
             await client.start_new(CLUSTER_WORKER, instance_id, {"cluster": cluster_json(cluster)})
-            return
+            return "started"
         except OSError as unreachable:  # aiohttp's connection errors: no use waiting here
             raise StartError(f"could not start {instance_id}: the task hub is unreachable: {unreachable}") from None
         except Exception as refused:  # noqa: BLE001 - the SDK's only signal
             failures.append(str(refused))
+        if taken():
+            return "joined"
         await asyncio.sleep(pause)
         pause *= 2
     raise StartError(f"could not start {instance_id}: {failures[-1]}")

@@ -153,17 +153,39 @@ def test_own_writes_start_nothing(warden, arm_emulator):
 
 
 def test_node_os_schedule_holds_the_upgrade_until_the_window_opens(warden, arm_emulator):
+    """A window days away does not hold the cluster's worker: the pool waits pending-reimage, and
+    the resync within the hour before the window opens brings the upgrade, inside the window."""
+    from datetime import timedelta
+
+    from shared.triggers.resync import resync
     from shared.window import upgrade_gate
 
     w = warden({"default": "Disabled", "upgrade": {"window": "nodeOSSchedule"}})
     [config] = w.runtime.arm.list_maintenance_configurations(DEV)
     gate = upgrade_gate(dict(config.window), w.clock.now())
-    assert not gate.open, "the test needs T0 outside the fixture's window"
+    assert not gate.open and gate.opens_at - w.clock.now() > timedelta(hours=1), "the test needs the window far off"
     w.deliver(arm_event(NODEPOOL1))
-    [update] = w.activity_times(names.START_SSH_UPDATE)
-    [upgrade] = w.activity_times(names.START_NODE_IMAGE_UPGRADE)
+    assert w.activity_times(names.START_NODE_IMAGE_UPGRADE) == []
+    assert ("upgrade-window", "waiting") in w.steps(pool="nodepool1") and ("outcome", "waiting") in w.steps(
+        pool="nodepool1"
+    )
+    assert w.pool_state(DEV, "nodepool1").pending_reimage
+    assert arm_emulator.sshd_states(NODEPOOL1) == {("active", "enabled")}, "nodes unchanged until the reimage"
+
+    w.clock.advance_to(gate.opens_at - timedelta(minutes=30))
+    w.functions.with_client(lambda client: resync(client, w.runtime))
+    w.functions.run()
+
+    def nodepool1(activity: str) -> list:
+        return [
+            e.at
+            for e in w.progress
+            if e.kind == "activity" and e.activity == activity and e.payload["pool"] == "nodepool1"
+        ]
+
+    [update] = nodepool1(names.START_SSH_UPDATE)
+    [upgrade] = nodepool1(names.START_NODE_IMAGE_UPGRADE)
     assert update < gate.opens_at <= upgrade < gate.closes_at
-    assert ("upgrade-window", "waiting") in w.steps(pool="nodepool1")
     assert arm_emulator.sshd_states(NODEPOOL1) == {("inactive", "disabled")}
 
 

@@ -205,7 +205,12 @@ CHANGES = {
 
 @pytest.mark.parametrize("change, named", CHANGES.values(), ids=CHANGES.keys())
 def test_settings_changed_while_the_upgrade_waits_for_its_window_stop_the_upgrade(warden, arm_emulator, change, named):
+    from shared.window import upgrade_gate
+
     w = warden(WINDOWED)
+    [config] = w.runtime.arm.list_maintenance_configurations(DEV)
+    # The window opens in 30 minutes: near enough for the worker to wait for it.
+    w.clock.advance_to(upgrade_gate(dict(config.window), w.clock.now()).opens_at - timedelta(minutes=30))
     puts_at_switch = []
 
     def switch() -> None:
