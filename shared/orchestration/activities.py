@@ -251,8 +251,8 @@ def plan_verification(payload: dict) -> Result:
         cluster, pools = rt.arm.get_cluster(ref), rt.arm.list_pools(ref)
         scale_sets = rt.arm.list_pool_scale_sets(cluster)
         nodes, skipped = [], []
-        for pool in _named(pools, payload.get("pools"), skipped):
-            checked = _sampled_nodes(rt, cluster, pool, scale_sets, payload)
+        for pool in node_checks.named(pools, payload.get("pools"), skipped):
+            checked = node_checks.sampled_nodes(rt, cluster, pool, scale_sets, payload)
             nodes += checked if isinstance(checked, list) else []
             if isinstance(checked, str):
                 skipped.append(
@@ -311,44 +311,6 @@ def release_slot(payload: dict) -> Result:
 def record_verification(payload: dict) -> Result:
     rt = runtime()
     return succeeded(pools=node_checks.record_checks(rt, payload, payload["checks"], payload["skipped"]))
-
-
-def _named(pools: list, names: list[str] | None, skipped: list[dict]) -> list:
-    if names is None:
-        return pools
-    wanted = {n.lower() for n in names}
-    found = [p for p in pools if p.name.lower() in wanted]
-    missing = wanted - {p.name.lower() for p in found}
-    skipped += [
-        {"pool": n, "reason": "no such pool in the cluster (deleted?)", "phantom": True} for n in sorted(missing)
-    ]
-    return found
-
-
-def _sampled_nodes(rt, cluster, pool, scale_sets: dict, payload: dict) -> list[dict] | str:
-    """The pool's sampled nodes, or why none is checked."""
-    if why := node_checks.why_not_checked(cluster, pool, rt.settings.policy):
-        return why
-    vmss = scale_sets.get(pool.name.lower())
-    if vmss is None:
-        return f"no scale set tagged aks-managed-poolName={pool.name} in {cluster.node_resource_group}"
-    instances = {vm.instance_id: vm for vm in rt.arm.list_instances(vmss)}
-    if not instances:
-        return "the pool has no nodes"
-    chosen = node_checks.sample(list(instances), rt.settings.policy.verify_sample, payload["call"]["id"])
-    desired = rt.settings.policy.decide(cluster, pool).desired
-    return [
-        {
-            "pool": pool.name,
-            "os": pool.os_type,
-            "mode": pool.ssh_access.value,
-            "desired": desired.value if desired else "",
-            "vmss": asdict(vmss),
-            "instance": i,
-            "powerState": instances[i].power_state,
-        }
-        for i in chosen
-    ]
 
 
 # --- rotate-keys -------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ evidence and act on drift. Used by `activities` only."""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
 from shared.adapters.publisher import OutcomeKind
@@ -183,3 +184,41 @@ def _drift_action(rt: Runtime, ref: ClusterRef, pool: dict, now: datetime) -> st
     if state and state.last_upgrade_time and now - state.last_upgrade_time < REIMAGE_COOLDOWN:
         return f"not re-enforced: the warden reimaged this pool at {state.last_upgrade_time:%Y-%m-%d %H:%M} UTC; needs a person"
     return RECONCILE_REQUESTED
+
+
+def named(pools: list, names: list[str] | None, skipped: list[dict]) -> list:
+    if names is None:
+        return pools
+    wanted = {n.lower() for n in names}
+    found = [p for p in pools if p.name.lower() in wanted]
+    missing = wanted - {p.name.lower() for p in found}
+    skipped += [
+        {"pool": n, "reason": "no such pool in the cluster (deleted?)", "phantom": True} for n in sorted(missing)
+    ]
+    return found
+
+
+def sampled_nodes(rt, cluster, pool, scale_sets: dict, payload: dict) -> list[dict] | str:
+    """The pool's sampled nodes, or why none is checked."""
+    if why := why_not_checked(cluster, pool, rt.settings.policy):
+        return why
+    vmss = scale_sets.get(pool.name.lower())
+    if vmss is None:
+        return f"no scale set tagged aks-managed-poolName={pool.name} in {cluster.node_resource_group}"
+    instances = {vm.instance_id: vm for vm in rt.arm.list_instances(vmss)}
+    if not instances:
+        return "the pool has no nodes"
+    chosen = sample(list(instances), rt.settings.policy.verify_sample, payload["call"]["id"])
+    desired = rt.settings.policy.decide(cluster, pool).desired
+    return [
+        {
+            "pool": pool.name,
+            "os": pool.os_type,
+            "mode": pool.ssh_access.value,
+            "desired": desired.value if desired else "",
+            "vmss": asdict(vmss),
+            "instance": i,
+            "powerState": instances[i].power_state,
+        }
+        for i in chosen
+    ]
