@@ -24,7 +24,8 @@ MAX_ATTEMPTS = 8  # per call: consecutive retryable failures before giving up
 MAX_POLLS = 400  # per long-running operation (backoff caps each wait at 5 minutes)
 MAX_IDLE_WAITS = 120  # waiting for another operation on the cluster to finish
 MAX_WINDOW_WAIT = timedelta(hours=1)  # longer waits end the work item; resync brings it back
-MAX_SLOT_WAITS = 1000  # waiting for a run-command slot of the subscription (~5.5 h at 20 s)
+MAX_SLOT_WAITS = 300  # waiting for a run-command slot of the subscription (~10 h at the cap)
+SLOT_WAIT_CAP_FACTOR = 6  # a slot waiter asks again at most every 6 paces (2 minutes at 20 s)
 DEFAULT_BASE_SECONDS = 30  # backoff base before the plan has read WARDEN_POLL_SECONDS
 
 Task = Generator[Any, Any, Any]
@@ -151,12 +152,14 @@ def poll_operation(context, payload: dict, operation: dict, base: float, activit
 
 
 def busy_delay(retry_after: float | None, waits: int, base: float, jitter: float) -> float:
-    """A busy cluster is waited out with backoff. A busy slot (`retryAfter`: about when the next
-    one frees) is asked for again at that pace, with jitter so that waiters do not ask in step:
-    backing off there would leave slots idle while their waiters sleep."""
+    """A busy cluster is waited out with backoff from the poll setting (capped at 5 minutes).
+    A busy slot (`retryAfter`: about how often one frees) backs off from that pace, capped at
+    a few of them: slots left idle while their waiters sleep cost time, every extra ask costs
+    an activity and a Table query — with a thousand waiters, asking at the slot's pace floods."""
     if retry_after is None:
         return backoff_seconds(waits, base, jitter)
-    return round(bounded_seconds(retry_after) * (0.75 + 0.5 * jitter), 3)
+    pace = bounded_seconds(retry_after)
+    return backoff_seconds(waits, pace, jitter, cap=SLOT_WAIT_CAP_FACTOR * pace)
 
 
 def jitter(context) -> float:
