@@ -29,6 +29,7 @@ WINDOWS_COMMAND = "RunPowerShellScript"
 UNITS = ("ssh", "sshd")
 DONE = "done"
 PUBKEY = "pubkeyauthentication"
+KEYS = "authorized keys"  # the fingerprints of the admin user's keys: is the cluster's key there?
 WINDOWS_SERVICE = "sshd service"
 
 LINUX_SCRIPT = (
@@ -41,6 +42,7 @@ LINUX_SCRIPT = (
         )
     ),
     f"echo '== {PUBKEY}'; sshd -T 2>/dev/null | grep -i '^{PUBKEY} '",
+    f"echo '== {KEYS}'; cat /home/*/.ssh/authorized_keys 2>/dev/null | ssh-keygen -lf - 2>/dev/null",
     f"echo '== {DONE}'",
 )
 WINDOWS_SCRIPT = (
@@ -88,6 +90,7 @@ class SshdState:
     units: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # unit -> (active, enabled)
     pubkey: str | None = None  # effective pubkeyauthentication: "yes" | "no"
     service: dict[str, str] | None = None  # Windows: Get-Service fields; {} when there is no sshd service
+    keys: tuple[str, ...] | None = None  # fingerprints in authorized_keys; None: not asked
 
     @property
     def running(self) -> bool | None:
@@ -132,7 +135,13 @@ def parse_output(stdout: str) -> SshdState:
         if f"{unit} is-active" in sections or f"{unit} is-enabled" in sections
     }
     service = _service(sections[WINDOWS_SERVICE]) if WINDOWS_SERVICE in sections else None
-    return SshdState(DONE in sections, units, _pubkey(sections.get(PUBKEY)), service)
+    keys = _fingerprints(sections[KEYS]) if KEYS in sections else None
+    return SshdState(DONE in sections, units, _pubkey(sections.get(PUBKEY)), service, keys)
+
+
+def _fingerprints(lines: list[str]) -> tuple[str, ...]:
+    """`ssh-keygen -l` lines: `<bits> SHA256:<base64> <comment> (<type>)`."""
+    return tuple(word for line in lines for word in line.split()[1:2] if word.startswith("SHA256:"))
 
 
 _LOADED = re.compile(r"^\s*Loaded:\s*\S+\s*\([^;]*;\s*([\w-]+)", re.M)
@@ -168,8 +177,22 @@ def _service(lines: list[str]) -> dict[str, str]:
     return fields
 
 
-def judge(expected: SshAccess, state: SshdState) -> tuple[Verdict, str]:
-    """A node's verdict against the mode its pool is configured with, and why."""
+def judge(expected: SshAccess, state: SshdState, cluster_key: str = "") -> tuple[Verdict, str]:
+    """A node's verdict against the mode its pool is configured with, and why. `cluster_key`:
+    the fingerprint of the cluster's node key, which a LocalUser node must hold (AKS puts a new
+    key on the nodes only at a reimage: a rotation is proven here)."""
+    verdict, reason = _judge_sshd(expected, state)
+    if verdict is not Verdict.OK or not cluster_key or expected is not SshAccess.LOCAL_USER:
+        return verdict, reason
+    if state.keys is None:
+        return verdict, reason  # an answer to a check without the keys section
+    if cluster_key not in state.keys:
+        held = ", ".join(state.keys) or "none"
+        return Verdict.DRIFT, f"the node does not hold the cluster's key {cluster_key} (it holds: {held}); {reason}"
+    return verdict, f"{reason}; it holds the cluster's key"
+
+
+def _judge_sshd(expected: SshAccess, state: SshdState) -> tuple[Verdict, str]:
     if not state.complete:
         return Verdict.UNKNOWN, "the output was cut off or is not the check's (no '== done' line)"
     running, enabled = state.running, state.enabled

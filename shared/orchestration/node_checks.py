@@ -8,6 +8,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
 from shared.adapters.publisher import OutcomeKind
+from shared.keys import fingerprint
 from shared.models import Cluster, ClusterRef, Pool, RunCommandOutput, SshAccess
 from shared.orchestration.arm_steps import IDLE_STATES
 from shared.orchestration.envelope import cluster_ref
@@ -54,7 +55,7 @@ def node_check(node: dict, output: RunCommandOutput, at: str) -> dict:
     """The verdict on one node's answer, as JSON for the orchestration (no secret: the excerpt
     is masked, and the check prints only unit states and one sshd setting)."""
     state = parse_output(output.stdout)
-    verdict, reason = judge(SshAccess.parse(node["mode"]), state)
+    verdict, reason = judge(SshAccess.parse(node["mode"]), state, node.get("clusterKey", ""))
     if verdict is Verdict.UNKNOWN and output.stderr.strip():
         reason += f"; stderr: {safe_excerpt(output.stderr, 200)}"
     return {
@@ -210,12 +211,14 @@ def sampled_nodes(rt, cluster, pool, scale_sets: dict, payload: dict) -> list[di
         return "the pool has no nodes"
     chosen = sample(list(instances), rt.settings.policy.verify_sample, payload["call"]["id"])
     desired = rt.settings.policy.decide(cluster, pool).desired
+    cluster_key = fingerprint(cluster.ssh_public_keys[0]) if cluster.ssh_public_keys else ""
     return [
         {
             "pool": pool.name,
             "os": pool.os_type,
             "mode": pool.ssh_access.value,
             "desired": desired.value if desired else "",
+            "clusterKey": cluster_key,  # the key a LocalUser node must hold
             "vmss": asdict(vmss),
             "instance": i,
             "powerState": instances[i].power_state,

@@ -4,6 +4,7 @@ LocalUser pools, the records — with a supplied key, and refusals that write no
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -266,3 +267,35 @@ def _all_rows(w) -> list:
         *store.list_node_checks(),
         *store.list_requests(DEV.key),
     ]
+
+
+def test_the_new_key_is_proven_on_the_reimaged_nodes_and_a_stale_one_is_drift(warden, arm_emulator):
+    """The verification after a rotation asks the LocalUser nodes for their authorized keys:
+    the reimaged ones hold the new key. A key changed on the cluster by hand, without a reimage,
+    leaves the nodes on the old one: drift, then a reimage puts it there."""
+    from shared.triggers.start import request_work
+
+    w = warden(
+        {"default": "Disabled", "rules": [{"name": "keep", "match": {"pool": "nodepool1"}, "sshAccess": "LocalUser"}]}
+    )
+    rotate(w, public_key=RSA_3072)
+    checks = [c for c in w.runtime.store.list_node_checks(DEV.key) if c.pool == "nodepool1"]
+    assert checks and {c.verdict for c in checks} == {"ok"}
+    assert all("holds the cluster's key" in c.reason for c in checks)
+
+    # By hand (az aks update --ssh-key-value): the cluster's key changes, the nodes keep theirs.
+    other = openssh(rsa.generate_private_key(65537, 3072).public_key())
+    w.runtime.arm.set_cluster_ssh_key(DEV, other)
+    # Past the cooldown after the rotation's own reimage, so drift is re-enforced again.
+    w.clock.advance_to(w.clock.now() + timedelta(hours=7))
+
+    async def verify(client):
+        from shared.models import Target
+
+        await request_work(client, w.runtime.store, Target(DEV, "nodepool1"), "test", "tester", WorkKind.VERIFY)
+
+    w.functions.with_client(verify)
+    w.functions.run()
+    latest = [c for c in w.runtime.store.list_node_checks(DEV.key) if c.pool == "nodepool1"]
+    assert any(c.verdict == "drift" and "does not hold the cluster's key" in c.reason for c in latest)
+    assert latest[-1].verdict == "ok", "the drift's reconcile reimaged the pool, and its nodes took the key"

@@ -121,3 +121,33 @@ def test_a_pool_has_its_worst_node_verdict(verdicts, worst):
 def test_never_ok_by_default():
     assert judge(D, SshdState())[0] is Verdict.UNKNOWN
     assert judge(L, SshdState(complete=True))[0] is Verdict.UNKNOWN
+
+
+KEY = "SHA256:nCQFpgve2vwZse2HUzilyty7p9bi9hX8602cJF0moow"
+OTHER = "SHA256:3odXCWzk+QEKW73cHiyqKR7okZyA7MTj7ogNyDqlnCs"
+
+
+def with_keys(stdout: str, *fingerprints: str) -> str:
+    lines = [f"3072 {fp} azureuser (RSA)" for fp in fingerprints]
+    return stdout.replace("== done", "\n".join(["== authorized keys", *lines, "== done"]))
+
+
+@pytest.mark.parametrize(
+    ("stdout", "verdict", "reason"),
+    [
+        (with_keys(UBUNTU_ON, KEY), Verdict.OK, "holds the cluster's key"),
+        (with_keys(UBUNTU_ON, OTHER), Verdict.DRIFT, f"does not hold the cluster's key {KEY}"),
+        (with_keys(UBUNTU_ON), Verdict.DRIFT, "it holds: none"),
+        (UBUNTU_ON, Verdict.OK, "pubkeyauthentication yes"),  # an answer without the keys section
+    ],
+    ids=["holds-it", "holds-another", "holds-none", "not-asked"],
+)
+def test_a_local_user_node_must_hold_the_cluster_key(stdout, verdict, reason):
+    got, why = judge(L, parse_output(stdout), KEY)
+    assert got is verdict and reason in why
+
+
+def test_the_key_matters_only_where_keys_log_in():
+    assert judge(E, parse_output(with_keys(linux(("active", "enabled"), pubkey="no"), OTHER)), KEY)[0] is Verdict.OK
+    assert judge(D, parse_output(with_keys(linux(), OTHER)), KEY)[0] is Verdict.OK
+    assert "cat /home/*/.ssh/authorized_keys" in "\n".join(LINUX_SCRIPT)

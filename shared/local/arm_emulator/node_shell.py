@@ -33,6 +33,10 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.serialization import load_ssh_public_key
+
+from shared.keys import fingerprint
 from shared.local.arm_emulator.state import AZURE_LINUX, UBUNTU, Node
 
 _RUNNING = frozenset({"active", "activating", "reloading", "refreshing"})
@@ -150,7 +154,46 @@ def _bash_command(words: list[str], stdin: str, node: Node, os: str, where: str)
         return sshd(args, node, os)
     if name == "grep":
         return grep(args, stdin)
+    if name == "cat":
+        return cat(args, node)
+    if name == "ssh-keygen":
+        return ssh_keygen(args, stdin)
     return "", f"{where}: {words[0]}: command not found\n"
+
+
+AUTHORIZED_KEYS = re.compile(r"^/home/[^/]+/\.ssh/authorized_keys$")
+
+
+def cat(args: list[str], node: Node) -> tuple[str, str]:
+    """Only the admin user's `authorized_keys` exists here (any user name, or a `*` glob):
+    it holds the cluster key the node booted with."""
+    out, err = [], []
+    for path in args:
+        if AUTHORIZED_KEYS.match(path) and node.authorized_key:
+            out.append(node.authorized_key + "\n")
+        else:
+            err.append(f"cat: {path}: No such file or directory\n")
+    return "".join(out), "".join(err)
+
+
+def ssh_keygen(args: list[str], stdin: str) -> tuple[str, str]:
+    """`ssh-keygen -l -f -` (or `-lf -`): a line per public key read from stdin, as OpenSSH
+    prints it: `<bits> SHA256:<base64> <comment or "no comment"> (RSA)`."""
+    if not ("-lf" in args or "-l" in args) or "-" not in args:
+        return "", "usage: ssh-keygen -l [-f input_keyfile]\n"
+    lines = []
+    for line in stdin.splitlines():
+        words = line.split()
+        try:
+            key = load_ssh_public_key(" ".join(words[:2]).encode())
+        except (ValueError, UnsupportedAlgorithm, IndexError):
+            continue
+        comment = " ".join(words[2:]) or "no comment"
+        kind = "RSA" if words[0] == "ssh-rsa" else words[0].upper()
+        lines.append(f"{key.key_size} {fingerprint(line)} {comment} ({kind})\n")
+    if not lines:
+        return "", "(stdin) is not a public key file.\n"
+    return "".join(lines), ""
 
 
 def systemctl(args: list[str], node: Node, os: str) -> tuple[str, str]:

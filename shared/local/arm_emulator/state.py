@@ -14,6 +14,7 @@ import uuid
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from azure.mgmt.core.tools import parse_resource_id
 
@@ -47,6 +48,7 @@ class Node:
     pubkey: str = "yes"  # effective pubkeyauthentication: EntraId nodes set it to "no" globally
     power_state: str = "running"  # the instance view's PowerState/<state>
     stdout_override: str | None = None  # a test's garbled or cut stdout, returned by every run-command
+    authorized_key: str = ""  # the cluster's node SSH public key as of this node's last boot
     busy_with: str | None = None  # id of the run-command operation running on it
     runs: int = 0  # run-commands started on it: the agent downloads each script to a new directory
 
@@ -61,16 +63,19 @@ class Node:
             "powerState": self.power_state,
         }
 
-    def boot(self, mode: str) -> None:
-        """A reimage: the unit state, the sshd configuration and the output are the image's again."""
+    def boot(self, mode: str, key: str = "") -> None:
+        """A reimage: the unit state, the sshd configuration, the admin user's authorized key
+        (the cluster's `linuxProfile` key now: AKS applies a key change only at a reimage) and
+        the output are the image's again."""
         self.active, self.enabled = sshd_for_mode(mode)
         self.mode, self.pubkey = mode.lower(), pubkey_for_mode(mode)
+        self.authorized_key = key
         self.stdout_override = None
 
 
-def fresh_node(instance_id: str, mode: str) -> Node:
+def fresh_node(instance_id: str, mode: str, key: str = "") -> Node:
     node = Node(instance_id, "", "")
-    node.boot(mode)
+    node.boot(mode, key)
     return node
 
 
@@ -79,6 +84,14 @@ class Pool:
     body: dict
     nodes: list[Node]
     latest_node_image: str | None = None  # None: every node-image upgrade finds a newer image
+    cluster: Any = None  # the Cluster it belongs to: its linuxProfile key is what a boot installs
+
+    @property
+    def cluster_key(self) -> str:
+        """The cluster's node SSH public key (`ssh-rsa ...`), "" without a linuxProfile."""
+        props = (self.cluster.body.get("properties") or {}) if self.cluster is not None else {}
+        keys = ((props.get("linuxProfile") or {}).get("ssh") or {}).get("publicKeys") or []
+        return str(keys[0].get("keyData", "")).strip() if keys else ""
 
     @property
     def name(self) -> str:
@@ -196,7 +209,7 @@ def reimage(pool: Pool) -> None:
     """Every node boots the current image and configuration (its power state is left alone)."""
     mode = ssh_mode(pool.body)
     for node in pool.nodes:
-        node.boot(mode)
+        node.boot(mode, pool.cluster_key)
 
 
 def resize(pool: Pool) -> None:
@@ -205,7 +218,7 @@ def resize(pool: Pool) -> None:
     del pool.nodes[count:]
     next_id = max((int(n.instance_id) for n in pool.nodes), default=-1) + 1
     while len(pool.nodes) < count:
-        pool.nodes.append(fresh_node(str(next_id), ssh_mode(pool.body)))
+        pool.nodes.append(fresh_node(str(next_id), ssh_mode(pool.body), pool.cluster_key))
         next_id += 1
 
 
@@ -319,9 +332,10 @@ def load_pool(cluster: Cluster, entry: dict, *, boot_nodes: bool = True) -> Pool
     props = body.setdefault("properties", {})
     props.setdefault("provisioningState", "Succeeded")
     props.setdefault("eTag", new_etag())
-    pool = Pool(body, [], entry.get("latestNodeImageVersion"))
+    pool = Pool(body, [], entry.get("latestNodeImageVersion"), cluster)
     for index, node in enumerate(entry.get("nodes", [])):
         pool.nodes.append(load_node(ssh_mode(body), node, index))
+        pool.nodes[-1].authorized_key = str(node.get("authorizedKey", pool.cluster_key))
     if boot_nodes and not entry.get("nodes"):
         resize(pool)
     return pool
