@@ -11,10 +11,13 @@ redelivers, HTTP answers 503) — the next request or the resync starts the work
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from shared.adapters.store import Admission
-from shared.models import ClusterRef, Target
+from shared.errors import ArmError, WardenError
+from shared.models import Cluster, ClusterRef, Target
 from shared.orchestration.envelope import cluster_json
 from shared.orchestration.names import CLUSTER_WORKER, worker_instance_id
 from shared.protocol import WorkKind
@@ -85,3 +88,36 @@ async def is_running(client, instance_id: str) -> bool:
         return False
     runtime_status = getattr(status, "runtime_status", None)
     return bool(runtime_status) and getattr(runtime_status, "value", runtime_status) in ACTIVE
+
+
+@dataclass
+class FleetRequests:
+    requested: list[str] = field(default_factory=list)  # cluster ids
+    skipped: list[str] = field(default_factory=list)  # "<cluster id>: why"
+    errors: list[str] = field(default_factory=list)
+
+
+async def request_fleet(
+    client, rt, kind: WorkKind, reason: str, actor: str, why_not: Callable[[Cluster], str | None]
+) -> FleetRequests:
+    """Work of `kind` for every cluster in scope that `why_not` does not rule out (the timers').
+    One failing subscription or cluster is reported; the others are still asked."""
+    report = FleetRequests()
+    for subscription in sorted(rt.settings.subscriptions):
+        try:
+            clusters = rt.arm.list_clusters(subscription)
+        except ArmError as e:
+            report.errors.append(f"subscription {subscription}: cannot list clusters: {e}")
+            continue
+        for cluster in sorted(clusters, key=lambda c: c.ref):
+            if why := why_not(cluster):
+                report.skipped.append(f"{cluster.ref.id}: {why}")
+                continue
+            try:
+                await request_work(client, rt.store, Target(cluster.ref), reason, actor, kind)
+                report.requested.append(cluster.ref.id)
+            except StartError as e:
+                report.errors.append(f"cluster {cluster.ref.id}: {e} (the request waits in the table)")
+            except WardenError as e:  # Table Storage: this cluster is not asked; the others still are
+                report.errors.append(f"cluster {cluster.ref.id}: the request could not be recorded: {e}")
+    return report
