@@ -123,22 +123,18 @@ def start_ssh_update(payload: dict) -> Result:
     """
     rt, ref, name, mode = runtime(), cluster_ref(payload), payload["pool"], SshAccess.parse(payload["mode"])
     step = Step.UPDATE_SSH_ACCESS.value
-    if (receipt := arm_steps.already_started(rt, payload)) is not None:
-        return receipt
-    try:
+
+    def attempt() -> Operation | Result:
         cluster = None
         if not payload.get("fresh"):
             cluster, pools = rt.arm.get_cluster(ref), rt.arm.list_pools(ref)
             if busy := arm_steps.busy(cluster, pools):
                 return succeeded(busy=busy, nodeImageVersion=arm_steps.find_pool(ref, pools, name).node_image_version)
-        operation = rt.arm.set_pool_ssh_access(
+        return rt.arm.set_pool_ssh_access(
             ref, name, mode, check=lambda pool: arm_steps.recheck(rt, cluster, pool, mode, step)
         )
-    except Superseded as s:
-        return arm_steps.superseded(rt, payload, step, s)
-    except ArmError as e:
-        return arm_steps.arm_failed(rt, payload, step, e)
-    return arm_steps.started(rt, payload, step, operation)
+
+    return arm_steps.write(rt, payload, step, attempt)
 
 
 @activity
@@ -146,10 +142,9 @@ def start_node_image_upgrade(payload: dict) -> Result:
     """POST the node-image upgrade once the cluster is idle, if the decision still holds and the
     pool's image has not moved since `imageBefore` (an earlier attempt whose answer was lost did run)."""
     rt, ref, name, mode = runtime(), cluster_ref(payload), payload["pool"], SshAccess.parse(payload["mode"])
-    step, pool = Step.UPGRADE_NODE_IMAGE.value, None
-    if (receipt := arm_steps.already_started(rt, payload)) is not None:
-        return receipt
-    try:
+    step = Step.UPGRADE_NODE_IMAGE.value
+
+    def attempt() -> Operation | Result:
         cluster, pools = rt.arm.get_cluster(ref), rt.arm.list_pools(ref)
         pool = arm_steps.find_pool(ref, pools, name)
         if busy := arm_steps.busy(cluster, pools):
@@ -163,13 +158,13 @@ def start_node_image_upgrade(payload: dict) -> Result:
         # A reimage for a new key applies no sshAccess decision: the policy is not asked again.
         policy_cluster = None if payload.get("purpose") == "key" else cluster
         arm_steps.recheck(rt, policy_cluster, pool, mode, step, must_have_mode=True)
-        operation = rt.arm.start_node_image_upgrade(ref, name)
-    except Superseded as s:
-        return arm_steps.superseded(rt, payload, step, s)
-    except ArmError as e:
-        seen = {"nodeImageVersion": pool.node_image_version} if pool else {}
-        return replace(arm_steps.arm_failed(rt, payload, step, e), value=seen)  # for the retry to compare
-    return arm_steps.started(rt, payload, step, operation)
+        try:
+            return rt.arm.start_node_image_upgrade(ref, name)
+        except ArmError as e:  # with the image seen, for the retry to compare
+            failure = arm_steps.arm_failed(rt, payload, step, e)
+            return replace(failure, value={"nodeImageVersion": pool.node_image_version})
+
+    return arm_steps.write(rt, payload, step, attempt)
 
 
 @activity
@@ -339,18 +334,14 @@ def prepare_rotation(payload: dict) -> Result:
 def start_key_update(payload: dict) -> Result:
     """PUT the cluster with the new public key, once the cluster is idle and the write still holds."""
     rt, ref, step = runtime(), cluster_ref(payload), payload["step"]
-    if (receipt := arm_steps.already_started(rt, payload)) is not None:
-        return receipt
-    try:
+
+    def attempt() -> Operation | Result:
         cluster, pools = rt.arm.get_cluster(ref), rt.arm.list_pools(ref)
         if busy := arm_steps.busy(cluster, pools):
             return succeeded(busy=busy)
-        operation = rt.arm.set_cluster_ssh_key(ref, payload["publicKey"], key_steps.check_key_write(rt, payload))
-    except Superseded as s:
-        return arm_steps.superseded(rt, payload, step, s)
-    except ArmError as e:
-        return arm_steps.arm_failed(rt, payload, step, e)
-    return arm_steps.started(rt, payload, step, operation)
+        return rt.arm.set_cluster_ssh_key(ref, payload["publicKey"], key_steps.check_key_write(rt, payload))
+
+    return arm_steps.write(rt, payload, step, attempt)
 
 
 @activity

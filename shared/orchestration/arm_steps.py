@@ -4,6 +4,7 @@ receipt, record what went out, judge an operation by its pool. Used by `activiti
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 
@@ -41,6 +42,21 @@ def recheck(rt: Runtime, cluster: Cluster | None, pool: Pool, mode: SshAccess, s
         raise Superseded(f"the pool's sshAccess is {pool.ssh_access.value} now, not {mode.value}: not reimaging for it")
     if step == Step.UPDATE_SSH_ACCESS.value and pool.ssh_access is mode:
         raise Superseded(f"the pool already has sshAccess {mode.value}: no PUT", done=True)
+
+
+def write(rt: Runtime, payload: dict, step: str, attempt: Callable[[], Operation | Result]) -> Result:
+    """One ARM write step: unless this very step already sent it (a re-run), `attempt` reads
+    what it needs and either answers a `Result` (busy: not now) or sends the write and returns
+    its `Operation`. A decision that no longer holds, and ARM's errors, become their results."""
+    if (receipt := already_started(rt, payload)) is not None:
+        return receipt
+    try:
+        sent = attempt()
+    except Superseded as s:
+        return superseded(rt, payload, step, s)
+    except ArmError as e:
+        return arm_failed(rt, payload, step, e)
+    return sent if isinstance(sent, Result) else started(rt, payload, step, sent)
 
 
 def already_started(rt: Runtime, payload: dict) -> Result | None:
