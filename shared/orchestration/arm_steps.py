@@ -28,14 +28,19 @@ def out_of_scope(rt: Runtime, ref: ClusterRef) -> str | None:
     return f"subscription {ref.subscription} is not in WARDEN_SUBSCRIPTIONS (any more): not reading it"
 
 
+def still_writing(rt: Runtime, subscription: str) -> None:
+    """Raise `Superseded` unless the settings, as they are now, still let a write go out."""
+    if not rt.settings.enforcing:
+        raise Superseded(f"WARDEN_MODE is {rt.settings.mode} now: not writing")
+    if subscription.lower() not in rt.settings.subscriptions:
+        raise Superseded(f"subscription {subscription} is no longer in WARDEN_SUBSCRIPTIONS: not writing")
+
+
 def recheck(rt: Runtime, cluster: Cluster | None, pool: Pool, mode: SshAccess, step: str, must_have_mode=False) -> None:
     """Raise `Superseded` unless the write is still wanted: enforce mode, in scope, the policy
     (when the cluster was read again) still asks for `mode`, and it is not already done."""
     settings = rt.settings
-    if not settings.enforcing:
-        raise Superseded(f"WARDEN_MODE is {settings.mode} now: not writing")
-    if pool.cluster.subscription.lower() not in settings.subscriptions:
-        raise Superseded(f"subscription {pool.cluster.subscription} is no longer in WARDEN_SUBSCRIPTIONS: not writing")
+    still_writing(rt, pool.cluster.subscription)
     if cluster is not None and (why := write_still_applies(cluster, pool, settings.policy, mode)):
         raise Superseded(why)
     if must_have_mode and pool.ssh_access is not mode:

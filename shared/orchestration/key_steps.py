@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from shared.errors import KeyMaterialError, Superseded
 from shared.keys import PublicKey, fingerprint, generate_key_pair, parse_public_key
 from shared.models import Cluster, ClusterRef, Pool, SshAccess
-from shared.orchestration.arm_steps import IDLE_STATES
+from shared.orchestration.arm_steps import IDLE_STATES, still_writing
 from shared.plan import AUTO_PROVISIONED, VMSS, auto_provisioned_nodes
 from shared.protocol import FailureKind, Outcome, Result, failed, succeeded
 from shared.records import KeyRotation
@@ -101,12 +101,7 @@ def check_key_write(rt, payload: dict):
     """The `check` of the cluster PUT: still enforcing, in scope, and not already on this key."""
 
     def check(cluster: Cluster) -> None:
-        if not rt.settings.enforcing:
-            raise Superseded(f"WARDEN_MODE is {rt.settings.mode} now: not writing")
-        if cluster.ref.subscription.lower() not in rt.settings.subscriptions:
-            raise Superseded(
-                f"subscription {cluster.ref.subscription} is no longer in WARDEN_SUBSCRIPTIONS: not writing"
-            )
+        still_writing(rt, cluster.ref.subscription)
         keys = cluster.ssh_public_keys or ()
         if len(keys) == 1 and fingerprint(keys[0]) == payload["fingerprint"]:
             raise Superseded(f"the cluster already has key {payload['fingerprint']}: no PUT", done=True)
