@@ -37,6 +37,7 @@ class PolicyError(ConfigError):
     def __init__(self, path: str, message: str):
         super().__init__(f"policy {path}: {message}")
         self.path = path
+        self.detail = message  # without the path, for a caller that adds where the policy came from
 
 
 class OutOfScopeError(WardenError):
@@ -98,6 +99,10 @@ class TransientError(ArmError):
 
 class PermanentError(ArmError):
     """Any other 4xx: terminal for the pool, recorded with ARM's code and message."""
+
+
+class CredentialError(PermanentError):
+    """No token for ARM: not signed in (`az login`), or no managed identity. Not retried."""
 
 
 class OperationFailedError(ArmError):

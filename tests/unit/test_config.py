@@ -1,6 +1,9 @@
 """Settings: parsed once, every problem named with the variable and the value."""
 
+import json
 import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import pytest
 
@@ -9,6 +12,7 @@ from shared.errors import ConfigError, OutOfScopeError, PolicyError
 from shared.models import SshAccess
 
 SUB = "11111111-1111-1111-1111-111111111111"
+EXAMPLE_SETTINGS = Path(__file__).resolve().parents[2] / "local.settings.json.example"
 
 
 def test_defaults():
@@ -90,6 +94,24 @@ def test_bad_policy_is_a_policy_error_with_its_path():
     with pytest.raises(PolicyError) as raised:
         Settings.from_env({"WARDEN_SUBSCRIPTIONS": SUB, "WARDEN_POLICY": '{"rules": [{"name": 1}]}'})
     assert raised.value.path == "$.rules[0].name"
+
+
+def test_a_bad_policy_names_its_json_path_once_and_the_setting():
+    with pytest.raises(PolicyError) as raised:
+        Settings.from_env({"WARDEN_SUBSCRIPTIONS": SUB, "WARDEN_POLICY": '{"default": "Off"}'})
+    message = str(raised.value)
+    assert message.startswith("policy $.default: is 'Off'; expected one of Disabled, ")
+    assert message.endswith(", ignore (from WARDEN_POLICY)") and message.count("$.default") == 1
+
+
+def test_a_bad_policy_file_is_named_with_the_path_in_it(tmp_path):
+    path = tmp_path / "policy.json"
+    path.write_text('{"verify": {"sample": 0}}')
+    with pytest.raises(PolicyError) as raised:
+        Settings.from_env({"WARDEN_SUBSCRIPTIONS": SUB, "WARDEN_POLICY": str(path)})
+    message = str(raised.value)
+    assert message.startswith("policy $.verify.sample: is 0; expected a number of nodes per pool")
+    assert message.endswith(f"(from the WARDEN_POLICY file {str(path)!r})") and message.count("policy ") == 1
 
 
 def test_scope_check_is_case_insensitive():
@@ -249,3 +271,51 @@ def test_poll_seconds_must_be_ascii_digits_from_1_to_600(value):
 @pytest.mark.parametrize(("value", "seconds"), [("1", 1), ("600", 600), (" 45 ", 45), ("007", 7)])
 def test_poll_seconds_in_range_are_read(value, seconds):
     assert Settings.from_env({"WARDEN_SUBSCRIPTIONS": SUB, "WARDEN_POLL_SECONDS": value}).poll_seconds == seconds
+
+
+# --- local.settings.json.example: what `func start` reads -------------------------------------
+
+
+class ReadRecorder(Mapping[str, str]):
+    """An environment that notes every name looked up in it."""
+
+    def __init__(self, values: dict[str, str]):
+        self.values, self.read = values, set()
+
+    def __getitem__(self, name: str) -> str:
+        self.read.add(name)
+        return self.values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.values)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+def names_settings_read() -> set[str]:
+    """Every setting `Settings.from_env` looks up, taken from the code itself: with only the required
+    setting, each optional one is looked up to find its default."""
+    env = ReadRecorder({"WARDEN_SUBSCRIPTIONS": SUB})
+    Settings.from_env(env)
+    return env.read
+
+
+def test_settings_read_are_found_by_recording_the_lookups():
+    assert {"WARDEN_SUBSCRIPTIONS", "WARDEN_POLICY", "WARDEN_TABLES", "AzureWebJobsStorage", "AZURE_CLIENT_ID"} <= (
+        names_settings_read()
+    )
+
+
+def test_the_example_local_settings_name_every_setting_and_parse_in_audit_mode():
+    document = json.loads(EXAMPLE_SETTINGS.read_text(encoding="utf-8"))
+    values = document["Values"]
+    assert document["IsEncrypted"] is False and all(isinstance(v, str) for v in values.values())
+    assert sorted(names_settings_read() - set(values)) == []
+    # Durable Functions on Azure Storage and the timers need blob, queue and table: Azurite's defaults.
+    assert (values["FUNCTIONS_WORKER_RUNTIME"], values["AzureWebJobsStorage"]) == (
+        "python",
+        "UseDevelopmentStorage=true",
+    )
+    settings = Settings.from_env(values)
+    assert (settings.mode, settings.enforcing, settings.tables) == ("audit", False, "UseDevelopmentStorage=true")

@@ -21,7 +21,7 @@ DEMO_FLEET = Path(__file__).resolve().parent.parent / "demo_fleet.json"
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shared.local.arm_emulator", description=__doc__)
     parser.add_argument("--fleet", type=Path, default=DEMO_FLEET, help="fleet JSON (default: the demo fleet)")
-    parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (default 0: a free port)")
+    parser.add_argument("--port", type=_port, default=0, help="TCP port on 127.0.0.1 (default 0: a free port)")
     parser.add_argument("--lro-polls", type=int, default=1, help="status reads an operation stays InProgress")
     parser.add_argument("--retry-after", type=int, default=0, help="Retry-After seconds on long-running answers")
     parser.add_argument("--latency-seconds", type=_latency, default=0.0, help="wait before handling each ARM request")
@@ -46,9 +46,20 @@ def main(argv: list[str] | None = None) -> int:
         "latency_seconds": args.latency_seconds,
         "run_command_seconds": args.run_command_seconds,
     }
-    with ArmEmulator(fleet, **options) as emulator:
+    emulator = ArmEmulator(fleet, **options)
+    try:
+        emulator.start(args.port)
+    except OSError as error:
+        message = (
+            f"cannot listen on 127.0.0.1:{args.port}: {error.strerror}; choose another --port, or 0 for a free one"
+        )
+        print(message, file=sys.stderr)
+        return 2
+    try:
         print(emulator.base_url, flush=True)
         stop.wait()
+    finally:
+        emulator.stop()
     return 0
 
 
@@ -58,6 +69,12 @@ def _seconds(value: str, limit: float) -> float:
     if not 0 <= seconds <= limit:
         raise argparse.ArgumentTypeError(f"must be between 0 and {limit:g} seconds, got {value}")
     return seconds
+
+
+def _port(value: str) -> int:
+    if not (value.isascii() and value.isdigit()) or int(value) > 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port from 0 to 65535 (0: a free port), got {value!r}")
+    return int(value)
 
 
 def _latency(value: str) -> float:
