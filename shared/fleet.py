@@ -28,10 +28,27 @@ ARM_READ_BUCKET = 250  # ARM's read throttle per subscription: burst...
 ARM_READS_PER_SECOND = 25.0  # ...and refill
 
 
+@dataclass(frozen=True)
+class FleetFailure:
+    """A subscription or cluster that could not be read: its id, what failed, ARM's error."""
+
+    target: str
+    what: str
+    error: ArmError
+
+    def __str__(self) -> str:
+        kind = "subscription" if "/" not in self.target else "cluster"
+        return f"{kind} {self.target}: {self.what}: {self.error}"
+
+
 @dataclass
 class FleetReport:
     plans: list[PoolPlan] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    failures: list[FleetFailure] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[str]:
+        return [str(f) for f in self.failures]
 
     def by_cluster(self) -> dict[ClusterRef, list[PoolPlan]]:
         """The plans grouped per cluster, in report order. A cluster that could not be
@@ -167,12 +184,12 @@ def _report(
     report = FleetReport()
     for subscription in subscriptions:
         if isinstance(listed[subscription], ArmError):
-            report.errors.append(f"subscription {subscription}: cannot list clusters: {listed[subscription]}")
+            report.failures.append(FleetFailure(subscription, "cannot list clusters", listed[subscription]))
             continue
         for cluster in _sorted(listed[subscription]):
             found = pools[cluster.ref]
             if isinstance(found, ArmError):
-                report.errors.append(f"cluster {cluster.ref.id}: cannot list pools: {found}")
+                report.failures.append(FleetFailure(cluster.ref.id, "cannot list pools", found))
                 continue
             for pool in sorted(found, key=lambda p: p.name.lower()):
                 report.plans.append(plan_pool(cluster, pool, policy, pending_reimage=pool.key in pending))

@@ -15,7 +15,13 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from azure.core import MatchConditions
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError, ServiceResponseError
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
 from azure.core.rest import HttpRequest
 
 from shared.adapters.arm_parse import (
@@ -29,7 +35,7 @@ from shared.adapters.arm_parse import (
     vm_instance_from_arm,
 )
 from shared.adapters.credentials import arm_client_options
-from shared.errors import ArmError, NotFoundError, TransientError
+from shared.errors import ArmError, CredentialError, NotFoundError, TransientError
 from shared.models import (
     Cluster,
     ClusterRef,
@@ -273,6 +279,10 @@ def translated_errors() -> Iterator[None]:
         raise
     except ResourceNotFoundError as e:
         raise NotFoundError(*_code_message(e), status=404) from e
+    except ClientAuthenticationError as e:
+        if e.status_code is None:  # raised by the credential before any request went out
+            raise CredentialError("CredentialUnavailable", " ".join(str(e.message or e).split())) from e
+        raise classify(e.status_code, *_code_message(e), _retry_after(e)) from e
     except HttpResponseError as e:
         raise classify(e.status_code, *_code_message(e), _retry_after(e)) from e
     except (ServiceRequestError, ServiceResponseError) as e:

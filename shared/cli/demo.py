@@ -1,72 +1,190 @@
 """`demo`: the warden end to end on a local Azure (Azurite + the ARM emulator, sample fleet).
 
-1. `plan`, the read-only report (what ARM says); 2. `verify`, what the nodes say: a pool whose
-config is right but one of whose nodes runs sshd again is caught, reimaged and verified ok;
-3. `handle-event` with a pool write on a LocalUser pool, enforced end to end and verified;
-4. the audit trail; 5. the node evidence the warden keeps; 6. a key rotation (private key to a
-local file store that says it is one); 7. `plan` again. With `--json` each
-step prints its JSON document on stdout; the narration stays on stderr.
+It runs in `enforce` mode (a deployment starts in `audit`) and says so; each step names the
+manual `az` step it automates. sshd before and after is what the warden's own verification
+recorded (WardenNodeChecks), not the emulator's state. With `--json` it prints JSON Lines:
+one `{"step", "command", "result"}` document per line; the narration stays on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import tempfile
+from collections import Counter
+from contextlib import redirect_stderr, redirect_stdout
+from datetime import datetime
 
 from shared.cli import EXIT_OK, plan, rotate, run, verify
+from shared.cli.output import Column, iso, print_json, table, terminal_width
 from shared.config import Settings
 from shared.local.demo import DEMO_EVENT, local_stack, say
 from shared.local.keystore import LocalFileKeyStore
-from shared.models import Target, to_json
+from shared.models import Target
 from shared.orchestration import runtime
-from shared.records import clip
-from shared.report import table
+from shared.records import AuditRecord, NodeCheck
 
-MANUAL_STEPS = (
-    "az aks nodepool update --ssh-access disabled, then az aks nodepool upgrade --node-image-only, "
-    "then az vmss run-command invoke ... 'systemctl status ssh' on each node"
+MANUAL_GUIDE = (
+    "`az aks nodepool update --ssh-access disabled`, then `az aks nodepool upgrade --node-image-only`, "
+    "then `az vmss run-command invoke ... 'systemctl status ssh'` on every node"
+)
+AUDIT_COLUMNS = (
+    Column("TIME"),
+    Column("POOL"),
+    Column("STEP"),
+    Column("OUTCOME"),
+    Column("BEFORE", drop=2),
+    Column("AFTER", drop=3),
+    Column("BY", drop=1),
+    Column("DETAIL", flex=True),
 )
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    steps = _Steps(args)
     with local_stack() as arm:
+        target = _event_target()
         say(
-            "the warden runs in enforce mode here (a deployment starts in audit mode: it only reports). "
-            f"It does, for every pool, what the AKS guide asks by hand: {MANUAL_STEPS}"
+            "This runs the warden in ENFORCE mode against a local Azure (Azurite and an ARM emulator with a "
+            "sample fleet of 4 clusters). A real deployment starts in audit mode: it only reports. "
+            f"For every pool it does what the AKS guide asks by hand: {MANUAL_GUIDE}."
         )
-        say("1. plan: the read-only fleet report (what ARM says each pool is configured with)")
-        codes = [plan.run_plan(args)]
+        steps.run(
+            "plan", "1. plan: what ARM says each pool is configured with, and what the policy wants", plan.run_plan
+        )
         say(f"   ARM requests so far: {len(arm.requests)}, of which writes: {_writes(arm)}")
 
         say(
-            "2. verify: what the nodes say. The warden asks sshd on every node (policy verify.sample: all) by run-command;"
+            "2. verify: what the nodes say. For each node: `az vmss run-command invoke --command-id RunShellScript "
+            "--scripts 'systemctl is-active ssh; systemctl is-enabled ssh'`, by the warden (policy verify.sample: all)"
         )
-        say("   aks-prod-weu/system is configured Disabled, but one node runs sshd again: drift, reimage, verified")
-        codes.append(verify.run_verify(argparse.Namespace(cluster=None, json=args.json)))
+        say("   aks-prod-weu/system is configured Disabled, but one node runs sshd again: drift -> reimage -> verified")
+        before = _now()
+        steps.run("verify", "", verify.run_verify, cluster=None)
 
-        target = _event_target()
-        say(f"3. handle-event {DEMO_EVENT.name}: someone wrote pool {target.cluster}/{target.pool}")
-        codes.append(run.run_handle_event(argparse.Namespace(file=str(DEMO_EVENT), json=args.json)))
+        say(
+            f"3. handle-event {DEMO_EVENT.name}: someone wrote pool {target.cluster.name}/{target.pool}; the warden "
+            "reads it, sets sshAccess (az aks nodepool update) and reimages (az aks nodepool upgrade --node-image-only),"
+            " then verifies the nodes"
+        )
+        after = _now()
+        steps.run("handle-event", "", run.run_handle_event, file=str(DEMO_EVENT))
 
-        say(f"4. the audit trail of {target.cluster}")
-        print(_audit_json(target) if args.json else _audit_table(target))
+        say(f"4. sshd on the nodes of {target.cluster.name}/{target.pool}, as the warden's verification recorded it:")
+        for line in sshd_before_after(_checks(), target, before, after):
+            say(f"   {line}")
 
-        say("5. the evidence: every node check the warden made, from the WardenNodeChecks table")
-        print(_checks_json() if args.json else _checks_table())
+        say(f"5. the audit trail of {target.cluster.name} (WardenAudit)")
+        audit = _audit_rows(target)
+        steps.show("audit", [_audit_json(r) for r in audit], _audit_table(audit, args.wide))
         say(f"   ARM writes in all: {_writes(arm)} (run-commands only read the nodes: {_run_commands(arm)})")
 
         say("6. rotate-keys: a new node SSH key for aks-prod-weu (RSA 3072; only its LocalUser pools are reimaged)")
         with tempfile.TemporaryDirectory(prefix="warden-demo-keys-") as keys:
             store = LocalFileKeyStore(keys)
             say(f"   private keys go to a {store.describe()} (on Azure: Key Vault, WARDEN_KEYVAULT_URL)")
-            codes.append(
-                rotate.run_rotate(argparse.Namespace(cluster=_prod_id(), public_key=None, json=args.json), store)
-            )
+            steps.run("rotate-keys", "", lambda a: rotate.run_rotate(a, store), cluster=_prod_id(), public_key=None)
 
-        say("7. plan again")
-        codes.append(plan.run_plan(args))
-    return max(codes) if any(codes) else EXIT_OK
+        steps.run("plan", "7. plan again: what is left, and why", plan.run_plan)
+        for line in what_is_left(steps.quietly(plan.run_plan)):
+            say(f"   {line}")
+    say(
+        "Next: against your own subscriptions, in audit mode (nothing is written): `az login`, then\n"
+        "   WARDEN_SUBSCRIPTIONS=<subscription id> WARDEN_POLICY=policy.json python -m shared plan\n"
+        "   The README explains the policy, the modes, and deployment with `azd up`."
+    )
+    return max(steps.codes) if any(steps.codes) else EXIT_OK
+
+
+class _Steps:
+    """Runs the demo's commands; with --json each step's document becomes one JSON Lines line."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.args, self.codes, self.count = args, [], 0
+
+    def run(self, command: str, intro: str, function, **extra) -> dict | None:
+        if intro:
+            say(intro)
+        options = argparse.Namespace(
+            json=self.args.json, wide=self.args.wide, verbose=self.args.verbose, timeout=None, **extra
+        )
+        if not self.args.json:
+            self.codes.append(function(options))
+            return None
+        buffer = io.StringIO()
+        with redirect_stdout(buffer):
+            self.codes.append(function(options))
+        document = json.loads(buffer.getvalue())
+        self._emit(command, document)
+        return document
+
+    def quietly(self, function, **extra) -> dict:
+        """A command's JSON document, printing nothing (read-only commands only)."""
+        options = argparse.Namespace(json=True, wide=False, verbose=False, timeout=None, **extra)
+        out, err = io.StringIO(), io.StringIO()
+        with redirect_stdout(out), redirect_stderr(err):
+            function(options)
+        return json.loads(out.getvalue())
+
+    def show(self, command: str, document, text: str) -> None:
+        if self.args.json:
+            self._emit(command, document)
+        else:
+            print(text)
+
+    def _emit(self, command: str, document) -> None:
+        self.count += 1
+        print_json({"step": self.count, "command": command, "result": document}, lines=True)
+
+
+def sshd_before_after(checks: list[NodeCheck], target: Target, before: datetime, after: datetime) -> list[str]:
+    """What the warden's checks of the target pool said before the event and after it."""
+    pool = [c for c in checks if c.cluster_id.lower() == target.cluster.key and c.pool.lower() == target.pool.lower()]
+    lines = []
+    for label, start, end in (("before", before, after), ("after ", after, None)):
+        seen = [c for c in pool if c.time >= start and (end is None or c.time < end)]
+        if not seen:
+            lines.append(f"{label}: not checked")
+            continue
+        states = Counter(
+            f"sshd {_state(c.sshd_active, 'active', 'inactive')}/{_state(c.sshd_enabled, 'enabled', 'disabled')}"
+            for c in seen
+        )
+        verdicts = Counter(c.verdict for c in seen)
+        lines.append(
+            f"{label}: "
+            + ", ".join(f"{n} node{'s' * (n > 1)} {s}" for s, n in sorted(states.items()))
+            + f" (expected {seen[-1].expected_mode}; verdict "
+            + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items()))
+            + f"; checked {seen[-1].time:%H:%M:%S})"
+        )
+    return lines
+
+
+def _state(value: bool | None, yes: str, no: str) -> str:
+    return "unknown" if value is None else yes if value else no
+
+
+WHY_LEFT = {
+    "drifted": "no event or request named it in this demo; the hourly resync (`reconcile --all`) would take it",
+    "ignored": "the policy leaves it alone, on purpose",
+    "unsupported": "AKS cannot give it the mode the policy wants: reported, never written",
+    "pending-reimage": "its sshAccess is set; the node-image upgrade waits (maintenance window or disruption policy)",
+}
+
+
+def what_is_left(document: dict) -> list[str]:
+    """The pools the final plan does not call compliant, and why (from `plan --json`)."""
+    left = [p for p in document["pools"] if p["status"] != "compliant"]
+    return [
+        f"{p['cluster']}/{p['pool']}: {p['status']} ({p['reason']}): {WHY_LEFT.get(p['status'], '')}".rstrip(": ")
+        for p in left
+    ] or ["every pool complies"]
+
+
+def _now() -> datetime:
+    return datetime.now().astimezone()
 
 
 def _prod_id() -> str:
@@ -92,67 +210,51 @@ def _is_run_command(path: str) -> bool:
     return path.lower().endswith("/runcommand")
 
 
-def _store():
-    return runtime.build(Settings.from_env()).store
-
-
-def _audit_rows(target: Target) -> list:
-    store = _store()
+def _with_store(read):
+    store = runtime.build(Settings.from_env()).store
     try:
-        return store.list_audit(target.cluster.key)
+        return read(store)
     finally:
         store.close()
 
 
-def _audit_json(target: Target) -> str:
-    return json.dumps([to_json(r) for r in _audit_rows(target)], indent=2, default=str)
+def _audit_rows(target: Target) -> list[AuditRecord]:
+    return _with_store(lambda store: store.list_audit(target.cluster.key))
 
 
-def _audit_table(target: Target) -> str:
-    rows = _audit_rows(target)
-    return table(
-        ("TIME", "POOL", "STEP", "OUTCOME", "BEFORE", "AFTER", "BY", "DETAIL"),
-        [
-            (
-                r.time.strftime("%H:%M:%S.%f")[:-3],
-                r.pool,
-                r.step,
-                r.outcome.value,
-                r.mode_before,
-                r.mode_after,
-                r.actor or "warden",
-                clip((r.code + " " if r.code else "") + r.message, 90),
-            )
-            for r in rows
-        ],
-    )
+def _checks() -> list[NodeCheck]:
+    return _with_store(lambda store: store.list_node_checks())
 
 
-def _checks() -> list:
-    store = _store()
-    try:
-        return store.list_node_checks()
-    finally:
-        store.close()
+def _audit_json(row: AuditRecord) -> dict:
+    return {
+        "time": iso(row.time),
+        "clusterId": row.cluster_id,
+        "poolId": f"{row.cluster_id}/agentPools/{row.pool}" if row.pool else None,
+        "step": row.step,
+        "outcome": row.outcome.value,
+        "modeBefore": row.mode_before,
+        "modeAfter": row.mode_after,
+        "code": row.code,
+        "message": row.message,
+        "operationId": row.operation_id,
+        "instanceId": row.instance_id,
+        "actor": row.actor or "warden",
+    }
 
 
-def _checks_json() -> str:
-    return json.dumps([to_json(c) for c in _checks()], indent=2, default=str)
-
-
-def _checks_table() -> str:
-    return table(
-        ("TIME", "CLUSTER", "POOL", "NODE", "EXPECTED", "VERDICT", "WHAT THE NODE SAID"),
-        [
-            (
-                c.time.strftime("%H:%M:%S"),
-                Target.from_id(c.cluster_id).cluster.name,
-                c.pool,
-                c.instance_id,
-                c.expected_mode,
-                c.verdict,
-                clip(c.units, 70),
-            )
-            for c in _checks()
-        ],
-    )
+def _audit_table(rows: list[AuditRecord], wide: bool) -> str:
+    cells = [
+        (
+            r.time.strftime("%H:%M:%S.%f")[:-3],
+            r.pool,
+            r.step,
+            r.outcome.value,
+            r.mode_before,
+            r.mode_after,
+            r.actor or "warden",
+            (r.code + " " if r.code else "") + r.message,
+        )
+        for r in rows
+    ]
+    return table(AUDIT_COLUMNS, cells, width=None if wide else terminal_width())

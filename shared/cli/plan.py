@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
-from shared.cli import EXIT_FAILED, EXIT_OK, progress
+from shared.cli import EXIT_FAILED, EXIT_OK, progress, unreachable_arm
+from shared.cli.output import Column, print_json, say, table, terminal_width
 from shared.config import Settings
-from shared.fleet import scan_fleet
-from shared.report import plan_row, plan_table, summary
+from shared.errors import CredentialError
+from shared.fleet import FleetReport, scan_fleet
+from shared.report import plan_row, summary
+
+COLUMNS = (
+    Column("SUBSCRIPTION", drop=1),
+    Column("RESOURCE GROUP", drop=2),
+    Column("CLUSTER"),
+    Column("POOL"),
+    Column("OS", drop=3),
+    Column("CURRENT"),
+    Column("DESIRED"),
+    Column("STATUS"),
+    Column("REASON", flex=True),
+)
 
 
 def run_plan(args: argparse.Namespace) -> int:
@@ -20,19 +32,44 @@ def run_plan(args: argparse.Namespace) -> int:
         report = scan_fleet(
             arm, settings.subscriptions, settings.policy, pending_reimage=_pending_reimage(settings), progress=progress
         )
+    _raise_if_unreachable(report, settings.arm_endpoint)
+    rows = [plan_row(p) for p in report.plans]
+    errors = [
+        {"target": f.target, "code": f.error.code, "message": f"{f.what}: {f.error.message}"} for f in report.failures
+    ]
     if args.json:
-        document = {
-            "pools": [plan_row(p) for p in report.plans],
-            "summary": summary(report.plans),
-            "errors": report.errors,
-        }
-        print(json.dumps(document, indent=2))
-    else:
-        print(plan_table(report.plans))
-        print(f"\n{len(report.plans)} pools: " + ", ".join(f"{n} {s}" for s, n in summary(report.plans).items()))
+        print_json({"pools": rows, "summary": summary(report.plans), "errors": errors})
+    elif rows:
+        cells = [
+            (
+                r["subscription"][:8],
+                r["resourceGroup"],
+                r["cluster"],
+                r["pool"],
+                r["os"],
+                r["current"],
+                r["desired"],
+                r["status"],
+                r["reason"],
+            )
+            for r in rows
+        ]
+        print(table(COLUMNS, cells, width=None if args.wide else terminal_width()))
+        print(f"\n{len(rows)} pools: " + ", ".join(f"{n} {s}" for s, n in summary(report.plans).items()))
+    elif not errors:
+        say(f"no AKS cluster in the {len(settings.subscriptions)} subscriptions in scope")
     for error in report.errors:
-        print(f"failed: {error}", file=sys.stderr)
-    return EXIT_FAILED if report.errors else EXIT_OK
+        say(f"failed: {error}")
+    return EXIT_FAILED if report.failures else EXIT_OK
+
+
+def _raise_if_unreachable(report: FleetReport, endpoint: str) -> None:
+    """When no read reached ARM, every error is the same one: say it once, with its fix."""
+    if report.plans or not report.failures:
+        return
+    error = report.failures[0].error
+    if isinstance(error, CredentialError) or error.code == "ConnectionError":
+        raise unreachable_arm(error, endpoint)
 
 
 def _pending_reimage(settings: Settings) -> frozenset[str]:

@@ -5,31 +5,43 @@ any re-enforcement the drift caused)."""
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from collections import Counter
 
-from shared.cli import EXIT_FAILED, EXIT_OK, BadInput, progress
-from shared.cli.run import local_functions
+from shared.cli import BadInput, progress
+from shared.cli.output import Column, say
+from shared.cli.run import RunResult, error_entry, local_functions, run_to_end, show_run
 from shared.config import Settings
 from shared.local.functions_host import LocalFunctions
+from shared.models import ClusterRef
 from shared.orchestration import names, runtime
 from shared.protocol import WorkKind
-from shared.report import table
 from shared.triggers.http_api import BadRequest, reconcile_target
 from shared.triggers.start import StartError, request_work
 from shared.triggers.verify import verify_fleet
 
 ACTOR = "cli"
+VERIFY_SHAPE = (
+    '{"pools": [{"clusterId", "poolId", "cluster", "pool", "os", "mode", "verdict", "reason", ...}], '
+    '"summary": {verdict: count}, "errors": [{"target", "code", "message"}], "left": [...], "stopped": null | why}'
+)
+COLUMNS = (
+    Column("CLUSTER"),
+    Column("POOL"),
+    Column("OS", drop=1),
+    Column("MODE"),
+    Column("VERDICT"),
+    Column("REASON", flex=True),
+)
 
 
 def run_verify(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     target = _target(args.cluster) if args.cluster else None
-    with local_functions(settings) as functions:
+    with local_functions(settings, args) as functions:
         errors = functions.with_client(lambda client: _request(client, target))
-        functions.run()
-        return report_verification(functions, args.json, errors)
+        result = run_to_end(functions, args.timeout)
+        result.errors += errors
+        return report_verification(functions, args, result)
 
 
 def _target(cluster: str):
@@ -39,61 +51,46 @@ def _target(cluster: str):
         raise BadInput(f"{e.code}: {e.message}") from e
 
 
-async def _request(client, target) -> list[str]:
+async def _request(client, target) -> list[dict]:
     rt = runtime.runtime()
     if target is None:
         report = await verify_fleet(client, rt, "verify from the command line", ACTOR)
         progress(f"verify: {len(report.requested)} clusters, {len(report.skipped)} stopped ones skipped")
-        return report.errors
+        return [error_entry("", "VerifyNotRequested", e) for e in report.errors]
     try:
         await request_work(client, rt.store, target, "verify from the command line", ACTOR, WorkKind.VERIFY)
     except StartError as e:
-        return [str(e)]
+        return [error_entry(target.cluster.id, "VerifyNotStarted", str(e))]
     return []
 
 
-def report_verification(functions: LocalFunctions, as_json: bool, errors: list[str]) -> int:
-    pools: dict[tuple, dict] = {}  # the last verification of each pool wins
-    errors = list(errors)
+def report_verification(functions: LocalFunctions, args: argparse.Namespace, result: RunResult) -> int:
+    pools: dict[str, dict] = {}  # the last verification of each pool wins
     for status in functions.durable.statuses():
         if status.name != names.VERIFY_CLUSTER or not isinstance(status.output, dict):
             continue
         cluster = status.input["cluster"]
-        if status.output.get("error"):
-            errors.append(f"cluster {cluster['resourceGroup']}/{cluster['name']}: {status.output['error']['message']}")
+        ref = ClusterRef(cluster["subscription"], cluster["resourceGroup"], cluster["name"])
+        if error := status.output.get("error"):
+            result.errors.append(error_entry(ref.id, error.get("code", ""), error.get("message", "")))
         for pool in status.output.get("pools", []):
-            row = {
-                "subscription": cluster["subscription"],
-                "resourceGroup": cluster["resourceGroup"],
-                "cluster": cluster["name"],
+            pool_id = f"{ref.id}/agentPools/{pool['pool']}"
+            pools[pool_id.lower()] = {
+                "clusterId": ref.id,
+                "poolId": pool_id,
+                "cluster": f"{ref.resource_group}/{ref.name}",
                 **pool,
             }
-            pools[
-                (
-                    cluster["subscription"],
-                    cluster["resourceGroup"].lower(),
-                    cluster["name"].lower(),
-                    pool["pool"].lower(),
-                )
-            ] = row
-    rows = [pools[key] for key in sorted(pools)]
-    summary = dict(Counter(r["verdict"] for r in rows))
-    if as_json:
-        print(json.dumps({"pools": rows, "summary": summary, "errors": errors}, indent=2))
-    else:
-        print(table(("CLUSTER", "POOL", "OS", "MODE", "VERDICT", "REASON"), [_row(r) for r in rows]))
-        print(f"\n{len(rows)} pools: " + ", ".join(f"{n} {v}" for v, n in sorted(summary.items())))
-    for error in errors:
-        print(f"failed: {error}", file=sys.stderr)
-    return EXIT_FAILED if errors or summary.get("drift") else EXIT_OK
-
-
-def _row(pool: dict) -> tuple:
-    return (
-        f"{pool['resourceGroup']}/{pool['cluster']}",
-        pool["pool"],
-        pool.get("os", ""),
-        pool.get("mode", ""),
-        pool["verdict"],
-        pool["reason"],
-    )
+    result.rows = [pools[key] for key in sorted(pools)]
+    summary = dict(sorted(Counter(r["verdict"] for r in result.rows).items()))
+    cells = [
+        (r["cluster"], r["pool"], r.get("os", ""), r.get("mode", ""), r["verdict"], r["reason"]) for r in result.rows
+    ]
+    show_run(args, "pools", result, COLUMNS, cells, summary=summary)
+    if args.json:
+        return result.exit_code(bool(summary.get("drift")))
+    if result.rows:
+        say(f"{len(result.rows)} pools: " + ", ".join(f"{n} {v}" for v, n in summary.items()))
+    elif not result.errors:
+        say("nothing verified: no cluster in scope has a pool to check")
+    return result.exit_code(bool(summary.get("drift")))

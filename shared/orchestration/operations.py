@@ -64,7 +64,14 @@ def retry_wait(context, payload: dict, what: str, error: Failure, attempt: int, 
     """Record the retry (best effort: the store may be what fails) and wait before it."""
     delay = retry_delay(error.retry_after, attempt, base, jitter(context))
     reason = f"{error.code}: retrying {what} in {delay:g}s (attempt {attempt + 1} of {MAX_ATTEMPTS})"
-    note = {**payload, "step": what, "outcome": Outcome.RETRIED.value, "reason": reason, "error": error.to_json()}
+    note = {
+        **payload,
+        "step": what,
+        "outcome": Outcome.RETRIED.value,
+        "reason": reason,
+        "error": error.to_json(),
+        "retry": {"attempt": attempt + 1, "of": MAX_ATTEMPTS, "inSeconds": delay},
+    }
     yield from call_once(context, names.RECORD, note)
     yield from sleep(context, delay)
 
@@ -145,6 +152,7 @@ def poll_operation(context, payload: dict, operation: dict, base: float, activit
             "step": names.POLL_OPERATION,
             "outcome": Outcome.RETRIED.value,
             "error": state.error.to_json(),
+            "retry": {"attempt": failures, "of": MAX_ATTEMPTS, "inSeconds": delay},
         }
         note["reason"] = f"{state.error.code}: polling again in {delay:g}s (failure {failures} of {MAX_ATTEMPTS})"
         yield from call_once(context, names.RECORD, note)

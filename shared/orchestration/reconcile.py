@@ -16,7 +16,15 @@ pool with nothing to do ends at its `plan` row (skipped, with its status and why
 from __future__ import annotations
 
 from shared.orchestration import names
-from shared.orchestration.operations import Task, call, record, record_failure, run_operation, wait_for_window
+from shared.orchestration.operations import (
+    DEFAULT_BASE_SECONDS,
+    Task,
+    call,
+    record,
+    record_failure,
+    run_operation,
+    wait_for_window,
+)
 from shared.plan import Status
 from shared.policy import NODE_OS_WINDOW
 from shared.protocol import Failure, FailureKind, Outcome, WorkKind
@@ -29,8 +37,9 @@ def reconcile_cluster(context) -> Task:
     work = context.get_input()
     cluster, pools = work["cluster"], work.get("pools")
     common = {"cluster": cluster, "instanceId": context.instance_id, "actor": work.get("actor", "")}
+    base = work.get("pollSeconds") or DEFAULT_BASE_SECONDS
     if pools is None:
-        listed = yield from call(context, names.LIST_POOLS, common)
+        listed = yield from call(context, names.LIST_POOLS, common, base)
         if not listed.ok:
             yield from record_failure(context, common, "list-pools", listed.error)
             yield from record(
@@ -40,9 +49,11 @@ def reconcile_cluster(context) -> Task:
         pools = listed["pools"]
     outcomes = []
     for index, pool in enumerate(pools):
-        context.set_custom_status({"cluster": cluster["name"], "pool": pool, "done": index, "of": len(pools)})
         child = names.child_instance_id(context.instance_id, pool, str(context.new_uuid()))
-        target = {**common, "pool": pool, "reason": work.get("reason", "")}
+        context.set_custom_status(
+            {"cluster": cluster["name"], "pool": pool, "done": index, "of": len(pools), "instanceId": child}
+        )
+        target = {**common, "pool": pool, "reason": work.get("reason", ""), "pollSeconds": base}
         try:
             outcome = yield context.call_sub_orchestrator(names.RECONCILE_POOL, target, child)
         except Exception as e:  # noqa: BLE001 - a failed sub-orchestration fails this pool only
@@ -57,7 +68,8 @@ def reconcile_cluster(context) -> Task:
 def reconcile_pool(context) -> Task:
     """Input: {"cluster", "pool", "reason", "actor"}. Output: {"pool", "outcome", "status", "reason", "error"}."""
     target = {**context.get_input(), "instanceId": context.instance_id}
-    plan = yield from call(context, names.PLAN_POOL, target)
+    _at(context, target, "plan")
+    plan = yield from call(context, names.PLAN_POOL, target, target.get("pollSeconds") or DEFAULT_BASE_SECONDS)
     if not plan.ok:
         yield from record_failure(context, target, "plan", plan.error)
         return (yield from _finish(context, target, plan.error.outcome, plan.error.message, plan.error))
@@ -79,20 +91,28 @@ def _remediate(context, target: dict, plan: dict) -> Task:
     base = plan["pollSeconds"]
     change = {**target, "mode": plan["desired"], "modeBefore": plan["current"], "reimageOwed": UPGRADE in plan["steps"]}
     if UPDATE in plan["steps"]:
+        _at(context, target, UPDATE)
         done = yield from run_operation(
             context, names.START_SSH_UPDATE, {**change, "step": UPDATE}, base, fresh=plan["idle"]
         )
         if (early := (yield from _stopped(context, change, UPDATE, done))) is not None:
             return early
     if UPGRADE in plan["steps"]:
+        _at(context, target, "upgrade-window")
         if plan["upgradeWindow"] == NODE_OS_WINDOW and not (
             yield from wait_for_window(context, target, plan.get("maintenanceWindow"))
         ):
             return Outcome.WAITING, "no usable node-OS maintenance window: the upgrade waits", None
+        _at(context, target, UPGRADE)
         done = yield from run_operation(context, names.START_NODE_IMAGE_UPGRADE, {**change, "step": UPGRADE}, base)
         if (early := (yield from _stopped(context, change, UPGRADE, done))) is not None:
             return early
     return Outcome.SUCCEEDED, f"{plan['current']} -> {plan['desired']}", None
+
+
+def _at(context, target: dict, step: str) -> None:
+    """Say which step the pool is at (the status endpoint shows it while the step runs)."""
+    context.set_custom_status({"pool": target["pool"], "step": step})
 
 
 def _stopped(context, payload: dict, step: str, done) -> Task:

@@ -17,7 +17,14 @@ secret's id. The private key never leaves the prepare activity.
 from __future__ import annotations
 
 from shared.orchestration import names
-from shared.orchestration.operations import Task, call, record_failure, run_operation, wait_for_window
+from shared.orchestration.operations import (
+    DEFAULT_BASE_SECONDS,
+    Task,
+    call,
+    record_failure,
+    run_operation,
+    wait_for_window,
+)
 from shared.policy import NODE_OS_WINDOW
 from shared.protocol import Outcome, WorkKind
 
@@ -29,7 +36,9 @@ def rotate_keys(context) -> Task:
     """Input: {"cluster", "argument": a supplied `ssh-rsa` public key or "", "reason", "actor"}."""
     work = context.get_input()
     common = {"cluster": work["cluster"], "instanceId": context.instance_id, "actor": work.get("actor", "")}
-    prepared = yield from call(context, names.PREPARE_ROTATION, {**common, "publicKey": work.get("argument", "")})
+    first = work.get("pollSeconds") or DEFAULT_BASE_SECONDS
+    prepare = {**common, "publicKey": work.get("argument", "")}
+    prepared = yield from call(context, names.PREPARE_ROTATION, prepare, first)
     if not prepared.ok:  # the rotation's own row says why
         return (yield from _finish(context, common, {}, Outcome.FAILED, prepared.error.message))
     key = prepared.value
@@ -40,7 +49,7 @@ def rotate_keys(context) -> Task:
     applied = yield from run_operation(context, names.START_KEY_UPDATE, change, base)
     if stopped := (yield from _stopped(context, change, applied)):
         return (yield from _finish(context, common, key, *stopped))
-    pools = yield from call(context, names.PLAN_KEY_REIMAGES, common)
+    pools = yield from call(context, names.PLAN_KEY_REIMAGES, common, base)
     if not pools.ok:
         yield from record_failure(context, common, UPGRADE, pools.error)
         return (yield from _finish(context, common, key, Outcome.FAILED, f"the key is set; {pools.error.message}"))
@@ -94,7 +103,8 @@ def _finish(context, common: dict, key: dict, outcome: Outcome, reason: str, rei
         "secretId": key.get("secretId", ""),
         "poolsReimaged": reimaged or [],
     }
-    recorded = yield from call(context, names.RECORD_ROTATION, {**common, **key, **result})
+    base = key.get("pollSeconds") or DEFAULT_BASE_SECONDS
+    recorded = yield from call(context, names.RECORD_ROTATION, {**common, **key, **result}, base)
     if not recorded.ok:
         result["error"] = recorded.error.to_json()
     return result

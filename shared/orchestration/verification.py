@@ -15,7 +15,7 @@ A node whose check fails in any way is `unknown` with the reason, never `ok`.
 from __future__ import annotations
 
 from shared.orchestration import names
-from shared.orchestration.operations import Task, call, call_once, record, run_operation
+from shared.orchestration.operations import DEFAULT_BASE_SECONDS, Task, call, call_once, record, run_operation
 from shared.protocol import Outcome
 
 NODES_AT_ONCE = 4  # per cluster; the subscription-wide bound is WARDEN_VERIFY_CONCURRENCY
@@ -25,7 +25,8 @@ def verify_cluster(context) -> Task:
     """Input: {"cluster", "pools": [names] | null (all), "reason", "actor"}. Output: {"pools": [...], "error"}."""
     work = context.get_input()
     common = {"cluster": work["cluster"], "instanceId": context.instance_id, "actor": work.get("actor", "")}
-    planned = yield from call(context, names.PLAN_VERIFICATION, {**common, "pools": work.get("pools")})
+    base = work.get("pollSeconds") or DEFAULT_BASE_SECONDS
+    planned = yield from call(context, names.PLAN_VERIFICATION, {**common, "pools": work.get("pools")}, base)
     if not planned.ok:
         yield from record(
             context, common, "verify", Outcome.FAILED, planned.error.message, error=planned.error.to_json()
@@ -37,7 +38,10 @@ def verify_cluster(context) -> Task:
         context.set_custom_status({"cluster": work["cluster"]["name"], "checked": start, "of": len(nodes)})
         checks += yield from _check_all(context, common, batch, planned["pollSeconds"])
     recorded = yield from call(
-        context, names.RECORD_VERIFICATION, {**common, "checks": checks, "skipped": planned["skipped"]}
+        context,
+        names.RECORD_VERIFICATION,
+        {**common, "checks": checks, "skipped": planned["skipped"], "planned": planned.get("planned", [])},
+        planned["pollSeconds"],
     )
     if not recorded.ok:
         return {"pools": [], "error": recorded.error.to_json()}

@@ -16,7 +16,7 @@ leased to a lease nobody holds, and the next worker takes them again.
 from __future__ import annotations
 
 from shared.orchestration import names
-from shared.orchestration.operations import Task, call, record, sleep
+from shared.orchestration.operations import DEFAULT_BASE_SECONDS, Task, call, record, sleep
 from shared.protocol import Outcome, WorkKind
 
 STORE_PAUSE_SECONDS = 300  # between generations while the requests table is out of reach
@@ -30,45 +30,52 @@ WORK_ORCHESTRATORS: dict[str, str] = {
 
 
 def cluster_worker(context) -> Task:
-    """Input: {"cluster": {subscription, resourceGroup, name}, "generation": n}."""
+    """Input: {"cluster": {subscription, resourceGroup, name}, "generation": n, "pollSeconds": s}.
+    `pollSeconds` (WARDEN_POLL_SECONDS, as the trigger and then each lease read it) is the base
+    of every wait and retry, from the first call on."""
     state = context.get_input()
     cluster, generation = state["cluster"], state.get("generation", 0)
-    leased = yield from call(context, names.LEASE_REQUESTS, {"cluster": cluster, "lease": str(context.new_uuid())})
+    base = state.get("pollSeconds") or DEFAULT_BASE_SECONDS
+    lease = {"cluster": cluster, "lease": str(context.new_uuid())}
+    leased = yield from call(context, names.LEASE_REQUESTS, lease, base)
     if not leased.ok:
         # The store is out of reach: the worker must not end while the cluster is marked open
         # (a trigger would count on it), so it pauses and tries again in a new generation.
-        return (yield from _pause_and_go_on(context, cluster, generation))
-    work = leased["work"]
+        return (yield from _pause_and_go_on(context, cluster, generation, base))
+    work, base = leased["work"], leased.get("pollSeconds") or base
     if not work:
-        closed = yield from call(context, names.CLOSE_WORKER, {"cluster": cluster})
+        closed = yield from call(context, names.CLOSE_WORKER, {"cluster": cluster}, base)
         if not closed.ok:
-            return (yield from _pause_and_go_on(context, cluster, generation))
+            return (yield from _pause_and_go_on(context, cluster, generation, base))
         if closed["closed"]:
             return {"cluster": cluster, "generation": generation, "closed": True}
     for index, item in enumerate(work):
-        context.set_custom_status(
-            {
-                "cluster": cluster["name"],
-                "work": item["kind"],
-                "item": index + 1,
-                "of": len(work),
-                "generation": generation,
-            }
-        )
-        yield from run_work(context, cluster, item)
-        yield from call(context, names.FINISH_REQUESTS, {"cluster": cluster, "rows": item["rows"]})
-    context.continue_as_new({"cluster": cluster, "generation": generation + 1})
+        progress = {
+            "cluster": cluster["name"],
+            "work": item["kind"],
+            "item": index + 1,
+            "of": len(work),
+            "generation": generation,
+        }
+        context.set_custom_status(progress)
+        yield from run_work(context, cluster, item, progress, base)
+        yield from call(context, names.FINISH_REQUESTS, {"cluster": cluster, "rows": item["rows"]}, base)
+    context.continue_as_new({"cluster": cluster, "generation": generation + 1, "pollSeconds": base})
     return None
 
 
-def _pause_and_go_on(context, cluster: dict, generation: int) -> Task:
+def _pause_and_go_on(context, cluster: dict, generation: int, base: float) -> Task:
     yield from sleep(context, STORE_PAUSE_SECONDS)
-    context.continue_as_new({"cluster": cluster, "generation": generation + 1})
+    context.continue_as_new({"cluster": cluster, "generation": generation + 1, "pollSeconds": base})
     return None
 
 
-def run_work(context, cluster: dict, item: dict) -> Task:
-    """One work item in its kind's sub-orchestration; whatever happens, it ends recorded."""
+def run_work(
+    context, cluster: dict, item: dict, progress: dict | None = None, base: float = DEFAULT_BASE_SECONDS
+) -> Task:
+    """One work item in its kind's sub-orchestration; whatever happens, it ends recorded.
+    `progress`: the worker's custom status, to which the child's instance id is added (the
+    status endpoint follows it down to the pool and step in progress)."""
     kind = item["kind"]
     common = {"cluster": cluster, "instanceId": context.instance_id, "actor": item.get("actor", "")}
     orchestrator = WORK_ORCHESTRATORS.get(kind)
@@ -84,8 +91,10 @@ def run_work(context, cluster: dict, item: dict) -> Task:
         "reason": item.get("reason", ""),
         "actor": item.get("actor", ""),
         "argument": item.get("argument", ""),
+        "pollSeconds": base,
     }
     child = names.child_instance_id(context.instance_id, kind, str(context.new_uuid()))
+    context.set_custom_status({**(progress or {}), "instanceId": child})
     try:
         return (yield context.call_sub_orchestrator(orchestrator, payload, child))
     except Exception as e:  # noqa: BLE001 - recorded; the worker goes on with the next item

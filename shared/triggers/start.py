@@ -20,6 +20,7 @@ from shared.errors import ArmError, WardenError
 from shared.models import Cluster, ClusterRef, Target
 from shared.orchestration.envelope import cluster_json
 from shared.orchestration.names import CLUSTER_WORKER, worker_instance_id
+from shared.orchestration.runtime import runtime
 from shared.protocol import WorkKind
 from shared.records import WorkRequest
 
@@ -68,7 +69,7 @@ async def start_worker(client, cluster: ClusterRef, taken=lambda: False) -> str:
     instance_id, pause, failures = worker_instance_id(cluster.key), FIRST_PAUSE_SECONDS, []
     for _ in range(START_TRIES):
         try:
-            await client.start_new(CLUSTER_WORKER, instance_id, {"cluster": cluster_json(cluster)})
+            await client.start_new(CLUSTER_WORKER, instance_id, worker_input(cluster))
             return "started"
         except OSError as unreachable:  # aiohttp's connection errors: no use waiting here
             raise StartError(f"could not start {instance_id}: the task hub is unreachable: {unreachable}") from None
@@ -79,6 +80,11 @@ async def start_worker(client, cluster: ClusterRef, taken=lambda: False) -> str:
         await asyncio.sleep(pause)
         pause *= 2
     raise StartError(f"could not start {instance_id}: {failures[-1]}")
+
+
+def worker_input(cluster: ClusterRef) -> dict:
+    """The worker's first input: its cluster, and the poll setting for its very first waits."""
+    return {"cluster": cluster_json(cluster), "pollSeconds": runtime().settings.poll_seconds}
 
 
 async def is_running(client, instance_id: str) -> bool:

@@ -54,7 +54,7 @@ def test_plan_json_classifies_every_pool_with_only_get_requests(warden_env, caps
 
 
 def test_plan_table_is_human_readable(warden_env, capsys):
-    assert main(["plan"]) == 0
+    assert main(["plan", "--wide"]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].split() == [
         "SUBSCRIPTION",
@@ -77,7 +77,7 @@ def test_plan_reports_an_unreadable_cluster_and_exits_1(warden_env, capsys):
     captured = capsys.readouterr()
     report = json.loads(captured.out)
     assert {r["cluster"] for r in report["pools"]} == {"aks-dev-weu", "aks-auto-neu", "aks-sandbox-neu"}
-    assert "AuthorizationFailed" in report["errors"][0] and "AuthorizationFailed" in captured.err
+    assert report["errors"][0]["code"] == "AuthorizationFailed" and "AuthorizationFailed" in captured.err
 
 
 @pytest.mark.parametrize(

@@ -2,14 +2,16 @@
 
 import io
 import json
+import re
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from shared.adapters.store import WardenStore
-from shared.cli import main
+from shared.cli import demo, main
 from shared.local.demo import DEMO_EVENT
 from tests.emulator_fixtures import SUB_A
 from tests.warden_fixtures import DEV, FIXTURES, is_run_command, set_cli_env
@@ -40,7 +42,7 @@ def test_reconcile_one_pool_to_completion(cli_env, capsys):
     [outcome] = json.loads(captured.out)["outcomes"]
     assert (outcome["pool"], outcome["outcome"], outcome["status"]) == ("nodepool1", "succeeded", "compliant")
     assert writes(cli_env) == [("PUT", "nodepool1"), ("POST", "upgradeNodeImageVersion")]
-    assert "nodepool1 start_ssh_update" in captured.err  # progress on stderr, stdout stays JSON
+    assert "aks-dev-weu/nodepool1: setting sshAccess LocalUser -> Disabled" in captured.err  # stdout stays JSON
 
 
 def test_a_failed_pool_exits_1(cli_env, capsys):
@@ -104,11 +106,37 @@ def test_demo_runs_end_to_end_as_a_fresh_process():
     assert done.returncode == 0, done.stderr[-2000:]
     # nodepool1's PUT and upgrade, and the reimage of the pool whose node ran sshd again
     assert "ARM writes in all: 3" in done.stderr
-    assert "enforce mode" in done.stderr and "az aks nodepool upgrade --node-image-only" in done.stderr
+    assert "ENFORCE mode" in done.stderr and "az aks nodepool upgrade --node-image-only" in done.stderr
     assert "3 compliant, 3 drifted, 1 ignored, 2 unsupported" in done.stdout
-    system_node_1 = [line.split() for line in done.stdout.splitlines() if "aks-prod-weu" in line and " system " in line]
-    verdicts = [words[5] for words in system_node_1 if len(words) > 5 and words[3] == "1" and words[4] == "Disabled"]
-    assert verdicts == ["drift", "ok"], "the node running sshd again was caught, then verified after its reimage"
+    assert "Next: against your own subscriptions" in done.stderr
+
+
+def test_the_demos_sshd_before_and_after_are_the_warden_s_checks_and_match_the_nodes(monkeypatch, capsys):
+    """The lines come from WardenNodeChecks; the emulator's nodes must say the same."""
+    seen = {}
+    real_stack = demo.local_stack
+
+    @contextmanager
+    def watched_stack():
+        with real_stack() as arm:
+            pool_id = f"{_event_cluster(arm)}/agentPools/nodepool1"
+            seen["before"], seen["arm"], seen["pool"] = arm.sshd_states(pool_id), arm, pool_id
+            yield arm
+            seen["after"] = arm.sshd_states(pool_id)
+
+    monkeypatch.setattr(demo, "local_stack", watched_stack)
+    assert main(["demo"]) == 0
+    err = capsys.readouterr().err
+    before = re.search(r"before: (\d) nodes sshd (\w+)/(\w+) \(expected LocalUser", err)
+    after = re.search(r"after : (\d) nodes sshd (\w+)/(\w+) \(expected Disabled", err)
+    assert before and after, err
+    nodes = len(seen["arm"].nodes(seen["pool"]))
+    assert (int(before[1]), {(before[2], before[3])}) == (nodes, seen["before"]) == (3, {("active", "enabled")})
+    assert (int(after[1]), {(after[2], after[3])}) == (nodes, seen["after"]) == (3, {("inactive", "disabled")})
+
+
+def _event_cluster(arm) -> str:
+    return next(p for p in arm.pool_ids() if "/aks-dev-weu/" in p).split("/agentPools/")[0]
 
 
 def test_plan_shows_pending_reimage_after_a_failed_upgrade(cli_env, capsys):

@@ -98,6 +98,7 @@ class DurableHost:
         # worker dies before reporting it, and the host runs the activity again (at-least-once).
         self.lose_completion: Callable[[str, Any], bool] | None = None
         self.refused_starts = 0  # starts refused because the instance was running
+        self._stop = threading.Event()  # set by `stop()`: the run loop returns between steps
 
     @classmethod
     def from_app(
@@ -159,8 +160,18 @@ class DurableHost:
     # -- running ---------------------------------------------------------------------------------
 
     def run_until_idle(self, max_episodes: int = DEFAULT_MAX_EPISODES) -> int:
-        """Run until nothing can progress; returns the number of orchestrator episodes run."""
+        """Run until nothing can progress, or `stop()`; returns the orchestrator episodes run."""
         return self._run(lambda: False, max_episodes)
+
+    def stop(self) -> None:
+        """Make the run loop return after the step in hand (from a signal handler or another
+        thread: a Ctrl-C, a time limit). Unfinished instances stay as they are."""
+        self._stop.set()
+        self._wakeup.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
 
     def wait_for_completion(self, instance_id: str, max_episodes: int = DEFAULT_MAX_EPISODES) -> InstanceStatus:
         """Run until `instance_id` has finished (Completed, Failed or Terminated)."""
@@ -174,7 +185,7 @@ class DurableHost:
 
     def _run(self, finished: Callable[[], bool], max_episodes: int) -> int:
         episodes = 0
-        while not finished():
+        while not finished() and not self._stop.is_set():
             work = self._next_work()
             if work is None:
                 deadline = self._next_deadline()
