@@ -191,7 +191,8 @@ def _event_grid_event(item: Mapping[str, Any], where: str, index: int) -> RawEve
     if "data" not in item:
         raise EventError(f"{where} ({shown(item['id'])}) has no 'data'; an Event Grid event always carries one")
     try:
-        event = EventGridEvent.from_dict({k: item[k] for k in _EVENT_GRID_FIELDS if k in item})
+        # `data` is taken as it is (below): the SDK would deserialise every claim, for nothing.
+        event = EventGridEvent.from_dict({**{k: item[k] for k in _EVENT_GRID_FIELDS if k in item}, "data": {}})
     except (ValueError, TypeError, AttributeError) as e:  # the SDK's DeserializationError is a ValueError
         raise EventError(_bad_time(where, item, "eventTime")) from e
     return RawEvent(index, EVENT_GRID_SCHEMA, event.id, event.event_type, event.subject, event.event_time, item["data"])
@@ -265,6 +266,8 @@ def classify(
     """A `Hint` for a successful write (or re-check-worthy action) on an AKS cluster or pool in one
     of `subscriptions`; a `Drop` with the reason for anything else. A mapping is parsed first;
     raises `EventError` only for an event that cannot be read or whose `data` is not an object."""
+    if isinstance(event, Mapping) and (reason := screen(event)):
+        return Drop(_text(event.get("id")), reason, _text(event.get("eventType") or event.get("type")))
     raw = event if isinstance(event, RawEvent) else parse_event(event)
     if raw.problem:
         return Drop(raw.id, raw.problem, raw.type)
@@ -278,6 +281,21 @@ def classify(
     if reason:
         return Drop(raw.id, reason, raw.type)
     return _target_hint(raw, operation, subscriptions, own_principal_ids)
+
+
+def screen(item: Mapping[str, Any]) -> str:
+    """Why an event is dropped, judged from its type and operation name alone ("" when it has to
+    be read in full). A subscription's system topic delivers every ARM write and action in it,
+    nearly all of them not about AKS: those are dropped here, before any SDK object is built
+    (which costs more than the JSON parse itself). Every kept event is read and checked in full."""
+    event_type = item.get("eventType", item.get("type"))
+    if not isinstance(event_type, str) or not event_type.strip():
+        return ""  # unreadable: the full read says what is wrong
+    if reason := _ignored_type(event_type):
+        return reason
+    data = item.get("data")
+    operation = data.get("operationName") if isinstance(data, Mapping) else None
+    return _ignored_operation(event_type, operation) if isinstance(operation, str) and operation else ""
 
 
 def _ignored_type(event_type: str) -> str:

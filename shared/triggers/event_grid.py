@@ -14,7 +14,7 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
-from shared.events import Drop, EventError, classify, parse_event
+from shared.events import Drop, EventError, classify
 from shared.orchestration.runtime import runtime
 from shared.records import AuditRecord, Outcome
 from shared.triggers.start import request_work
@@ -55,7 +55,7 @@ def as_event_dict(event: Any) -> dict[str, Any]:
 async def on_arm_event(event: func.EventGridEvent, client: df.DurableOrchestrationClient) -> None:
     rt = runtime()
     try:
-        verdict = classify(parse_event(as_event_dict(event)), rt.settings.subscriptions, rt.settings.own_identities)
+        verdict = classify(as_event_dict(event), rt.settings.subscriptions, rt.settings.own_identities)
     except EventError as e:
         log.warning("dropped an unreadable event %s: %s", getattr(event, "id", "?"), e)
         return

@@ -453,3 +453,59 @@ def test_the_keys_of_an_unrecognised_event_are_shown_short():
     (raw,) = parse_delivery([{"k" * 1000: 1, "line\nbreak": 2}])
     assert "neither Event Grid schema" in raw.problem
     assert "\n" not in raw.problem and "k" * 100 not in raw.problem
+
+
+# --- the screen: irrelevant events are dropped before any SDK object is built -----------------
+
+EVENT_TYPES = [WRITE_SUCCESS, ACTION_SUCCESS, "Microsoft.Resources.ResourceDeleteSuccess", "Other.Type", ""]
+OPERATIONS = [
+    "Microsoft.ContainerService/managedClusters/agentPools/write",
+    "Microsoft.ContainerService/managedClusters/write",
+    "Microsoft.ContainerService/managedClusters/agentPools/upgradeNodeImageVersion/action",
+    STORAGE_WRITE,
+    "",
+    None,
+]
+
+
+def _sample_event(event_type: str, operation: str | None, cloud: bool) -> dict:
+    subject = f"/subscriptions/{SUB}/resourceGroups/rg/{POOL_PATH}"
+    data = {"operationName": operation} if operation is not None else {}
+    if cloud:
+        return {"specversion": "1.0", "id": "e1", "source": "/x", "type": event_type, "subject": subject, "data": data}
+    return {
+        "id": "e1",
+        "topic": "/x",
+        "subject": subject,
+        "eventType": event_type,
+        "eventTime": "2026-12-01T10:00:00.1234567Z",
+        "dataVersion": "1",
+        "data": data,
+    }
+
+
+@given(st.sampled_from(EVENT_TYPES), st.sampled_from(OPERATIONS), st.booleans())
+def test_the_screen_drops_only_what_the_full_read_drops_too(event_type, operation, cloud):
+    event = _sample_event(event_type, operation, cloud)
+    [raw] = parse_delivery([event])
+    full = classify(raw, SUBS, OWN)  # a RawEvent skips the screen
+    try:
+        screened = classify(event, SUBS, OWN)
+    except EventError:  # a mapping that cannot be read raises; read from a delivery, it is a Drop
+        assert raw.problem and isinstance(full, Drop)
+        return
+    assert type(screened) is type(full)
+    assert (screened.event_id, screened.event_type) == (full.event_id, full.event_type)
+
+
+def test_an_irrelevant_event_builds_no_sdk_object(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("an SDK object was built for an event the type and operation already drop")
+
+    monkeypatch.setattr("shared.events.EventGridEvent.from_dict", refuse)
+    monkeypatch.setattr("shared.events.CloudEvent.from_dict", refuse)
+    for cloud in (False, True):
+        dropped = classify(_sample_event(WRITE_SUCCESS, STORAGE_WRITE, cloud), SUBS, OWN)
+        assert isinstance(dropped, Drop) and "cannot change the SSH access" in dropped.reason
+        with pytest.raises(AssertionError, match="SDK object"):  # a kept event is read by the SDK
+            classify(_sample_event(WRITE_SUCCESS, OPERATIONS[0], cloud), SUBS, OWN)
