@@ -189,6 +189,7 @@ class Pool:
     cluster: ClusterRef
     name: str
     os_type: str = "Linux"
+    os_sku: str = ""  # `osSKU` as ARM reports it (Ubuntu, AzureLinux, Windows2022, ...); "" when absent
     type: str = "VirtualMachineScaleSets"
     mode: str = "User"
     ssh_access: SshAccess = SshAccess.LOCAL_USER

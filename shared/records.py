@@ -206,6 +206,8 @@ class PoolState(ClusterRow):
     verification_summary: str = ""
     verdict: str = ""  # the last verification's: ok | drift | unknown
     updated_time: datetime | None = None
+    os: str = ""  # osType: Linux | Windows
+    os_sku: str = ""  # osSKU as ARM reports it; "" when ARM does not say
     etag: str | None = field(default=None, compare=False, metadata=_NOT_STORED)
 
     def __post_init__(self) -> None:

@@ -53,6 +53,8 @@ def pool_from_arm(cluster: ClusterRef, body: Mapping[str, Any]) -> Pool:
         cluster=cluster,
         name=body["name"],
         os_type=props.get("osType") or "Linux",
+        # The REST API spells it osSKU; some payloads (SDK dumps, the az CLI) say osSku.
+        os_sku=next((str(v) for k, v in props.items() if k.lower() == "ossku" and v), ""),
         type=props.get("type") or "VirtualMachineScaleSets",
         mode=props.get("mode") or "User",
         ssh_access=SshAccess.parse((props.get("securityProfile") or {}).get("sshAccess")),

@@ -246,10 +246,13 @@ class WardenStore:
             return None
         return _record(AuditRecord, entity)
 
-    def list_audit(self, cluster_key: str | None = None, since: datetime | None = None) -> list[AuditRecord]:
-        """Rows of one cluster (or all) at or after `since`, oldest first."""
+    def list_audit(
+        self, cluster_key: str | None = None, since: datetime | None = None, step: str | None = None
+    ) -> list[AuditRecord]:
+        """Rows of one cluster (or all) at or after `since`, oldest first; only those of `step` if given
+        (filtered by the service: the compliance report reads the `outcome` rows of a long history)."""
         low = time_key(since) if since is not None else None
-        entities = self._query(AUDIT_TABLE, cluster_key, low=low, high=ONCE_PREFIX)
+        entities = self._query(AUDIT_TABLE, cluster_key, low=low, high=ONCE_PREFIX, step=step)
         return [_record(AuditRecord, entity) for entity in _chronological(entities, cluster_key)]
 
     # --- node checks ------------------------------------------------------------------
@@ -514,9 +517,10 @@ class WardenStore:
         low: str | None = None,
         high: str | None = None,
         partition: str | None = None,
+        step: str | None = None,
     ) -> list:
         """Entities of one partition (a cluster's, or `partition` as is; or all) with RowKey in
-        [low, high), in key order."""
+        [low, high) (and `Step` equal to `step`), in key order."""
         if partition is None and cluster_key is not None:
             partition = cluster_partition(cluster_key)
         clauses, parameters = [], {}
@@ -524,6 +528,7 @@ class WardenStore:
             ("PartitionKey eq @pk", "pk", partition),
             ("RowKey ge @low", "low", low),
             ("RowKey lt @high", "high", high),
+            ("Step eq @step", "step", step),
         ):
             if value is not None:
                 clauses.append(clause)

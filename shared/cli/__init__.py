@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 from shared.errors import ConfigError, CredentialError, OutOfScopeError, WardenError
 
@@ -50,12 +51,9 @@ class Unreachable(WardenError):
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    # The app's log lines are for Application Insights; at a terminal the CLI says what matters.
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.ERROR, format="[log] %(name)s: %(message)s", force=True
-    )
     try:
-        return args.run(args)
+        with _app_logging(args.verbose):
+            return args.run(args)
     except (ConfigError, OutOfScopeError, BadInput) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -71,6 +69,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WardenError as e:
         print(f"failed: {e}", file=sys.stderr)
         return EXIT_FAILED
+
+
+@contextmanager
+def _app_logging(verbose: bool) -> Iterator[None]:
+    """The app's log lines are for Application Insights; at a terminal the CLI says what matters,
+    and shows them with --verbose. The root logger is as it was afterwards."""
+    root, handler = logging.getLogger(), logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("[log] %(name)s: %(message)s"))
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO if verbose else logging.ERROR)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
 
 
 def unreachable_arm(error: Exception, endpoint: str = "") -> Unreachable:
@@ -94,7 +108,7 @@ def progress(message: str) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from shared.cli import demo, plan, rotate, run, verify
+    from shared.cli import compliance, demo, plan, rotate, run, verify
 
     parser = argparse.ArgumentParser(
         prog="python -m shared",
@@ -161,6 +175,9 @@ def _parser() -> argparse.ArgumentParser:
         runs=True,
     )
     handle.add_argument("file", help="one event or a JSON array, Event Grid schema or CloudEvents 1.0; - reads stdin")
+    compliance.add_arguments(
+        _command(commands, "compliance", compliance.run_compliance, compliance.HELP, ("tables",), compliance.JSON_SHAPE)
+    )
     _command(
         commands,
         "demo",

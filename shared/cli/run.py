@@ -168,10 +168,10 @@ def run_to_end(functions: LocalFunctions, timeout: float | None) -> RunResult:
     host = functions.durable
 
     def interrupt(signum, frame) -> None:
+        # Nothing printed here: the signal may land while the main thread writes to stderr.
         if host.stopped:  # a second Ctrl-C: stop at once
             raise KeyboardInterrupt
         result.stopped, result.interrupted = "interrupted", True
-        say("stopping after the step in hand (Ctrl-C again to stop at once)")
         host.stop()
 
     def time_up() -> None:
@@ -238,7 +238,7 @@ def report_outcomes(functions: LocalFunctions, args: argparse.Namespace, result:
     if result.rows and not args.json:
         counts = Counter(r["outcome"] for r in result.rows)
         rows = f"{len(result.rows)} row{'s' * (len(result.rows) != 1)}"
-        say(f"{rows}: " + ", ".join(f"{n} {o}" for o, n in sorted(counts.items())))
+        print(f"\n{rows}: " + ", ".join(f"{n} {o}" for o, n in sorted(counts.items())))
     return result.exit_code(failed)
 
 

@@ -21,7 +21,8 @@ from shared.triggers.verify import verify_fleet
 
 ACTOR = "cli"
 VERIFY_SHAPE = (
-    '{"pools": [{"clusterId", "poolId", "cluster", "pool", "os", "mode", "verdict", "reason", ...}], '
+    '{"pools": [{"clusterId", "poolId", "subscription", "resourceGroup", "cluster", "pool", "os", "mode", "verdict", '
+    '"reason", "nodes"}], '
     '"summary": {verdict: count}, "errors": [{"target", "code", "message"}], "left": [...], "stopped": null | why}'
 )
 COLUMNS = (
@@ -78,19 +79,29 @@ def report_verification(functions: LocalFunctions, args: argparse.Namespace, res
             pools[pool_id.lower()] = {
                 "clusterId": ref.id,
                 "poolId": pool_id,
-                "cluster": f"{ref.resource_group}/{ref.name}",
+                "subscription": ref.subscription,
+                "resourceGroup": ref.resource_group,
+                "cluster": ref.name,
                 **pool,
             }
     result.rows = [pools[key] for key in sorted(pools)]
     summary = dict(sorted(Counter(r["verdict"] for r in result.rows).items()))
     cells = [
-        (r["cluster"], r["pool"], r.get("os", ""), r.get("mode", ""), r["verdict"], r["reason"]) for r in result.rows
+        (
+            f"{r['resourceGroup']}/{r['cluster']}",
+            r["pool"],
+            r.get("os", ""),
+            r.get("mode", ""),
+            r["verdict"],
+            r["reason"],
+        )
+        for r in result.rows
     ]
     show_run(args, "pools", result, COLUMNS, cells, summary=summary)
     if args.json:
         return result.exit_code(bool(summary.get("drift")))
     if result.rows:
-        say(f"{len(result.rows)} pools: " + ", ".join(f"{n} {v}" for v, n in summary.items()))
+        print(f"\n{len(result.rows)} pools: " + ", ".join(f"{n} {v}" for v, n in summary.items()))
     elif not result.errors:
         say("nothing verified: no cluster in scope has a pool to check")
     return result.exit_code(bool(summary.get("drift")))

@@ -246,16 +246,18 @@ def plan_verification(payload: dict) -> Result:
         cluster, pools = rt.arm.get_cluster(ref), rt.arm.list_pools(ref)
         scale_sets = rt.arm.list_pool_scale_sets(cluster)
         nodes, skipped = [], []
-        for pool in node_checks.named(pools, payload.get("pools"), skipped):
+        chosen = node_checks.named(pools, payload.get("pools"), skipped)
+        for pool in chosen:
             checked = node_checks.sampled_nodes(rt, cluster, pool, scale_sets, payload)
             nodes += checked if isinstance(checked, list) else []
             if isinstance(checked, str):
                 skipped.append(
                     {"pool": pool.name, "os": pool.os_type, "mode": pool.ssh_access.value, "reason": checked}
                 )
+        planned = node_checks.planned_pools(cluster, chosen, rt.settings.policy)
     except ArmError as e:
         return arm_steps.arm_failed(rt, payload, "verify", e)
-    return succeeded(nodes=nodes, skipped=skipped, pollSeconds=poll)
+    return succeeded(nodes=nodes, skipped=skipped, planned=planned, pollSeconds=poll)
 
 
 @activity

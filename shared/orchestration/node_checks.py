@@ -12,9 +12,17 @@ from shared.keys import fingerprint
 from shared.models import Cluster, ClusterRef, Pool, RunCommandOutput, SshAccess
 from shared.orchestration.arm_steps import IDLE_STATES
 from shared.orchestration.envelope import cluster_ref
-from shared.orchestration.recording import Entry, Verified, audit_rows, pool_state, publish, save_state
+from shared.orchestration.recording import (
+    Entry,
+    PlannedPool,
+    Verified,
+    audit_rows,
+    pool_state,
+    publish,
+    save_state,
+)
 from shared.orchestration.runtime import Runtime
-from shared.plan import VMSS
+from shared.plan import VMSS, plan_pool
 from shared.policy import Policy
 from shared.protocol import Outcome, WorkKind
 from shared.records import NodeCheck, WorkRequest, safe_excerpt
@@ -86,9 +94,10 @@ def record_checks(rt: Runtime, payload: dict, checks: list[dict], skipped: list[
     if rows:
         rt.store.record_node_checks(rows, key=(payload.get("call") or {}).get("id"))
     pools = _pools(checks, skipped)
+    planned = {p["pool"].lower(): p for p in payload.get("planned") or []}
     for pool in pools:
         if not pool.pop("phantom", False):
-            _save_pool(rt, ref, pool, now)
+            _save_pool(rt, ref, pool, now, planned.get(pool["pool"].lower()))
         if pool["verdict"] == Verdict.DRIFT:
             pool["action"] = _drift_action(rt, ref, pool, now)
     entries = [(p["pool"], Entry("verify", _OUTCOMES[Verdict(p["verdict"])], _message(p))) for p in pools]
@@ -167,12 +176,23 @@ def _pools(checks: list[dict], skipped: list[dict]) -> list[dict]:
     return sorted(pools, key=lambda p: p["pool"].lower())
 
 
-def _save_pool(rt: Runtime, ref: ClusterRef, pool: dict, now: datetime) -> None:
+def planned_pools(cluster: Cluster, pools: list[Pool], policy: Policy) -> list[dict]:
+    """What the plan says of each pool (modes, status, OS), for the pool-state rows the
+    verification writes: a pool verified before any reconcile gets a true row too."""
+    return [asdict(PlannedPool.of(plan_pool(cluster, pool, policy))) | {"pool": pool.name} for pool in pools]
+
+
+def _save_pool(rt: Runtime, ref: ClusterRef, pool: dict, now: datetime, planned: dict | None) -> None:
     drifted = sum(1 for n in pool["nodes"] if n["verdict"] == Verdict.DRIFT)
     verified = Verified(now, len(pool["nodes"]), drifted, pool["verdict"], pool["reason"])
     # Drift on nodes whose pool already has the mode: a reimage is owed (the plan then upgrades).
+    pending = True if drifted else None
+    if planned is not None:
+        facts = PlannedPool(**{k: v for k, v in planned.items() if k != "pool"})
+        save_state(rt, ref, pool["pool"], verified=verified, pending=pending, planned=facts)
+        return
     modes = {"configured": pool["mode"], "desired": pool.get("desired")} if pool.get("desired") else {}
-    save_state(rt, ref, pool["pool"], verified=verified, pending=True if drifted else None, **modes)
+    save_state(rt, ref, pool["pool"], verified=verified, pending=pending, **modes)
 
 
 def _drift_action(rt: Runtime, ref: ClusterRef, pool: dict, now: datetime) -> str:

@@ -94,6 +94,24 @@ class Verified:
     summary: str
 
 
+@dataclass(frozen=True)
+class PlannedPool:
+    """What a plan says of a pool, for its pool-state row (JSON-ready: it also travels from the
+    verification's planning step to its recording step)."""
+
+    configured: str
+    desired: str  # a mode, or "ignore"
+    status: str
+    reason: str
+    os: str = ""
+    os_sku: str = ""
+
+    @classmethod
+    def of(cls, plan: PoolPlan) -> PlannedPool:
+        desired = plan.desired.value if plan.desired else "ignore"
+        return cls(plan.current.value, desired, plan.status.value, plan.reason, plan.pool.os_type, plan.pool.os_sku)
+
+
 def pool_state(rt: Runtime, ref: ClusterRef, pool: str) -> PoolState | None:
     try:
         return rt.store.get_pool_state(ref.key, pool)
@@ -113,19 +131,23 @@ def save_state(
     upgraded: tuple[datetime, str] | None = None,
     reason: str | None = None,
     verified: Verified | None = None,
+    planned: PlannedPool | None = None,
     attempts: int = 3,
 ) -> None:
     """Read-modify-write the pool's row under its ETag; a concurrent change means re-read."""
+    planned = planned or (PlannedPool.of(plan) if plan is not None else None)
     for _ in range(attempts):
         current = pool_state(rt, ref, pool)
         state = current or PoolState(ref.id, pool, desired_mode="", configured_mode="", status=Status.DRIFTED.value)
-        if plan is not None:
+        if planned is not None:
             state = replace(
                 state,
-                desired_mode=plan.desired.value if plan.desired else "ignore",
-                configured_mode=plan.current.value,
-                status=plan.status.value,
-                reason=plan.reason,
+                desired_mode=planned.desired,
+                configured_mode=planned.configured,
+                status=planned.status,
+                reason=planned.reason,
+                os=planned.os,
+                os_sku=planned.os_sku,
             )
         if configured is not None:
             state = replace(state, configured_mode=configured)

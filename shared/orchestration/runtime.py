@@ -28,13 +28,33 @@ class Runtime:
 
 _lock = threading.Lock()
 _runtime: Runtime | None = None
+_settings: Settings | None = None  # read before any runtime was needed (see `settings`)
 
 
 def runtime() -> Runtime:
     global _runtime
     with _lock:
         if _runtime is None:
-            _runtime = build(Settings.from_env())
+            _runtime = build(_settings or Settings.from_env())
+        return _runtime
+
+
+def settings() -> Settings:
+    """The settings alone, building nothing: the installed runtime's, else the environment's
+    (read once). Requests are validated and scope-checked with these before any I/O, so a
+    refused request never creates tables nor waits for an unreachable store."""
+    global _settings
+    with _lock:
+        if _runtime is not None:
+            return _runtime.settings
+        if _settings is None:
+            _settings = Settings.from_env()
+        return _settings
+
+
+def installed() -> Runtime | None:
+    """The runtime if one is built or installed; never builds one."""
+    with _lock:
         return _runtime
 
 
@@ -75,8 +95,9 @@ def build(settings: Settings, keystore: Any = None, **store_options) -> Runtime:
 
 
 def reset() -> None:
-    global _runtime
+    global _runtime, _settings
     with _lock:
+        _settings = None
         if _runtime is not None:
             _runtime.arm.close()
             _runtime.store.close()

@@ -1,152 +1,317 @@
-"""HTTP endpoints (function-key auth, JSON in and out, errors as {"error": {"code", "message"}})."""
+"""The operators' HTTP API: function-key auth, JSON in and out, errors as {"error": {"code", "message"}}.
+
+Every request is validated and scope-checked from the request and the settings alone
+(`http_validation`) before anything touches Table Storage or the task hub. An accepted
+request for cluster work is recorded with its caller and reason (the request row, then an
+audit row) and answered 202 with the cluster worker's Durable status links; a worker already
+running for the cluster takes it (the same instance id). Storage or task hub out of reach is a
+503 with `Retry-After`; anything unexpected a 500 without internals, logged.
+
+Every route is registered for every method, so a wrong method reaches the handler and gets a
+405 with `Allow` (the host would answer an unrouted method itself). `ENDPOINTS` says which
+methods each route serves; `openapi.py` documents exactly these (a test holds them together).
+"""
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from shared.adapters.store import StoreError
-from shared.errors import ConfigError, KeyMaterialError, OutOfScopeError
+from shared.errors import ConfigError, KeyMaterialError, StoreConflictError
 from shared.keys import parse_public_key
-from shared.models import Target, validate_pool_name
+from shared.models import Target
+from shared.orchestration import runtime as runtimes
 from shared.orchestration.key_steps import NO_KEY_STORE
-from shared.orchestration.runtime import runtime
-from shared.protocol import WorkKind
+from shared.orchestration.names import worker_instance_id
+from shared.protocol import Outcome, WorkKind
+from shared.records import AuditRecord
+from shared.triggers.http_compliance import read_report, report_query
+from shared.triggers.http_progress import UNREACHABLE, instance_status
+from shared.triggers.http_routes import (
+    COMPLIANCE_FUNCTION,
+    ENDPOINTS,
+    OPENAPI_FUNCTION,
+    RECONCILE_FUNCTION,
+    ROTATE_FUNCTION,
+    ROUTED_METHODS,
+    STATUS_FUNCTION,
+    VERIFY_FUNCTION,
+)
+from shared.triggers.http_validation import (
+    JSON_MEDIA_TYPE,
+    BadRequest,
+    allow_only,
+    caller_of,
+    error_response,
+    instance_id_of,
+    json_object,
+    only_fields,
+    reason_of,
+    require_in_scope,
+    target_of,
+    unavailable,
+)
+from shared.triggers.openapi import document
 from shared.triggers.start import StartError, request_work
+from shared.triggers.verify import verify_fleet
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
+log = logging.getLogger(__name__)
 
-STATUS_FUNCTION = "http_status"
-RECONCILE_FUNCTION = "http_reconcile"
-VERIFY_FUNCTION = "http_verify"
-ROTATE_FUNCTION = "http_rotate_keys"
-
-
-class BadRequest(Exception):
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+REQUEST_STEP = "http-request"  # the audit row of an accepted request
+NOT_STARTED = {
+    WorkKind.RECONCILE: "ReconcileNotStarted",
+    WorkKind.VERIFY: "VerifyNotStarted",
+    WorkKind.ROTATE_KEYS: "RotationNotStarted",
+}
 
 
-def error_response(status: int, code: str, message: str) -> func.HttpResponse:
-    body = json.dumps({"error": {"code": code, "message": message}})
-    return func.HttpResponse(body, status_code=status, mimetype="application/json")
+def served(name: str) -> Callable[[Callable[..., Awaitable[func.HttpResponse]]], Callable[..., Any]]:
+    """The handler of endpoint `name`, guarded: its methods only (else 405 with `Allow`), a
+    `BadRequest` as its error response, and any other exception a logged 500."""
+    allowed = ENDPOINTS[name].methods
+
+    def wrap(handler: Callable[..., Awaitable[func.HttpResponse]]) -> Callable[..., Any]:
+        @functools.wraps(handler)
+        async def serve(req: func.HttpRequest, **bindings: Any) -> func.HttpResponse:
+            try:
+                allow_only(req, allowed)
+                return await handler(req, **bindings)
+            except BadRequest as e:
+                return e.response()
+            except Exception as e:  # noqa: BLE001 - the caller gets a 500 without internals; the log has them
+                log.exception("%s %s failed", req.method, name)
+                return error_response(500, "InternalError", f"the request failed unexpectedly ({type(e).__name__})")
+
+        return serve
+
+    return wrap
 
 
-def json_body(req: func.HttpRequest) -> dict[str, Any]:
-    try:
-        body = req.get_json()
-    except RecursionError as e:  # json gives up on deep nesting with a RecursionError, not a ValueError
-        raise BadRequest(
-            400, "InvalidJson", "the request body is not JSON this API accepts: it nests too deeply"
-        ) from e
-    except ValueError as e:
-        raise BadRequest(400, "InvalidJson", f"the request body is not JSON: {e}") from e
-    if not isinstance(body, dict):
-        raise BadRequest(400, "InvalidBody", f"the request body must be a JSON object, not {type(body).__name__}")
-    return body
+# --- cluster work -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkAsked:
+    """A validated request for cluster work."""
+
+    target: Target
+    reason: str = ""
+    argument: str = ""  # a supplied public key for rotate-keys
+
+
+def reconcile_request(body: dict[str, Any]) -> WorkAsked:
+    """`{"cluster": <managed-cluster or agent-pool id>, "pool"?, "reason"?}`, in scope."""
+    only_fields(body, ("cluster", "pool", "reason"))
+    reason = reason_of(body)
+    target = target_of(body, pools=True)
+    require_in_scope(_settings(), target.cluster.subscription)
+    return WorkAsked(target, reason)
 
 
 def reconcile_target(body: dict[str, Any]) -> Target:
-    """`{"cluster": <managed-cluster id>, "pool"?: <name>}`, in scope, or a `BadRequest`."""
-    unknown = sorted(set(body) - {"cluster", "pool"})
-    if unknown:
-        raise BadRequest(400, "InvalidBody", f"unknown field {unknown[0]!r}; expected 'cluster' and optionally 'pool'")
-    cluster, pool = body.get("cluster"), body.get("pool")
-    if not isinstance(cluster, str) or not cluster:
-        raise BadRequest(400, "InvalidCluster", "'cluster' is required: an AKS managed-cluster resource id")
-    if pool is not None:
-        try:
-            validate_pool_name(pool)
-        except OutOfScopeError as e:
-            raise BadRequest(400, "InvalidPool", f"'pool': {e}") from e
+    """`{"cluster", "pool"?, "reason"?}`: the target, in scope, or a `BadRequest` (the CLI's check too)."""
+    return reconcile_request(body).target
+
+
+def rotation_request(body: dict[str, Any]) -> WorkAsked:
+    """`{"cluster": <managed-cluster id>, "publicKey"?, "reason"?}`: without a key, one is generated,
+    which needs a key store."""
+    only_fields(body, ("cluster", "publicKey", "reason"))
+    reason = reason_of(body)
+    target = target_of(body, pools=False)
+    require_in_scope(_settings(), target.cluster.subscription)
+    supplied = body.get("publicKey")
+    if supplied is None:
+        if not _can_keep_private_keys():
+            raise BadRequest(400, "NoKeyStore", NO_KEY_STORE)
+        return WorkAsked(target, reason)
+    if not isinstance(supplied, str):
+        raise BadRequest(400, "InvalidPublicKey", "'publicKey' must be a string: one `ssh-rsa AAAA...` line")
     try:
-        target = Target.from_id(cluster)
-    except OutOfScopeError as e:
-        raise BadRequest(400, "InvalidCluster", f"'cluster': {e}") from e
-    if target.pool and pool and target.pool.lower() != pool.lower():
-        raise BadRequest(400, "InvalidPool", f"'cluster' names pool {target.pool!r} but 'pool' says {pool!r}")
-    try:
-        runtime().settings.require_in_scope(target.cluster.subscription)
-    except OutOfScopeError as e:
-        raise BadRequest(403, "OutOfScope", str(e)) from e
-    return Target(target.cluster, pool or target.pool)
-
-
-@bp.function_name(RECONCILE_FUNCTION)
-@bp.route(route="reconcile", methods=["POST"])
-@bp.durable_client_input(client_name="client")
-async def http_reconcile(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """Start (or join) the reconcile of a cluster or one pool; 202 with the Durable status links."""
-    return await _request_work(req, client, WorkKind.RECONCILE, reconcile_target)
-
-
-@bp.function_name(VERIFY_FUNCTION)
-@bp.route(route="verify", methods=["POST"])
-@bp.durable_client_input(client_name="client")
-async def http_verify(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """`{"cluster"}`: verify sshd on that cluster's sampled nodes now; 202 with the status links."""
-    return await _request_work(req, client, WorkKind.VERIFY, reconcile_target)
-
-
-@bp.function_name(ROTATE_FUNCTION)
-@bp.route(route="rotate-keys", methods=["POST"])
-@bp.durable_client_input(client_name="client")
-async def http_rotate_keys(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """`{"cluster", "publicKey"?}`: a new node SSH key now (generated into Key Vault, or the one given)."""
-    return await _request_work(req, client, WorkKind.ROTATE_KEYS, rotation_target)
+        return WorkAsked(target, reason, parse_public_key(supplied).openssh)
+    except KeyMaterialError as e:
+        raise BadRequest(400, "InvalidPublicKey", f"'publicKey': {e}") from None
 
 
 def rotation_target(body: dict[str, Any]) -> tuple[Target, str]:
     """`{"cluster", "publicKey"?}`: the cluster and the validated key ("" to generate one)."""
-    body = dict(body)
-    supplied = body.pop("publicKey", None)
-    if "pool" in body:
-        raise BadRequest(400, "InvalidBody", "'pool' does not go with rotate-keys: a node key is the cluster's")
-    target = reconcile_target(body)
-    if supplied is None:
-        if runtime().keystore is None:
-            raise BadRequest(400, "NoKeyStore", NO_KEY_STORE)
-        return target, ""
-    if not isinstance(supplied, str):
-        raise BadRequest(400, "InvalidPublicKey", "'publicKey' must be a string: one `ssh-rsa AAAA...` line")
-    try:
-        return target, parse_public_key(supplied).openssh
-    except KeyMaterialError as e:
-        raise BadRequest(400, "InvalidPublicKey", f"'publicKey': {e}") from e
+    asked = rotation_request(body)
+    return asked.target, asked.argument
 
 
-async def _request_work(req: func.HttpRequest, client, kind: WorkKind, parse) -> func.HttpResponse:
-    """Validate (before any I/O), record the request, answer 202 with the worker's status links."""
+@bp.function_name(RECONCILE_FUNCTION)
+@bp.route(route=ENDPOINTS[RECONCILE_FUNCTION].route, methods=ROUTED_METHODS)
+@bp.durable_client_input(client_name="client")
+@served(RECONCILE_FUNCTION)
+async def http_reconcile(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """Reconcile a cluster or one pool now: 202 with the status links of the cluster's worker."""
+    return await accept(req, client, WorkKind.RECONCILE, reconcile_request(json_object(req)))
+
+
+@bp.function_name(ROTATE_FUNCTION)
+@bp.route(route=ENDPOINTS[ROTATE_FUNCTION].route, methods=ROUTED_METHODS)
+@bp.durable_client_input(client_name="client")
+@served(ROTATE_FUNCTION)
+async def http_rotate_keys(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """A new node SSH key for a cluster now (generated into Key Vault, or the one given)."""
+    return await accept(req, client, WorkKind.ROTATE_KEYS, rotation_request(json_object(req)))
+
+
+@bp.function_name(VERIFY_FUNCTION)
+@bp.route(route=ENDPOINTS[VERIFY_FUNCTION].route, methods=ROUTED_METHODS)
+@bp.durable_client_input(client_name="client")
+@served(VERIFY_FUNCTION)
+async def http_verify(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """Verify sshd on the sampled nodes of a cluster (or one pool), or of every cluster in scope."""
+    body = json_object(req)
+    if "cluster" not in body:
+        if "pool" in body:
+            raise BadRequest(400, "InvalidBody", "'pool' names a pool of 'cluster': give 'cluster' too")
+        only_fields(body, ("reason",))
+        return await accept_fleet(req, client, reason_of(body))
+    return await accept(req, client, WorkKind.VERIFY, reconcile_request(body))
+
+
+async def accept(req: func.HttpRequest, client, kind: WorkKind, asked: WorkAsked) -> func.HttpResponse:
+    """Audit the request with its caller and reason, queue it, make sure the cluster's worker
+    takes it: 202 with that worker's links. The audit row goes first: if it cannot be written,
+    nothing is queued and asking again is safe (a rotation, say, never runs twice for one ask)."""
+    caller, store = caller_of(req), _runtime().store
+    instance_id = worker_instance_id(asked.target.cluster.key)
+    _audit(store, [_request_row(kind, asked.target, asked.reason, caller, instance_id)])
     try:
-        parsed = parse(json_body(req))
-    except BadRequest as e:
-        return error_response(e.status, e.code, e.message)
-    except ConfigError as e:
-        return error_response(500, "InvalidConfiguration", str(e))
-    target, argument = parsed if isinstance(parsed, tuple) else (parsed, "")
-    try:
-        instance_id, _ = await request_work(client, runtime().store, target, "HTTP request", "", kind, argument)
-    except StoreError as e:
-        return error_response(503, "StorageUnavailable", f"the request could not be recorded ({e}); try again")
-    except StartError as e:
-        code = {WorkKind.RECONCILE: "ReconcileNotStarted", WorkKind.VERIFY: "VerifyNotStarted"}.get(
-            kind, "RotationNotStarted"
+        _, how = await request_work(
+            client, store, asked.target, _request_reason(asked.reason), caller, kind, asked.argument
         )
-        return error_response(503, code, f"{e}; the request is recorded and waits, try again to start it")
+    except (StoreError, StoreConflictError) as e:
+        raise unavailable("StorageUnavailable", f"the request could not be queued ({e}); try again") from None
+    except StartError as e:
+        raise unavailable(NOT_STARTED[kind], f"{e}; the request is queued and waits, try again to start it") from None
+    log.info("%s %s by %s: %s", kind.value, how, caller, instance_id)
     return client.create_check_status_response(req, instance_id)
 
 
+async def accept_fleet(req: func.HttpRequest, client, reason: str) -> func.HttpResponse:
+    """Verify work for every cluster in scope (as the timer asks): 202 with each worker's links."""
+    caller, rt = caller_of(req), _runtime()
+    report = await verify_fleet(client, rt, _request_reason(reason), caller)
+    if report.errors and not report.requested:
+        raise unavailable("VerifyNotStarted", f"no cluster could be asked: {report.errors[0]}")
+    requested = [
+        (Target.from_id(cluster_id), worker_instance_id(cluster_id.lower())) for cluster_id in report.requested
+    ]
+    # Here the clusters are known only once asked; a repeated verification is harmless.
+    _audit(rt.store, [_request_row(WorkKind.VERIFY, target, reason, caller, id_) for target, id_ in requested])
+    body = {
+        "requested": [
+            {"cluster": target.id, **client.get_client_response_links(req, instance_id)}
+            for target, instance_id in requested
+        ],
+        "skipped": report.skipped,
+        "errors": report.errors,
+    }
+    return func.HttpResponse(json.dumps(body), status_code=202, mimetype=JSON_MEDIA_TYPE)
+
+
+def _audit(store, rows: list[AuditRecord]) -> None:
+    try:
+        store.append_audit(rows)
+    except StoreError as e:
+        raise unavailable("StorageUnavailable", f"the request could not be recorded ({e}); try again") from None
+
+
+def _request_reason(reason: str) -> str:
+    return f"HTTP request: {reason}" if reason else "HTTP request"
+
+
+def _request_row(kind: WorkKind, target: Target, reason: str, caller: str, instance_id: str) -> AuditRecord:
+    return AuditRecord(
+        time=datetime.now(UTC),
+        cluster_id=target.cluster.id,
+        step=REQUEST_STEP,
+        outcome=Outcome.PLANNED,
+        pool=target.pool or "",
+        message=f"{kind.value} requested: {instance_id}" + (f"; reason: {reason}" if reason else ""),
+        instance_id=instance_id,
+        actor=caller,
+    )
+
+
+# --- status, compliance, the document -------------------------------------------------------------
+
+
 @bp.function_name(STATUS_FUNCTION)
-@bp.route(route="status/{instanceId}", methods=["GET"])
+@bp.route(route=ENDPOINTS[STATUS_FUNCTION].route, methods=ROUTED_METHODS)
 @bp.durable_client_input(client_name="client")
+@served(STATUS_FUNCTION)
 async def http_status(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """The status of one orchestration (a reconcile, verification or key rotation)."""
-    instance_id = req.route_params.get("instanceId", "")
-    status = await client.get_status(instance_id)
-    if status is None or status.runtime_status is None:
-        return error_response(404, "InstanceNotFound", f"no orchestration with instance id {instance_id!r}")
-    return func.HttpResponse(json.dumps(status.to_json(), default=str), status_code=200, mimetype="application/json")
+    """An orchestration's status and output, and the pool and step its work is at."""
+    instance_id = instance_id_of(req)
+    try:
+        status = await instance_status(client, instance_id)
+    except UNREACHABLE as e:
+        raise unavailable("TaskHubUnavailable", f"the task hub could not be asked ({type(e).__name__})") from None
+    if status is None:
+        raise BadRequest(404, "InstanceNotFound", f"no orchestration with instance id {instance_id!r}")
+    return _json(status)
+
+
+@bp.function_name(COMPLIANCE_FUNCTION)
+@bp.route(route=ENDPOINTS[COMPLIANCE_FUNCTION].route, methods=ROUTED_METHODS)
+@served(COMPLIANCE_FUNCTION)
+async def http_compliance(req: func.HttpRequest) -> func.HttpResponse:
+    """The compliance report from the tables, one page of pools at a time."""
+    settings = _settings()
+    query = report_query(req, settings)
+    try:
+        return _json(read_report(_runtime().store, query, settings))
+    except StoreError as e:
+        raise unavailable("StorageUnavailable", f"the report could not be read ({e}); try again") from None
+
+
+@bp.function_name(OPENAPI_FUNCTION)
+@bp.route(route=ENDPOINTS[OPENAPI_FUNCTION].route, methods=ROUTED_METHODS)
+@served(OPENAPI_FUNCTION)
+async def http_openapi(req: func.HttpRequest) -> func.HttpResponse:
+    """The OpenAPI 3.1 document of these routes."""
+    return _json(document())
+
+
+def _json(value: Any, status: int = 200) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(value, default=str), status_code=status, mimetype=JSON_MEDIA_TYPE)
+
+
+# --- settings before I/O, resources after ------------------------------------------------------------
+
+
+def _settings():
+    """The settings alone: deciding scope builds no store and no client."""
+    try:
+        return runtimes.settings()
+    except ConfigError as e:
+        raise BadRequest(500, "InvalidConfiguration", str(e)) from None
+
+
+def _can_keep_private_keys() -> bool:
+    installed = runtimes.installed()
+    return installed.keystore is not None if installed else bool(_settings().keyvault_url)
+
+
+def _runtime() -> runtimes.Runtime:
+    """The store and clients, built on first use; storage out of reach is a 503."""
+    try:
+        return runtimes.runtime()
+    except ConfigError as e:
+        raise BadRequest(500, "InvalidConfiguration", str(e)) from None
+    except StoreError as e:
+        raise unavailable("StorageUnavailable", f"Table Storage is out of reach ({e}); try again") from None

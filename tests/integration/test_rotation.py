@@ -3,6 +3,7 @@ LocalUser pools, the records — with a supplied key, and refusals that write no
 
 from __future__ import annotations
 
+import argparse
 import json
 from datetime import timedelta
 
@@ -218,6 +219,7 @@ def test_a_generated_key_is_stored_before_the_put_and_no_private_key_shows_anywh
     import logging
 
     from shared.cli.rotate import report_rotations
+    from shared.cli.run import RunResult
     from shared.keys import parse_public_key, public_key_of
 
     caplog.set_level(logging.DEBUG)
@@ -237,7 +239,7 @@ def test_a_generated_key_is_stored_before_the_put_and_no_private_key_shows_anywh
     assert public_key_of(stored.value).fingerprint == new_key.fingerprint, "the private half was in Key Vault first"
     assert stored.tags["fingerprint"] == new_key.fingerprint and stored.tags["clusterId"].lower() == DEV.key
 
-    report_rotations(w.functions, True, [])  # what the CLI prints
+    report_rotations(w.functions, argparse.Namespace(json=True, wide=False), RunResult())  # what the CLI prints
     printed = capsys.readouterr()
     everything = "\n".join(
         [

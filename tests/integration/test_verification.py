@@ -561,7 +561,8 @@ def test_cli_verify_json_exits_1_while_drift_remains_in_audit_mode(cli_env, caps
     monkeypatch.setenv("WARDEN_MODE", "audit")
     code, report, _ = _cli_json(capsys, "--cluster", DEV.id)
     assert code == 1
-    assert set(report) == {"pools", "summary", "errors"} and report["errors"] == []
+    assert set(report) == {"pools", "summary", "errors", "left", "stopped"} and report["errors"] == []
+    assert (report["left"], report["stopped"]) == ([], None)
     assert [p["pool"] for p in report["pools"]] == ["batch", "nodepool1", "spot", "vmpool"]
     pools = {p["pool"]: p for p in report["pools"]}
     for pool in report["pools"]:

@@ -1,0 +1,54 @@
+"""`GET /api/compliance`: the compliance report (`shared.compliance`) read from the tables, paged.
+
+The query is checked first, from the request and the settings alone (400 for a bad filter or
+token, 403 for a subscription or cluster outside `WARDEN_SUBSCRIPTIONS`); only then are the
+tables read: the pool states, the latest check of each node and the `outcome` audit rows, of
+one cluster when the query names one.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import azure.functions as func
+
+from shared.compliance import DEFAULT_PAGE_SIZE, REMEDIATION_STEP, ReportQuery, ReportQueryError, build_report
+from shared.config import Settings
+from shared.models import Target
+from shared.triggers.http_validation import BadRequest, require_in_scope
+
+# The host passes the whole query string: `code` is the function key when given that way.
+PLATFORM_PARAMETERS = ("code",)
+PAGE_SIZE = DEFAULT_PAGE_SIZE
+
+
+def report_query(req: func.HttpRequest, settings: Settings) -> ReportQuery:
+    params = {name: value for name, value in req.params.items() if name not in PLATFORM_PARAMETERS}
+    try:
+        query = ReportQuery.from_params(params, page_size=PAGE_SIZE)
+        # The token is read while the report is built: building it over no rows checks the
+        # token before any table is read.
+        build_report((), (), (), datetime.now(UTC), query)
+    except ReportQueryError as e:
+        code = "InvalidContinuationToken" if e.parameter == "continuationToken" else "InvalidQuery"
+        raise BadRequest(400, code, str(e)) from None
+    if query.subscription:
+        require_in_scope(settings, query.subscription)
+    if query.cluster:
+        require_in_scope(settings, Target.from_id(query.cluster).cluster.subscription)
+    return query
+
+
+def read_report(store, query: ReportQuery, settings: Settings) -> dict[str, Any]:
+    """One page of the report; raises `StoreError` when the tables cannot be read."""
+    cluster_key = query.cluster.lower() if query.cluster else None
+    report = build_report(
+        store.list_pool_states(cluster_key),
+        store.latest_node_checks(cluster_key),
+        store.list_audit(cluster_key, step=REMEDIATION_STEP),
+        datetime.now(UTC),
+        query,
+        scope=settings.subscriptions,
+    )
+    return report.to_json()
