@@ -2,8 +2,7 @@
 
 The query is checked first, from the request and the settings alone (400 for a bad filter or
 token, 403 for a subscription or cluster outside `WARDEN_SUBSCRIPTIONS`); only then are the
-tables read: the pool states, the latest check of each node and the `outcome` audit rows, of
-one cluster when the query names one.
+tables read (`read_compliance`).
 """
 
 from __future__ import annotations
@@ -13,7 +12,8 @@ from typing import Any
 
 import azure.functions as func
 
-from shared.compliance import DEFAULT_PAGE_SIZE, REMEDIATION_STEP, ReportQuery, ReportQueryError, build_report
+from shared.adapters.compliance_reader import read_compliance
+from shared.compliance import DEFAULT_PAGE_SIZE, ReportQuery, ReportQueryError, build_report
 from shared.config import Settings
 from shared.models import Target
 from shared.triggers.http_validation import BadRequest, require_in_scope
@@ -42,13 +42,4 @@ def report_query(req: func.HttpRequest, settings: Settings) -> ReportQuery:
 
 def read_report(store, query: ReportQuery, settings: Settings) -> dict[str, Any]:
     """One page of the report; raises `StoreError` when the tables cannot be read."""
-    cluster_key = query.cluster.lower() if query.cluster else None
-    report = build_report(
-        store.list_pool_states(cluster_key),
-        store.latest_node_checks(cluster_key),
-        store.list_audit(cluster_key, step=REMEDIATION_STEP),
-        datetime.now(UTC),
-        query,
-        scope=settings.subscriptions,
-    )
-    return report.to_json()
+    return read_compliance(store, query, datetime.now(UTC), scope=settings.subscriptions).to_json()
