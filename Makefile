@@ -11,6 +11,7 @@ lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/lint-imports
+	CKV_SKIP_PACKAGE_UPDATE_CHECK=true .venv/bin/checkov --directory infra --framework bicep --skip-download --compact --quiet
 
 test: lint
 	.venv/bin/python -m pytest -q
