@@ -1,4 +1,5 @@
-"""`python -m bench [--json] [--only SECTION ...]`: run the scenarios on a fresh local Azure and print the figures."""
+"""`python -m bench [--json] [--only SECTION ...]`: run the scenarios on a fresh local Azure and print the
+figures, then the goals; exits 1 when a measured goal is missed."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ import logging
 import sys
 import time
 
-from bench import plan, report
+from bench import admission, coldstart, goals, plan, report
 
-SECTIONS = ("scenarios", "storm", "plan", "verify")  # scenarios: sections 1 and 2; storm: 3; plan: 4; verify: 5
-DEFAULT_SECTIONS = ("scenarios", "storm", "plan")  # verify takes about 6 minutes: only with --only verify
+# scenarios: sections 1 and 2; storm: 3; plan: 4; verify: 5; the figures of the goals only: reconcile
+# (wall time per pool against the baseline commit), duplicate, admission, coldstart.
+SECTIONS = ("scenarios", "storm", "plan", "verify", "reconcile", "duplicate", "admission", "coldstart")
+DEFAULT_SECTIONS = tuple(s for s in SECTIONS if s != "verify")  # verify takes minutes: only with --only verify
+ON_TABLES = {"scenarios", "storm", "verify", "reconcile", "duplicate"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,23 +32,32 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.ERROR)  # the app's info logs would drown the tables
     began = time.perf_counter()
     figures: dict = {}
-    if {"scenarios", "storm", "verify"} & set(options.only):
+    if ON_TABLES & set(options.only):
         figures.update(_on_tables(options.only))
     if "plan" in options.only:
         plan.warm_up()
         figures["plan"] = [_progress(f"plan x{n} clusters", plan.measure_plan, n) for n in plan.PLAN_SIZES]
+    if "admission" in options.only:
+        figures["admission"] = _progress("event admission", admission.measure)
+    if "coldstart" in options.only:
+        figures["cold_start"] = _progress("cold start", coldstart.measure)
+    results = goals.rows(figures)
+    figures["goals"] = [g.to_json() for g in results]
     if not options.json:
-        for section in _sections(figures):
+        for section in [*_sections(figures), *([report.goals_section(results)] if results else [])]:
             print(section, end="\n\n")
     figures["total_seconds"] = time.perf_counter() - began
     print(json.dumps(_rounded(figures), sort_keys=True))
-    return 0
+    missed = [g for g in results if not g.met]
+    for goal in missed:
+        print(f"goal missed: {goal.figure}: x{goal.ratio:.2f}, goal {goal.goal}", file=sys.stderr)
+    return 1 if missed else 0
 
 
 def _on_tables(only: list[str]) -> dict:
     """The sections that run the whole warden on Azurite (started once for all). Imported
     here: `--only plan` needs neither the function app nor Azurite."""
-    from bench import verify
+    from bench import duplicates, reconcile_time, verify
     from bench.scenarios import READ_FLOOR, SCENARIOS, STORM_COPIES, measure, storm, warm_up
     from bench.stack import local_tables
 
@@ -56,6 +69,12 @@ def _on_tables(only: list[str]) -> dict:
             figures["read_floor"] = READ_FLOOR
         if "storm" in only:
             figures["storm"] = [_progress(f"storm x{n}", storm, tables, n) for n in STORM_COPIES]
+        if "reconcile" in only:
+            figures["reconcile_time"] = _progress(
+                "reconcile time vs the baseline commit", reconcile_time.measure, tables
+            )
+        if "duplicate" in only:
+            figures["duplicate"] = _progress("duplicate event", duplicates.measure, tables)
         if "verify" in only:
             figures["verify"] = [_progress(f"verify {c.key}", verify.measure, tables, c) for c in verify.CASES]
     return figures

@@ -236,3 +236,10 @@ def verify_section(results: list[dict]) -> str:
             table("   requests: ARM per node check; Table Storage per 100 node rows", header2, requests),
         ]
     )
+
+
+def goals_section(goals: Sequence) -> str:
+    """The goals table (`bench.goals`): figure, measured, floor or baseline, ratio, goal, met."""
+    rows = [[g.figure, g.measured, g.floor, f"x{g.ratio:.2f}", g.goal, "yes" if g.met else "NO"] for g in goals]
+    header = ["figure", "measured", "floor / baseline (same run)", "ratio", "goal", "met"]
+    return table("Goals: each figure against its floor or baseline, measured in this run", header, rows)

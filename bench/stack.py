@@ -81,12 +81,16 @@ class Run:
         )
         runtime.install(self._runtime)
         self.continued_as_new = 0
+        self.enforcement_requests: int | None = None  # ARM requests when the last reconcile ended
         self.watchers: list[Callable[[HostEvent], None]] = []  # called with every progress notice
         self.clock = clock or VirtualClock(START)
         self._functions = LocalFunctions(clock=self.clock, on_progress=self._on_progress).__enter__()
 
     def _on_progress(self, event: HostEvent) -> None:
         self.continued_as_new += event.kind == "continued-as-new"
+        if event.kind == "completed" and event.orchestration == names.RECONCILE_CLUSTER:
+            # What the reconcile itself sent; the verification it asks for runs after it.
+            self.enforcement_requests = len(self.emulator.requests)
         for watcher in self.watchers:
             watcher(event)
 
@@ -123,12 +127,15 @@ class Run:
         return time.perf_counter() - began
 
     def arm_counts(self) -> dict[str, int]:
-        """AKS requests served (enforcement): reads (GET), writes, and the reads by what they read;
-        and apart, the Compute requests of the verification that follows each remediation."""
-        aks = [r for r in self.emulator.requests if "/microsoft.containerservice/" in r.path.lower()]
+        """AKS requests the reconcile sent (enforcement): reads (GET), writes, and the reads by
+        what they read; and apart, every request of the verification that follows a remediation
+        (its cluster and pool reads, scale sets, VMs, run-commands)."""
+        served = self.emulator.requests
+        until = len(served) if self.enforcement_requests is None else self.enforcement_requests
+        aks = [r for r in served[:until] if "/microsoft.containerservice/" in r.path.lower()]
         kinds = Counter(read_kind(r.path) for r in aks if r.method == "GET")
         writes = sum(1 for r in aks if r.method in WRITE_METHODS)
-        verify = len(self.emulator.requests) - len(aks)
+        verify = len(served) - len(aks)
         return {
             "reads": sum(kinds.values()),
             "writes": writes,

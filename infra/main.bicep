@@ -61,6 +61,16 @@ param verifyConcurrency int = 10
 @description('WARDEN_MAX_EXEMPTION: how long a break-glass exemption may last at most (90m, 24h, 1d12h, PT24H); empty means 24 hours.')
 param maxExemption string = ''
 
+@description('WARDEN_MAX_REIMAGES: node-image upgrades (reimages) in flight at once across the fleet.')
+@minValue(1)
+@maxValue(50)
+param maxReimages int = 2
+
+@description('WARDEN_MAX_REIMAGES_PER_SUBSCRIPTION: reimages in flight at once per subscription.')
+@minValue(1)
+@maxValue(50)
+param maxReimagesPerSubscription int = 1
+
 @description('Node SSH key rotation: a Key Vault for the generated keys, and managedClusters/write in the warden role.')
 param keyRotationEnabled bool = false
 
@@ -285,6 +295,14 @@ var appSettings = [
   {
     name: 'WARDEN_MAX_EXEMPTION'
     value: maxExemption
+  }
+  {
+    name: 'WARDEN_MAX_REIMAGES'
+    value: string(maxReimages)
+  }
+  {
+    name: 'WARDEN_MAX_REIMAGES_PER_SUBSCRIPTION'
+    value: string(maxReimagesPerSubscription)
   }
   {
     name: 'WARDEN_KEYVAULT_URL'

@@ -13,10 +13,9 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
-
-from urllib3.util import parse_url
 
 from shared.errors import ConfigError, OutOfScopeError, PolicyError, shown
 from shared.policy import DEFAULT_POLICY_JSON, Policy, load_policy
@@ -30,6 +29,12 @@ DEFAULT_RESYNC_SCHEDULE = "0 0 * * * *"
 # takes ~20 s or more, so 10 at a time stays far inside the budget and leaves room for enforcement.
 DEFAULT_VERIFY_CONCURRENCY = 10
 MAX_POLL_SECONDS = 600
+# Reimages in flight at once, fleet-wide and per subscription: a failed rollout reaches few pools.
+DEFAULT_MAX_REIMAGES, DEFAULT_MAX_REIMAGES_PER_SUBSCRIPTION, MAX_REIMAGES_CAP = 2, 1, 50
+# A break-glass exemption is for an incident: a day by default, a week at the very most.
+DEFAULT_MAX_EXEMPTION = timedelta(hours=24)
+MAX_EXEMPTION_CAP = timedelta(days=7)
+MIN_EXEMPTION = timedelta(minutes=1)
 LOOPBACK_HOSTS = "127.0.0.0/8, localhost or ::1"
 _GUID = re.compile(r"^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$")
 
@@ -51,6 +56,9 @@ class Settings:
     # The warden's own identity (client id of its user-assigned managed identity): events
     # caused by its own writes start no new work.
     own_identities: frozenset[str] = frozenset()
+    max_exemption: timedelta = DEFAULT_MAX_EXEMPTION  # how far ahead an exemption may end
+    max_reimages: int = DEFAULT_MAX_REIMAGES  # reimages in flight across the fleet
+    max_reimages_per_subscription: int = DEFAULT_MAX_REIMAGES_PER_SUBSCRIPTION
 
     @property
     def enforcing(self) -> bool:
@@ -95,6 +103,20 @@ class Settings:
                 http_on_loopback=is_loopback_url(arm_endpoint),
             ),
             own_identities=frozenset(i.lower() for i in [_get(env, "AZURE_CLIENT_ID")] if i),
+            max_exemption=_duration_setting(
+                env, "WARDEN_MAX_EXEMPTION", DEFAULT_MAX_EXEMPTION, MIN_EXEMPTION, MAX_EXEMPTION_CAP
+            ),
+            max_reimages=_bounded_int(
+                env, "WARDEN_MAX_REIMAGES", DEFAULT_MAX_REIMAGES, 1, MAX_REIMAGES_CAP, "reimages"
+            ),
+            max_reimages_per_subscription=_bounded_int(
+                env,
+                "WARDEN_MAX_REIMAGES_PER_SUBSCRIPTION",
+                DEFAULT_MAX_REIMAGES_PER_SUBSCRIPTION,
+                1,
+                MAX_REIMAGES_CAP,
+                "reimages",
+            ),
         )
 
 
@@ -125,6 +147,8 @@ def parse_endpoint(url: str, *, http_on_loopback: bool = True) -> Endpoint:
     other), so those are refused, and both must then name the same host and port. Plain
     http is refused unless `http_on_loopback` and the host is loopback.
     """
+    from urllib3.util import parse_url  # read only when a setting is, not at start-up
+
     _refuse_odd_characters(url)
     try:
         ours, theirs = urlsplit(url), parse_url(url)
@@ -303,6 +327,49 @@ def _endpoint_setting(name: str, value: str, expected: str, http_on_loopback: bo
 def _optional_endpoint(env: Mapping[str, str], name: str, expected: str, http_on_loopback: bool = False) -> str | None:
     value = _get(env, name)
     return _endpoint_setting(name, value, expected, http_on_loopback) if value else None
+
+
+_SHORT_DURATION = re.compile(r"(?:([0-9]{1,9})d)?(?:([0-9]{1,9})h)?(?:([0-9]{1,9})m)?(?:([0-9]{1,9})s)?", re.I)
+_ISO_DURATION = re.compile(
+    r"P(?:([0-9]{1,9})D)?(?:T(?=[0-9])(?:([0-9]{1,9})H)?(?:([0-9]{1,9})M)?(?:([0-9]{1,9})S)?)?", re.I
+)
+DURATION_FORMS = "a duration such as 90m, 24h, 1d12h or ISO-8601 PT24H"
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90m`, `24h`, `1d12h`, `3600s` or ISO-8601 `PT24H` / `P1DT12H` as a timedelta; raises
+    `ValueError` naming the accepted forms for anything else (a bare number has no unit)."""
+    value = text.strip()
+    match = _SHORT_DURATION.fullmatch(value) or _ISO_DURATION.fullmatch(value)
+    if match is None or not any(match.groups()):
+        raise ValueError(f"{shown(text)} is not {DURATION_FORMS}")
+    days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+def describe_duration(duration: timedelta) -> str:
+    """`timedelta(hours=24)` -> `24h`, `timedelta(minutes=90)` -> `1h30m`: the short form back."""
+    seconds = int(duration.total_seconds())
+    parts = [(seconds // 3600, "h"), (seconds % 3600 // 60, "m"), (seconds % 60, "s")]
+    return "".join(f"{n}{unit}" for n, unit in parts if n) or "0s"
+
+
+def _duration_setting(
+    env: Mapping[str, str], name: str, default: timedelta, low: timedelta, high: timedelta
+) -> timedelta:
+    value = _get(env, name)
+    if not value:
+        return default
+    try:
+        duration = parse_duration(value)
+    except ValueError:
+        duration = None
+    if duration is None or not low <= duration <= high:
+        raise ConfigError(
+            f"{name} is {shown(value)}; expected {DURATION_FORMS}, "
+            f"from {describe_duration(low)} to {describe_duration(high)}"
+        )
+    return duration
 
 
 def _ascii_digits(text: str) -> bool:

@@ -48,6 +48,14 @@ class KeyMaterialError(WardenError):
     """An SSH key that cannot be used (wrong type, too short, a private key, junk): exit 2 / HTTP 400."""
 
 
+class StoreError(WardenError):
+    """A Table Storage request failed (service error, connection failure, malformed row)."""
+
+
+class StoreNotFoundError(StoreError):
+    """The row (or table) asked for does not exist."""
+
+
 class StoreConflictError(WardenError):
     """A row changed since it was read (stale ETag): re-read and decide again."""
 

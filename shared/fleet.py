@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
 from shared.errors import ArmError
 from shared.models import Cluster, ClusterRef
-from shared.plan import PoolPlan, auto_provisioned_nodes, plan_pool
+from shared.plan import Exemption, PoolPlan, auto_provisioned_nodes, plan_pool
 from shared.policy import Policy
 
 DEFAULT_WORKERS = 8  # above 10 connections churn: the SDK's requests session pools 10 per host
@@ -113,6 +113,7 @@ def scan_fleet(
     policy: Policy,
     *,
     pending_reimage: frozenset[str] = frozenset(),
+    exemptions: Mapping[str, Exemption] | None = None,
     progress: Callable[[str], None] = lambda _: None,
     workers: int = DEFAULT_WORKERS,
     budget: ReadBudget | None = None,
@@ -120,7 +121,8 @@ def scan_fleet(
     """Plan every pool of every cluster in the subscriptions.
 
     `pending_reimage` holds the keys (`Pool.key`) of pools whose sshAccess was set but
-    whose node-image upgrade has not run yet (from the pool-state table). A failure to
+    whose node-image upgrade has not run yet (from the pool-state table); `exemptions` the
+    exemptions in force, by pool key (read from the exemptions table: expired ones left out). A failure to
     read one subscription or cluster is reported and the scan goes on. `workers` reads
     run at once; the report is in the same order whatever their number. `progress` is
     called from this thread only, so it need not be thread-safe.
@@ -135,7 +137,7 @@ def scan_fleet(
         listed = _read_all(executor, budget, arm.list_clusters, {s: s for s in subscriptions})
         clusters = [c for s in subscriptions if not isinstance(listed[s], ArmError) for c in _sorted(listed[s])]
         pools = _read_all(executor, budget, arm.list_pools, {c.ref: c.ref.subscription for c in clusters}, progress)
-    return _report(subscriptions, listed, pools, policy, pending_reimage)
+    return _report(subscriptions, listed, pools, policy, pending_reimage, exemptions or {})
 
 
 def _read_all(
@@ -179,6 +181,7 @@ def _report(
     pools: dict[Hashable, list | ArmError],
     policy: Policy,
     pending: frozenset[str],
+    exemptions: Mapping[str, Exemption],
 ) -> FleetReport:
     """Assemble in the order a sequential scan would: subscriptions sorted, clusters by ref, pools by name."""
     report = FleetReport()
@@ -192,7 +195,10 @@ def _report(
                 report.failures.append(FleetFailure(cluster.ref.id, "cannot list pools", found))
                 continue
             for pool in sorted(found, key=lambda p: p.name.lower()):
-                report.plans.append(plan_pool(cluster, pool, policy, pending_reimage=pool.key in pending))
+                plan = plan_pool(
+                    cluster, pool, policy, pending_reimage=pool.key in pending, exemption=exemptions.get(pool.key)
+                )
+                report.plans.append(plan)
             if auto := auto_provisioned_nodes(cluster):
                 report.plans.append(plan_pool(cluster, auto, policy))
     return report

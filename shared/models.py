@@ -13,8 +13,6 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum, StrEnum
 from typing import Any
 
-from azure.mgmt.core.tools import parse_resource_id
-
 from shared.errors import OutOfScopeError, shown
 
 AKS_NAMESPACE = "microsoft.containerservice"
@@ -128,6 +126,10 @@ class Target:
     def from_id(cls, resource_id: str) -> Target:
         """Parse a managed-cluster or agent-pool id whose names follow the AKS and ARM naming
         rules; anything else raises `OutOfScopeError`."""
+        from azure.mgmt.core.tools import (
+            parse_resource_id,
+        )  # azure.mgmt.core loads azure.core's pipeline: not at start-up
+
         text = resource_id if isinstance(resource_id, str) else ""
         parts = parse_resource_id(text)
         if not _is_cluster_or_pool(parts):
@@ -174,6 +176,8 @@ class Cluster:
     tags: Mapping[str, str] = field(default_factory=dict)
     node_provisioning_mode: str = "Manual"  # `Auto`: node auto-provisioning (Karpenter) adds nodes
     ssh_public_keys: tuple[str, ...] | None = None  # linuxProfile.ssh.publicKeys; None: no linuxProfile
+    # nodeDisruptionProfile.nodeDisruptionPolicy: when AKS may reimage for a change (Kubernetes >= 1.37)
+    node_disruption_policy: str = "Allow"
 
     @property
     def is_automatic(self) -> bool:

@@ -44,6 +44,7 @@ class FailureKind(StrEnum):
     OPERATION_FAILED = "operation-failed"
     INTERNAL = "internal"  # outside ARM: Table Storage, an unexpected exception
     EXHAUSTED = "exhausted"  # bounded retries spent
+    WAITING = "waiting"  # not now and not retried: the pool waits (e.g. its cluster's reimages are paused)
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,8 @@ class Failure:
     @property
     def outcome(self) -> Outcome:
         """What a terminal failure means for the pool it concerns."""
+        if self.kind is FailureKind.WAITING:
+            return Outcome.WAITING
         return Outcome.GONE if self.kind is FailureKind.NOT_FOUND else Outcome.FAILED
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any, TypeVar
 
-from shared.plan import Status
+from shared.models import SshAccess
+from shared.plan import Exemption, Status
 from shared.protocol import Outcome, WorkKind
 
 # --- keys -------------------------------------------------------------------------------
@@ -208,6 +209,8 @@ class PoolState(ClusterRow):
     updated_time: datetime | None = None
     os: str = ""  # osType: Linux | Windows
     os_sku: str = ""  # osSKU as ARM reports it; "" when ARM does not say
+    upgrade_instance_id: str = ""  # the orchestration polling the pool's node-image upgrade now
+    upgrade_started_time: datetime | None = None  # when that upgrade went out
     etag: str | None = field(default=None, compare=False, metadata=_NOT_STORED)
 
     def __post_init__(self) -> None:
@@ -219,6 +222,7 @@ class PoolState(ClusterRow):
             last_upgrade_time=_optional_utc(self.last_upgrade_time),
             last_verified_time=_optional_utc(self.last_verified_time),
             updated_time=_optional_utc(self.updated_time),
+            upgrade_started_time=_optional_utc(self.upgrade_started_time),
         )
 
     @property
@@ -339,6 +343,14 @@ WHOLE_CLUSTER = "*"  # pool part of the RowKey of a request for every pool (pool
 WORKER_ROW = "~worker"  # RowKey of the cluster's worker marker in the requests table
 
 
+class Admission(StrEnum):
+    """What `WardenStore.add_request` found: who will take the request."""
+
+    PENDING = "pending"  # the same request already waits, and a worker is committed to it
+    JOINED = "joined"  # a worker is committed: it takes the new request before it ends
+    START = "start"  # no worker is committed: the caller must start one
+
+
 @dataclass(frozen=True)
 class WorkRequest(ClusterRow):
     """A pending request for cluster work of one kind, for the whole cluster (`pool` empty) or
@@ -408,3 +420,54 @@ def from_entity(kind: type[_R], entity: Mapping[str, Any], **extra: Any) -> _R:
     except (TypeError, ValueError) as error:
         where = f"PartitionKey={entity.get('PartitionKey')!r} RowKey={entity.get('RowKey')!r}"
         raise ValueError(f"row {where} is not a valid {kind.__name__}: {error}") from error
+
+
+# --- exemptions -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PoolExemption(ClusterRow):
+    """A break-glass exemption of one pool (WardenExemptions: one row per pool). `mode` empty:
+    the pool keeps whatever mode it has; else the pool is given that mode. Honoured only while
+    `until` is ahead (`in_force`): every reader compares it with its own now."""
+
+    cluster_id: str
+    pool: str
+    until: datetime
+    reason: str
+    actor: str
+    granted_time: datetime
+    mode: str = ""
+    etag: str | None = field(default=None, compare=False, metadata=_NOT_STORED)
+
+    def __post_init__(self) -> None:
+        mode = SshAccess.parse(self.mode).value if self.mode else ""
+        _normalise(
+            self,
+            until=utc(self.until),
+            granted_time=utc(self.granted_time),
+            reason=clip(self.reason, TEXT_LIMIT),
+            mode=mode,
+        )
+
+    @property
+    def row_key(self) -> str:
+        return pool_row_key(self.pool)
+
+    @property
+    def pool_key(self) -> str:
+        """The pool's normalised id, equal to `shared.models.Pool.key`."""
+        return f"{self.cluster_id}/agentPools/{self.pool}".lower()
+
+    def in_force(self, now: datetime) -> bool:
+        return self.until > utc(now)
+
+    @property
+    def terms(self) -> Exemption:
+        """What the planner needs of it."""
+        return Exemption(self.actor, self.reason, self.until, SshAccess.parse(self.mode) if self.mode else None)
+
+
+def exemptions_in_force(rows: Iterable[PoolExemption], now: datetime) -> dict[str, Exemption]:
+    """The exemptions still ahead of `now`, by pool key (`Pool.key`); expired rows are left out."""
+    return {row.pool_key: row.terms for row in rows if row.in_force(now)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from shared.plan import PoolPlan
+from shared.plan import Exemption, PoolPlan
 
 
 def plan_row(plan: PoolPlan) -> dict[str, Any]:
@@ -24,6 +24,17 @@ def plan_row(plan: PoolPlan) -> dict[str, Any]:
         "status": plan.status.value,
         "reason": plan.reason,
         "steps": [step.value for step in plan.steps],
+        "exemption": exemption_row(plan.exemption) if plan.exemption else None,
+    }
+
+
+def exemption_row(exemption: Exemption) -> dict[str, Any]:
+    """Who exempted the pool, why, until when, and the mode it gives (null: it keeps its own)."""
+    return {
+        "actor": exemption.actor,
+        "reason": exemption.reason,
+        "until": exemption.until,
+        "mode": exemption.mode.value if exemption.mode else None,
     }
 
 

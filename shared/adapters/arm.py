@@ -10,6 +10,7 @@ instead of blocking an activity for a 30-minute reimage.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -72,6 +73,7 @@ class Arm:
         self._aks: dict[str, Any] = {}
         self._compute: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
+        self._bodies = PoolBodies()
 
     def close(self) -> None:
         with self._clients_lock:
@@ -101,14 +103,16 @@ class Arm:
 
     def list_pools(self, ref: ClusterRef) -> list[Pool]:
         with translated_errors():
-            pools = self.aks(ref.subscription).agent_pools.list(ref.resource_group, ref.name)
-            return [pool_from_arm(ref, p.as_dict()) for p in pools]
+            pools = list(self.aks(ref.subscription).agent_pools.list(ref.resource_group, ref.name))
+        for body in pools:
+            self._bodies.keep(ref, body)
+        return [pool_from_arm(ref, p.as_dict()) for p in pools]
 
     def get_pool(self, ref: ClusterRef, pool: str) -> Pool:
         with translated_errors():
-            return pool_from_arm(
-                ref, self.aks(ref.subscription).agent_pools.get(ref.resource_group, ref.name, pool).as_dict()
-            )
+            body = self.aks(ref.subscription).agent_pools.get(ref.resource_group, ref.name, pool)
+        self._bodies.keep(ref, body)
+        return pool_from_arm(ref, body.as_dict())
 
     def list_maintenance_configurations(self, ref: ClusterRef) -> list[MaintenanceConfig]:
         with translated_errors():
@@ -125,31 +129,37 @@ class Arm:
     def set_pool_ssh_access(
         self, ref: ClusterRef, pool: str, mode: SshAccess, check: Callable[[Pool], None] | None = None
     ) -> Operation:
-        """GET the pool and PUT it whole with only `securityProfile.sshAccess` changed.
+        """PUT the pool whole with only `securityProfile.sshAccess` changed.
 
         Whole-pool PUT because a partial body resets what it omits; the ETag makes a
-        write that raced another writer fail (412) instead of overwriting it. `check` sees
-        the pool as just read and may raise to stop the write (a decision re-checked).
+        write that raced another writer fail (412) instead of overwriting it. So the body
+        this adapter last read of the pool (its list or GET) serves as well as a new GET:
+        if the pool changed since, the PUT fails and nothing is overwritten. Without one it
+        GETs the pool. `check` sees the pool the PUT is based on and may raise to stop the
+        write (a decision re-checked).
         """
         from azure.mgmt.containerservice.models import AgentPoolSecurityProfile
 
         client = self.aks(ref.subscription)
-        with translated_errors():
-            body = client.agent_pools.get(ref.resource_group, ref.name, pool)
-            if check is not None:
-                check(pool_from_arm(ref, body.as_dict()))
-            profile = body.properties.security_profile or AgentPoolSecurityProfile()
-            profile.ssh_access = mode.value
-            body.properties.security_profile = profile
-            return self._start(
-                client.agent_pools.begin_create_or_update,
-                ref.resource_group,
-                ref.name,
-                pool,
-                body,
-                etag=body.properties.e_tag,
-                match_condition=MatchConditions.IfNotModified if body.properties.e_tag else None,
-            )
+        try:
+            with translated_errors():
+                body = self._bodies.take(ref, pool) or client.agent_pools.get(ref.resource_group, ref.name, pool)
+                if check is not None:
+                    check(pool_from_arm(ref, body.as_dict()))
+                profile = body.properties.security_profile or AgentPoolSecurityProfile()
+                profile.ssh_access = mode.value
+                body.properties.security_profile = profile
+                return self._start(
+                    client.agent_pools.begin_create_or_update,
+                    ref.resource_group,
+                    ref.name,
+                    pool,
+                    body,
+                    etag=body.properties.e_tag,
+                    match_condition=MatchConditions.IfNotModified if body.properties.e_tag else None,
+                )
+        finally:
+            self._bodies.forget(ref, pool)  # written (or refused): what was read is not the pool any more
 
     def set_cluster_ssh_key(
         self, ref: ClusterRef, public_key: str, check: Callable[[Cluster], None] | None = None
@@ -268,6 +278,37 @@ class Arm:
         if headers.get("Location"):
             return Operation(headers["Location"], "location")
         return Operation("", "done")  # completed synchronously (200 with no operation headers)
+
+
+class PoolBodies:
+    """The SDK bodies of the pools this adapter last read, for a whole-pool PUT (see
+    `set_pool_ssh_access`); bounded, thread-safe. `take` hands a body out once."""
+
+    LIMIT = 1024
+
+    def __init__(self) -> None:
+        self._bodies: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def keep(self, ref: ClusterRef, body: Any) -> None:
+        with self._lock:
+            key = self._key(ref, str(body.name))
+            self._bodies[key] = body
+            self._bodies.move_to_end(key)
+            while len(self._bodies) > self.LIMIT:
+                self._bodies.popitem(last=False)
+
+    def take(self, ref: ClusterRef, pool: str) -> Any | None:
+        with self._lock:
+            return self._bodies.pop(self._key(ref, pool), None)
+
+    def forget(self, ref: ClusterRef, pool: str) -> None:
+        with self._lock:
+            self._bodies.pop(self._key(ref, pool), None)
+
+    @staticmethod
+    def _key(ref: ClusterRef, pool: str) -> str:
+        return f"{ref.key}/agentpools/{pool.lower()}"
 
 
 @contextmanager

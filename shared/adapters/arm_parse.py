@@ -37,6 +37,7 @@ def cluster_from_arm(body: Mapping[str, Any]) -> Cluster:
         tags=dict(body.get("tags") or {}),
         node_provisioning_mode=(props.get("nodeProvisioningProfile") or {}).get("mode") or "Manual",
         ssh_public_keys=_ssh_keys(props.get("linuxProfile")),
+        node_disruption_policy=(props.get("nodeDisruptionProfile") or {}).get("nodeDisruptionPolicy") or "Allow",
     )
 
 

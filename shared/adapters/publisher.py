@@ -43,6 +43,9 @@ class OutcomeKind(StrEnum):
     DRIFT = "Warden.SshAccess.Drift"
     DRIFT_DETECTED = "Warden.SshAccess.DriftDetected"  # on the nodes, by verification
     KEY_ROTATED = "Warden.SshKey.Rotated"
+    EXEMPTION_GRANTED = "Warden.SshAccess.ExemptionGranted"  # granted, or changed (renewed)
+    EXEMPTION_REMOVED = "Warden.SshAccess.ExemptionRemoved"  # ended early by an operator
+    EXEMPTION_EXPIRED = "Warden.SshAccess.ExemptionExpired"
 
 
 class OutcomePublisher:

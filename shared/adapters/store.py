@@ -15,25 +15,34 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from azure.core import MatchConditions
 from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential, TokenCredential
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
-from azure.data.tables import EdmType, EntityProperty, TableClient, TableServiceClient, UpdateMode
+from azure.data.tables import (
+    EdmType,
+    EntityProperty,
+    TableClient,
+    TableServiceClient,
+    TableTransactionError,
+    UpdateMode,
+)
 
+from shared.blast_radius import Claim, Limits, Pause, Turn, turn_of
 from shared.config import parse_endpoint
-from shared.errors import ConfigError, StoreConflictError, WardenError, shown
+from shared.errors import ConfigError, StoreConflictError, StoreError, StoreNotFoundError, shown
 from shared.records import (
     CHECK_PREFIX,
     LATEST_CHECK_PREFIX,
     ONCE_PREFIX,
     WORKER_ROW,
+    Admission,
     AuditRecord,
     KeyRotation,
     NodeCheck,
+    PoolExemption,
     PoolState,
     WorkRequest,
     chronological_row_key,
@@ -51,11 +60,24 @@ from shared.records import (
 
 POOL_STATE_TABLE = "WardenPoolState"
 AUDIT_TABLE = "WardenAudit"
+TIMELINE = "Timeline"  # on an audit row that is also its step's marker (`_append_one`)
 NODE_CHECKS_TABLE = "WardenNodeChecks"
 KEY_ROTATIONS_TABLE = "WardenKeyRotations"
 REQUESTS_TABLE = "WardenRequests"
 SLOTS_TABLE = "WardenSlots"
-TABLES = (POOL_STATE_TABLE, AUDIT_TABLE, NODE_CHECKS_TABLE, KEY_ROTATIONS_TABLE, REQUESTS_TABLE, SLOTS_TABLE)
+EXEMPTIONS_TABLE = "WardenExemptions"
+# The reimage budget's partition of WardenSlots (its gate, holds and tickets), and the paused clusters'.
+REIMAGES_PARTITION, REIMAGE_PAUSES_PARTITION = "reimages", "reimage-pauses"
+REIMAGE_GATE, HOLD_PREFIX, TICKET_PREFIX = "gate", "hold-", "turn-"
+TABLES = (
+    POOL_STATE_TABLE,
+    AUDIT_TABLE,
+    NODE_CHECKS_TABLE,
+    KEY_ROTATIONS_TABLE,
+    REQUESTS_TABLE,
+    SLOTS_TABLE,
+    EXEMPTIONS_TABLE,
+)
 # Table Storage's limit per transaction; Azurite fails obscurely past it, so it is checked here.
 MAX_TRANSACTION_OPERATIONS = 100
 _PREFIX = re.compile(r"^([A-Za-z][A-Za-z0-9]{0,29})?$")
@@ -65,22 +87,6 @@ _sequence = itertools.count()
 
 _R = TypeVar("_R")
 Credential = TokenCredential | AzureNamedKeyCredential | AzureSasCredential
-
-
-class StoreError(WardenError):
-    """A Table Storage request failed (service error, connection failure, malformed row)."""
-
-
-class StoreNotFoundError(StoreError):
-    """The row (or table) asked for does not exist."""
-
-
-class Admission(StrEnum):
-    """What `add_request` found: who will take the request."""
-
-    PENDING = "pending"  # the same request already waits, and a worker is committed to it
-    JOINED = "joined"  # a worker is committed: it takes the new request before it ends
-    START = "start"  # no worker is committed: the caller must start one
 
 
 class WardenStore:
@@ -221,6 +227,8 @@ class WardenStore:
         if not key or not records:
             self._submit(AUDIT_TABLE, operations)
             return True
+        if len(records) == 1:
+            return self._append_one(records[0], key)
         if len({r.partition_key for r in records}) > 1:
             raise ValueError("an idempotent audit write holds the rows of one cluster")
         # Each transaction carries its own marker: a re-run skips the chunks already written.
@@ -237,6 +245,17 @@ class WardenStore:
                 continue
         return first
 
+    def _append_one(self, record: AuditRecord, key: str) -> bool:
+        """A step's single row is its own marker: one insert (not a transaction of two) at the
+        marker's key, flagged as part of the timeline. A second insert conflicts: False."""
+        entity = {**to_entity(record, record.partition_key, once_row_key(key)), TIMELINE: True}
+        try:
+            with _translated(f"append the audit row of step {key!r}"):
+                self._table(AUDIT_TABLE).create_entity(_sdk_entity(entity))
+        except StoreConflictError:
+            return False
+        return True
+
     def step_receipt(self, cluster_key: str, key: str) -> AuditRecord | None:
         """What a step keyed `key` recorded, if it already ran (see `append_audit`)."""
         try:
@@ -252,8 +271,11 @@ class WardenStore:
         """Rows of one cluster (or all) at or after `since`, oldest first; only those of `step` if given
         (filtered by the service: the compliance report reads the `outcome` rows of a long history)."""
         low = time_key(since) if since is not None else None
-        entities = self._query(AUDIT_TABLE, cluster_key, low=low, high=ONCE_PREFIX, step=step)
-        return [_record(AuditRecord, entity) for entity in _chronological(entities, cluster_key)]
+        timed = _chronological(self._query(AUDIT_TABLE, cluster_key, low=low, high=ONCE_PREFIX, step=step), cluster_key)
+        # Rows that are their own marker (`_append_one`) sort after the time keys: merged by time.
+        own = self._query(AUDIT_TABLE, cluster_key, low=ONCE_PREFIX, step=step, flag=TIMELINE, since=since)
+        entities = sorted([*timed, *own], key=lambda e: (e["Time"], e["RowKey"])) if own else timed
+        return [_record(AuditRecord, entity) for entity in entities]
 
     # --- node checks ------------------------------------------------------------------
 
@@ -508,6 +530,189 @@ class WardenStore:
                         match_condition=MatchConditions.IfNotModified,
                     )
 
+    # --- the reimage budget: one line of waiters, the reimages in flight, paused clusters ------
+
+    def take_reimage_turn(
+        self, claim: Claim, limits: Limits, now: datetime, hold_ttl: timedelta, ticket_ttl: timedelta, attempts: int = 5
+    ) -> Turn:
+        """Let `claim`'s reimage start if its turn has come (`blast_radius.let_in`), else keep
+        its place in line. A start is a hold written with the gate row under the ETag read with
+        the rest of the partition: two starts never count the same room (the later one re-reads).
+        A holder asking again keeps its hold; expired holds and tickets count for nothing."""
+        for _ in range(attempts):
+            rows = self._query(SLOTS_TABLE, None, partition=table_key(REIMAGES_PARTITION))
+            claims = [e for e in rows if e["RowKey"] != REIMAGE_GATE]
+            expired = {e["RowKey"] for e in claims if utc(e["Expires"]) <= utc(now)}
+            holds = [e for e in claims if e["RowKey"].startswith(HOLD_PREFIX) and e["RowKey"] not in expired]
+            if any(e.get("Holder") == claim.holder for e in holds):
+                return Turn(True)
+            ticket = next((e for e in claims if e.get("Waiter") == claim.holder), None)
+            line = [
+                self._claim(e)
+                for e in claims
+                if e["RowKey"].startswith(TICKET_PREFIX) and (e["RowKey"] not in expired or e is ticket)
+            ]
+            line += [claim] if ticket is None else []
+            turn = turn_of(claim, [self._claim(e) for e in holds], line, limits, first_wait=ticket is None)
+            try:
+                if turn.granted:
+                    gone = [e for e in claims if e["RowKey"] in expired and e is not ticket]
+                    self._grant(claim, _find(rows, REIMAGE_GATE), ticket, gone, now, hold_ttl)
+                else:
+                    self._keep_place(claim, ticket, now, ticket_ttl)
+            except StoreConflictError:
+                continue  # someone else started, or a row changed: look again
+            return replace(turn, waited=ticket is not None)
+        return Turn(False)
+
+    def _grant(self, claim: Claim, gate: Any, ticket: Any, expired: list, now: datetime, ttl: timedelta) -> None:
+        """The hold, the gate moved on (under its ETag), the waiter's ticket gone, and the expired
+        rows removed with it: a hold counted free here can never be renewed afterwards."""
+        hold_key = HOLD_PREFIX + table_key(claim.holder)
+        hold = {**self._claim_entity(claim, hold_key, now, ttl), "Holder": claim.holder}
+        grants = getattr(gate.get("Grants"), "value", gate.get("Grants")) if gate else 0
+        operations = [
+            ("update", {**gate, "Grants": grants + 1}, {"mode": UpdateMode.REPLACE, **_if_match(gate)})
+            if gate
+            else ("create", {"PartitionKey": table_key(REIMAGES_PARTITION), "RowKey": REIMAGE_GATE, "Grants": 1}),
+            ("upsert", hold, {"mode": UpdateMode.REPLACE}),
+        ]
+        leaving = ([ticket] if ticket is not None else []) + sorted(
+            (e for e in expired if e["RowKey"] != hold_key), key=lambda e: not e["RowKey"].startswith(HOLD_PREFIX)
+        )
+        operations += [("delete", row, _if_match(row)) for row in leaving[: MAX_TRANSACTION_OPERATIONS - 2]]
+        self._commit(operations, f"start a reimage for {claim.holder!r}")
+
+    def _keep_place(self, claim: Claim, ticket: Any, now: datetime, ttl: timedelta) -> None:
+        """A waiter's ticket keeps its place while it keeps asking; it expires when it stops."""
+        table = self._table(SLOTS_TABLE)
+        with _translated(f"keep {claim.holder!r} in line for a reimage"):
+            if ticket is None:
+                key = f"{TICKET_PREFIX}{time_key(now)}-{table_key(claim.holder)}"
+                table.create_entity(_sdk_entity({**self._claim_entity(claim, key, now, ttl), "Waiter": claim.holder}))
+            elif utc(ticket["Expires"]) - utc(now) < ttl / 2:
+                table.update_entity({**ticket, "Expires": utc(now + ttl)}, mode=UpdateMode.REPLACE, **_if_match(ticket))
+
+    def renew_reimage_hold(self, holder: str, now: datetime, ttl: timedelta) -> bool:
+        """Keep a running reimage's hold from expiring (written when half its time is gone);
+        False when it has none any more (it expired and its room was given away)."""
+        partition, key = table_key(REIMAGES_PARTITION), HOLD_PREFIX + table_key(holder)
+        try:
+            with _translated(f"renew the reimage hold of {holder!r}"):
+                row = self._table(SLOTS_TABLE).get_entity(partition, key)
+                if utc(row["Expires"]) - utc(now) < ttl / 2:
+                    renewed = {**row, "Expires": utc(now + ttl)}
+                    self._table(SLOTS_TABLE).update_entity(renewed, mode=UpdateMode.REPLACE, **_if_match(row))
+        except (StoreNotFoundError, StoreConflictError):
+            return False
+        return True
+
+    def release_reimage_hold(self, holder: str) -> None:
+        """The reimage ended: its room is free (releasing twice is fine)."""
+        partition, key = table_key(REIMAGES_PARTITION), HOLD_PREFIX + table_key(holder)
+        with contextlib.suppress(StoreNotFoundError), _translated(f"release the reimage hold of {holder!r}"):
+            self._table(SLOTS_TABLE).delete_entity(partition, key)
+
+    def leave_reimage_line(self, holder: str) -> None:
+        """`holder` no longer reimages nor waits: its hold and its ticket go."""
+        rows = self._query(SLOTS_TABLE, None, partition=table_key(REIMAGES_PARTITION))
+        for row in rows:
+            if holder in (row.get("Holder"), row.get("Waiter")):
+                with contextlib.suppress(StoreNotFoundError), _translated(f"take {holder!r} out of the reimage line"):
+                    self._table(SLOTS_TABLE).delete_entity(row["PartitionKey"], row["RowKey"])
+
+    def reimage_claims(self, now: datetime) -> tuple[list[Claim], list[Claim]]:
+        """The reimages in flight and the line of waiters (oldest first), as of `now`."""
+        rows = self._query(SLOTS_TABLE, None, partition=table_key(REIMAGES_PARTITION))
+        live = [e for e in rows if e["RowKey"] != REIMAGE_GATE and utc(e["Expires"]) > utc(now)]
+        return (
+            [self._claim(e) for e in live if e["RowKey"].startswith(HOLD_PREFIX)],
+            [self._claim(e) for e in live if e["RowKey"].startswith(TICKET_PREFIX)],
+        )
+
+    def pause_reimages(self, pause: Pause) -> None:
+        """Stop reimages of the cluster until `clear_reimage_pause` (the latest failure is kept)."""
+        entity = {
+            "PartitionKey": table_key(REIMAGE_PAUSES_PARTITION),
+            "RowKey": cluster_partition(pause.cluster_id),
+            "ClusterId": pause.cluster_id,
+            "Pool": pause.pool,
+            "FailedTime": utc(pause.failed_at),
+            "Code": pause.code,
+            "Message": pause.message,
+            "Operation": pause.operation,
+            "InstanceId": pause.instance_id,
+        }
+        with _translated(f"pause the reimages of {pause.cluster_id!r}"):
+            self._table(SLOTS_TABLE).upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    def reimage_pause(self, cluster_key: str) -> Pause | None:
+        try:
+            with _translated(f"read the reimage pause of {cluster_key!r}"):
+                row = self._table(SLOTS_TABLE).get_entity(
+                    table_key(REIMAGE_PAUSES_PARTITION), cluster_partition(cluster_key)
+                )
+        except StoreNotFoundError:
+            return None
+        return self._pause(row)
+
+    def clear_reimage_pause(self, cluster_key: str, attempts: int = 5) -> Pause | None:
+        """Resume the cluster's reimages; the pause removed (as read just before), or None."""
+        for _ in range(attempts):
+            try:
+                with _translated(f"resume the reimages of {cluster_key!r}"):
+                    row = self._table(SLOTS_TABLE).get_entity(
+                        table_key(REIMAGE_PAUSES_PARTITION), cluster_partition(cluster_key)
+                    )
+                    self._table(SLOTS_TABLE).delete_entity(row["PartitionKey"], row["RowKey"], **_if_match(row))
+            except StoreNotFoundError:
+                return None
+            except StoreConflictError:
+                continue  # paused again meanwhile: read the newer pause
+            return self._pause(row)
+        raise StoreConflictError(f"the reimage pause of {cluster_key!r} kept changing; gave up after {attempts} tries")
+
+    def _commit(self, operations: list[tuple], action: str) -> None:
+        """One transaction of conditional writes: a row changed or gone meanwhile is a conflict."""
+        with _translated(action):
+            try:
+                self._table(SLOTS_TABLE).submit_transaction(
+                    [(op[0], _sdk_entity(dict(op[1])), *op[2:]) for op in operations]
+                )
+            except TableTransactionError as error:
+                if error.status_code == 404:
+                    raise StoreConflictError(f"{action}: a row went meanwhile") from error
+                raise
+
+    @staticmethod
+    def _claim_entity(claim: Claim, row_key: str, now: datetime, ttl: timedelta) -> dict[str, Any]:
+        return {
+            "PartitionKey": table_key(REIMAGES_PARTITION),
+            "RowKey": row_key,
+            "Subscription": claim.subscription,
+            "ClusterId": claim.cluster_id,
+            "Pool": claim.pool,
+            "Since": utc(now),
+            "Expires": utc(now + ttl),
+        }
+
+    @staticmethod
+    def _claim(entity: Any) -> Claim:
+        holder = entity.get("Holder") or entity.get("Waiter") or ""
+        return Claim(holder, entity.get("Subscription", ""), entity.get("ClusterId", ""), entity.get("Pool", ""))
+
+    @staticmethod
+    def _pause(row: Any) -> Pause:
+        return Pause(
+            row.get("ClusterId", ""),
+            row.get("Pool", ""),
+            utc(row["FailedTime"]),
+            row.get("Code", ""),
+            row.get("Message", ""),
+            row.get("Operation", ""),
+            row.get("InstanceId", ""),
+        )
+
     # --- I/O helpers ------------------------------------------------------------------
 
     def _query(
@@ -518,9 +723,12 @@ class WardenStore:
         high: str | None = None,
         partition: str | None = None,
         step: str | None = None,
+        flag: str | None = None,
+        since: datetime | None = None,
     ) -> list:
         """Entities of one partition (a cluster's, or `partition` as is; or all) with RowKey in
-        [low, high) (and `Step` equal to `step`), in key order."""
+        [low, high) (and `Step` equal to `step`, the property `flag` true, `Time` at or after
+        `since`), in key order."""
         if partition is None and cluster_key is not None:
             partition = cluster_partition(cluster_key)
         clauses, parameters = [], {}
@@ -529,6 +737,8 @@ class WardenStore:
             ("RowKey ge @low", "low", low),
             ("RowKey lt @high", "high", high),
             ("Step eq @step", "step", step),
+            (f"{flag} eq @flag", "flag", True if flag else None),
+            ("Time ge @since", "since", utc(since) if since is not None else None),
         ):
             if value is not None:
                 clauses.append(clause)
@@ -552,6 +762,49 @@ class WardenStore:
                 if not written_before_ok:
                     raise
 
+    # --- exemptions: one row per exempt pool (expired rows stay until recorded and removed) -----
+
+    def get_exemption(self, cluster_key: str, pool: str) -> PoolExemption | None:
+        """The pool's exemption row with its ETag, expired or not; None when there is none."""
+        try:
+            with _translated(f"read the exemption of {cluster_key!r} pool {pool!r}"):
+                entity = self._table(EXEMPTIONS_TABLE).get_entity(cluster_partition(cluster_key), pool_row_key(pool))
+        except StoreNotFoundError:
+            return None
+        return _record(PoolExemption, entity, etag=entity.metadata["etag"])
+
+    def put_exemption(self, exemption: PoolExemption, etag: str | None = None) -> str:
+        """Write the pool's exemption and return its new ETag: with `etag` only over that very
+        row, without only if the pool has none. Otherwise `StoreConflictError`."""
+        entity = _sdk_entity(to_entity(exemption, exemption.partition_key, exemption.row_key))
+        table = self._table(EXEMPTIONS_TABLE)
+        with _translated(f"write the exemption of {exemption.cluster_id!r} pool {exemption.pool!r}"):
+            if etag is None:
+                return table.create_entity(entity)["etag"]
+            return table.update_entity(
+                entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
+            )["etag"]
+
+    def delete_exemption(self, exemption: PoolExemption) -> bool:
+        """Remove the row `exemption` was read as (its ETag); False when it changed or went meanwhile."""
+        try:
+            with _translated(f"delete the exemption of {exemption.cluster_id!r} pool {exemption.pool!r}"):
+                self._table(EXEMPTIONS_TABLE).delete_entity(
+                    exemption.partition_key,
+                    exemption.row_key,
+                    etag=exemption.etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+        except (StoreConflictError, StoreNotFoundError):
+            return False
+        return True
+
+    def list_exemptions(self, cluster_key: str | None = None) -> list[PoolExemption]:
+        """Every stored exemption of one cluster (or all), expired or not, each with its ETag:
+        callers honour only those still in force (`PoolExemption.in_force`)."""
+        entities = self._query(EXEMPTIONS_TABLE, cluster_key)
+        return [_record(PoolExemption, entity, etag=entity.metadata["etag"]) for entity in entities]
+
 
 def _transactions(operations: list[tuple]) -> Iterator[list[tuple]]:
     """Group operations by partition (keeping their order) and cut each group into chunks."""
@@ -565,6 +818,11 @@ def _transactions(operations: list[tuple]) -> Iterator[list[tuple]]:
 
 def _find(entities: list, row_key: str) -> Any:
     return next((e for e in entities if e["RowKey"] == row_key), None)
+
+
+def _if_match(entity: Any) -> dict[str, Any]:
+    """The keywords of a write (or a transaction's operation) that only goes over this very row."""
+    return {"etag": entity.metadata["etag"], "match_condition": MatchConditions.IfNotModified}
 
 
 def _chronological(entities: list, cluster_key: str | None) -> list:

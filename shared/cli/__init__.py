@@ -34,6 +34,8 @@ SETTINGS = {
     "events": "  WARDEN_EVENTS_ENDPOINT optional Event Grid topic for the warden's own events",
     "verify": "  WARDEN_VERIFY_CONCURRENCY  run-commands in flight per subscription (default 10)",
     "keys": "  WARDEN_KEYVAULT_URL    Key Vault for generated private keys (needed without --public-key)",
+    "reimages": "  WARDEN_MAX_REIMAGES    reimages in flight across the fleet (default 2)\n"
+    "  WARDEN_MAX_REIMAGES_PER_SUBSCRIPTION  reimages in flight per subscription (default 1)",
 }
 
 
@@ -108,7 +110,7 @@ def progress(message: str) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from shared.cli import compliance, demo, plan, rotate, run, verify
+    from shared.cli import compliance, demo, exempt, plan, resume, rotate, run, verify
 
     parser = argparse.ArgumentParser(
         prog="python -m shared",
@@ -177,6 +179,28 @@ def _parser() -> argparse.ArgumentParser:
     handle.add_argument("file", help="one event or a JSON array, Event Grid schema or CloudEvents 1.0; - reads stdin")
     compliance.add_arguments(
         _command(commands, "compliance", compliance.run_compliance, compliance.HELP, ("tables",), compliance.JSON_SHAPE)
+    )
+    exempt.add_arguments(
+        _command(
+            commands,
+            "exempt",
+            exempt.run_exempt,
+            exempt.HELP,
+            ("read", "tables", "write", "events"),
+            exempt.JSON_SHAPE,
+            runs=True,
+        )
+    )
+    resume.add_arguments(
+        _command(
+            commands,
+            "resume",
+            resume.run_resume,
+            resume.HELP,
+            ("read", "tables", "write", "reimages", "events"),
+            resume.JSON_SHAPE,
+            runs=True,
+        )
     )
     _command(
         commands,

@@ -1,14 +1,16 @@
-"""`plan`: the read-only fleet report (ARM GETs only; the pool-state table for pending reimages)."""
+"""`plan`: the read-only fleet report (ARM GETs only; the tables for pending reimages and exemptions)."""
 
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 
 from shared.cli import EXIT_FAILED, EXIT_OK, progress, unreachable_arm
 from shared.cli.output import Column, print_json, say, table, terminal_width
 from shared.config import Settings
 from shared.errors import CredentialError
 from shared.fleet import FleetReport, scan_fleet
+from shared.plan import Exemption
 from shared.report import plan_row, summary
 
 COLUMNS = (
@@ -28,9 +30,15 @@ def run_plan(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     from shared.adapters.arm import Arm
 
+    pending, exemptions = _recorded(settings)
     with Arm(settings.arm_endpoint, local=settings.arm_is_local) as arm:
         report = scan_fleet(
-            arm, settings.subscriptions, settings.policy, pending_reimage=_pending_reimage(settings), progress=progress
+            arm,
+            settings.subscriptions,
+            settings.policy,
+            pending_reimage=pending,
+            exemptions=exemptions,
+            progress=progress,
         )
     _raise_if_unreachable(report, settings.arm_endpoint)
     rows = [plan_row(p) for p in report.plans]
@@ -72,14 +80,20 @@ def _raise_if_unreachable(report: FleetReport, endpoint: str) -> None:
         raise unreachable_arm(error, endpoint)
 
 
-def _pending_reimage(settings: Settings) -> frozenset[str]:
-    """Pools whose node-image upgrade is still owed, from the pool-state table (if configured)."""
+def _recorded(settings: Settings) -> tuple[frozenset[str], dict[str, Exemption]]:
+    """From the tables (if configured): the pools whose node-image upgrade is still owed, and
+    the exemptions in force now (an expired one is never honoured, even while still stored)."""
     if not settings.tables:
-        return frozenset()
+        return frozenset(), {}
     from shared.adapters.store import StoreNotFoundError, WardenStore
+    from shared.records import exemptions_in_force
 
     with WardenStore(settings.tables) as store:
         try:
-            return frozenset(s.pool_key for s in store.list_pool_states() if s.pending_reimage)
+            pending = frozenset(s.pool_key for s in store.list_pool_states() if s.pending_reimage)
         except StoreNotFoundError:  # nothing recorded yet: plan creates no tables
-            return frozenset()
+            pending = frozenset()
+        try:
+            return pending, exemptions_in_force(store.list_exemptions(), datetime.now(UTC))
+        except StoreNotFoundError:
+            return pending, {}

@@ -218,9 +218,10 @@ def left_behind() -> list[dict]:
     return left
 
 
-def report_outcomes(functions: LocalFunctions, args: argparse.Namespace, result: RunResult) -> int:
+def report_outcomes(functions: LocalFunctions, args: argparse.Namespace, result: RunResult, **extra: object) -> int:
     """Per pool: the outcome of every pool reconcile that ran, and a row for every cluster that
-    could not be reconciled at all (not found, its pools unreadable); exit 1 if any failed."""
+    could not be reconciled at all (not found, its pools unreadable); exit 1 if any failed.
+    `extra`: more keys of the JSON document."""
     for status in functions.durable.statuses():
         cluster = status.input.get("cluster", {}) if isinstance(status.input, dict) else {}
         if status.name == names.RECONCILE_POOL and isinstance(status.output, dict):
@@ -234,7 +235,7 @@ def report_outcomes(functions: LocalFunctions, args: argparse.Namespace, result:
         elif getattr(status.runtime_status, "value", status.runtime_status) == "Failed":
             result.errors.append(error_entry(status.instance_id, "OrchestrationFailed", str(status.output)))
     failed = any(r["outcome"] in FAILED for r in result.rows)
-    show_run(args, "outcomes", result, OUTCOME_COLUMNS, [_outcome_cells(r) for r in result.rows])
+    show_run(args, "outcomes", result, OUTCOME_COLUMNS, [_outcome_cells(r) for r in result.rows], **extra)
     if result.rows and not args.json:
         counts = Counter(r["outcome"] for r in result.rows)
         rows = f"{len(result.rows)} row{'s' * (len(result.rows) != 1)}"

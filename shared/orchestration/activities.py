@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 from shared.adapters.publisher import OutcomeKind
 from shared.errors import ArmError, KeyStoreError, NotFoundError, OperationFailedError, Superseded
 from shared.models import Operation, SshAccess, Vmss
-from shared.orchestration import arm_steps, key_steps, node_checks, verification
-from shared.orchestration.envelope import activity, arm_failure, cluster_ref
+from shared.orchestration import arm_steps, exemptions, key_steps, node_checks, reimage_budget, verification
+from shared.orchestration.envelope import activity, arm_failure, cluster_from_snapshot, cluster_ref, cluster_snapshot
 from shared.orchestration.recording import Entry, audit, pool_state, publish, save_state
 from shared.orchestration.runtime import runtime
-from shared.plan import Status, Step, plan_pool
+from shared.plan import Status, Step, held_reimage, plan_pool
 from shared.policy import NODE_OS_WINDOW
 from shared.protocol import FailureKind, Outcome, Result, WorkKind, failed, succeeded
 from shared.records import WorkRequest
@@ -56,30 +56,38 @@ def list_pools(payload: dict) -> Result:
         audit(rt, payload, Entry("list-pools", Outcome.SKIPPED, why))
         return succeeded(pools=[])
     try:
-        return succeeded(pools=[p.name for p in rt.arm.list_pools(ref)])
+        cluster, pools = rt.arm.get_cluster(ref), rt.arm.list_pools(ref)
     except ArmError as e:
         return arm_steps.arm_failed(rt, payload, "list-pools", e)
+    # The cluster as read now serves every pool's plan (each reads its own pool afresh).
+    return succeeded(pools=[p.name for p in pools], clusterSeen=cluster_snapshot(cluster))
 
 
 @activity
 def plan_pool_activity(payload: dict) -> Result:
-    """Read cluster and pools, plan, record the decision; say what the orchestrator should do.
+    """Read the pool (and the cluster, unless the cluster's listing just did), plan, record the
+    decision; say what the orchestrator should do.
 
-    The pool comes from the cluster's pool list (one request, like a GET of the pool), so
-    the plan also knows whether the whole cluster is idle and the first write need not wait.
+    The pool is read afresh: the plan's audit row says what the pool is now, and the PUT then
+    sends that very body with its ETag. Whether the cluster is idle is judged from what was
+    read; if another operation started meanwhile, ARM refuses the write (409) and the write
+    step waits it out.
     """
     rt, ref, name = runtime(), cluster_ref(payload), payload["pool"]
     if why := arm_steps.out_of_scope(rt, ref):
         audit(rt, payload, Entry("plan", Outcome.SKIPPED, why))
         return succeeded(outcome=Outcome.SKIPPED.value, status=Status.IGNORED.value, reason=why, steps=[])
     try:
-        cluster, pools = rt.arm.get_cluster(ref), rt.arm.list_pools(ref)
+        seen = payload.get("clusterSeen")
+        cluster = cluster_from_snapshot(seen) if seen else rt.arm.get_cluster(ref)
+        pool = rt.arm.get_pool(ref, name)
         state = pool_state(rt, ref, name)
         plan = plan_pool(
             cluster,
-            arm_steps.find_pool(ref, pools, name),
+            pool,
             rt.settings.policy,
             pending_reimage=bool(state and state.pending_reimage),
+            exemption=exemptions.for_step(rt, ref, name, payload),
         )
         # The window is read only where an upgrade will wait for it.
         waits = Step.UPGRADE_NODE_IMAGE in plan.steps and rt.settings.policy.upgrade_window == NODE_OS_WINDOW
@@ -90,7 +98,7 @@ def plan_pool_activity(payload: dict) -> Result:
     reason = plan.reason if acting or not plan.steps else f"audit mode, nothing written: {plan.reason}"
     desired = plan.desired.value if plan.desired else "ignore"
     outcome = Outcome.PLANNED if acting else Outcome.SKIPPED
-    save_state(rt, ref, name, plan=plan)  # side effects first, the audit row last: it marks the step done
+    save_state(rt, ref, name, plan=plan, known=state)  # side effects first, the audit row last: it marks the step done
     first = audit(
         rt,
         payload,
@@ -108,7 +116,9 @@ def plan_pool_activity(payload: dict) -> Result:
         current=plan.current.value,
         desired=desired,
         pollSeconds=rt.settings.poll_seconds,
-        idle=not arm_steps.busy(cluster, pools),
+        idle=not arm_steps.busy(cluster, [pool]),
+        reimageHeld=held_reimage(cluster, pool) if Step.UPDATE_SSH_ACCESS in plan.steps else "",
+        nodeImageVersion=pool.node_image_version,
         upgradeWindow=rt.settings.policy.upgrade_window,
         maintenanceWindow=window,
     )
@@ -130,11 +140,13 @@ def start_ssh_update(payload: dict) -> Result:
             cluster, pools = rt.arm.get_cluster(ref), rt.arm.list_pools(ref)
             if busy := arm_steps.busy(cluster, pools):
                 return succeeded(busy=busy, nodeImageVersion=arm_steps.find_pool(ref, pools, name).node_image_version)
+        if (not_now := reimage_budget.take(rt, payload)) is not None:  # Kubernetes >= 1.37: the PUT reimages
+            return not_now
         return rt.arm.set_pool_ssh_access(
             ref, name, mode, check=lambda pool: arm_steps.recheck(rt, cluster, pool, mode, step)
         )
 
-    return arm_steps.write(rt, payload, step, attempt)
+    return reimage_budget.settle_start(rt, payload, arm_steps.write(rt, payload, step, attempt))
 
 
 @activity
@@ -145,6 +157,12 @@ def start_node_image_upgrade(payload: dict) -> Result:
     step = Step.UPGRADE_NODE_IMAGE.value
 
     def attempt() -> Operation | Result:
+        if payload.get("fresh"):
+            # Right after the sshAccess update ended: the pool has the mode and the cluster was
+            # idle. No reads: a new operation meanwhile makes ARM refuse (409), and the retry
+            # reads and compares the image with the one the plan saw.
+            arm_steps.still_writing(rt, ref.subscription)
+            return reimage_budget.take(rt, payload) or rt.arm.start_node_image_upgrade(ref, name)
         cluster, pools = rt.arm.get_cluster(ref), rt.arm.list_pools(ref)
         pool = arm_steps.find_pool(ref, pools, name)
         if busy := arm_steps.busy(cluster, pools):
@@ -158,13 +176,15 @@ def start_node_image_upgrade(payload: dict) -> Result:
         # A reimage for a new key applies no sshAccess decision: the policy is not asked again.
         policy_cluster = None if payload.get("purpose") == "key" else cluster
         arm_steps.recheck(rt, policy_cluster, pool, mode, step, must_have_mode=True)
+        if (not_now := reimage_budget.take(rt, payload)) is not None:
+            return replace(not_now, value={**not_now.value, "nodeImageVersion": pool.node_image_version})
         try:
             return rt.arm.start_node_image_upgrade(ref, name)
         except ArmError as e:  # with the image seen, for the retry to compare
             failure = arm_steps.arm_failed(rt, payload, step, e)
             return replace(failure, value={"nodeImageVersion": pool.node_image_version})
 
-    return arm_steps.write(rt, payload, step, attempt)
+    return reimage_budget.settle_start(rt, payload, arm_steps.write(rt, payload, step, attempt))
 
 
 @activity
@@ -176,11 +196,13 @@ def poll_operation(payload: dict) -> Result:
     try:
         state = rt.arm.operation_state(operation, ref.subscription)
     except NotFoundError:
-        return arm_steps.judge_by_pool(rt, payload, step, operation)
+        return reimage_budget.judged(rt, payload, arm_steps.judge_by_pool(rt, payload, step, operation))
     except ArmError as e:
         return Result(False, error=arm_failure(e))
     if not state.done:
+        reimage_budget.running(rt, payload)
         return succeeded(done=False, status=state.status, retryAfter=state.retry_after)
+    reimage_budget.ended(rt, payload, state)  # before the end is recorded: a failure here retries the poll
     if not state.succeeded:
         failure = OperationFailedError(
             state.error_code or state.status, state.error_message or f"operation ended {state.status}"
@@ -213,6 +235,8 @@ def record(payload: dict) -> Result:
             modeBefore=payload.get("modeBefore"),
             modeAfter=payload.get("mode"),
         )
+    if follow_up := payload.get("followUp"):  # after the row: a re-run adds it again, harmlessly (joined)
+        _add_follow_up(rt, ref, {**payload, **follow_up})
     return succeeded(written=first)
 
 
@@ -221,6 +245,10 @@ def request_follow_up(payload: dict) -> Result:
     """More work for this cluster's worker (e.g. verify a pool it has just reimaged): a request
     row its next round takes."""
     rt, ref = runtime(), cluster_ref(payload)
+    return succeeded(admission=_add_follow_up(rt, ref, payload))
+
+
+def _add_follow_up(rt, ref, payload: dict) -> str:
     request = WorkRequest(
         ref.id,
         payload.get("pool") or "",
@@ -229,7 +257,7 @@ def request_follow_up(payload: dict) -> Result:
         payload.get("reason", ""),
         "warden",
     )
-    return succeeded(admission=rt.store.add_request(request).value)
+    return rt.store.add_request(request).value
 
 
 # --- verify -----------------------------------------------------------------------------------
@@ -254,7 +282,9 @@ def plan_verification(payload: dict) -> Result:
                 skipped.append(
                     {"pool": pool.name, "os": pool.os_type, "mode": pool.ssh_access.value, "reason": checked}
                 )
-        planned = node_checks.planned_pools(cluster, chosen, rt.settings.policy)
+        planned = node_checks.planned_pools(
+            cluster, chosen, rt.settings.policy, exemptions.for_cluster_step(rt, ref, payload)
+        )
     except ArmError as e:
         return arm_steps.arm_failed(rt, payload, "verify", e)
     return succeeded(nodes=nodes, skipped=skipped, planned=planned, pollSeconds=poll)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from shared.errors import ArmError, NotFoundError, OperationFailedError, Superseded
 from shared.models import Cluster, ClusterRef, Operation, Pool, SshAccess
+from shared.orchestration import exemptions
 from shared.orchestration.envelope import arm_failure, cluster_ref
 from shared.orchestration.recording import Entry, audit, audit_failure, save_state
 from shared.orchestration.runtime import Runtime
@@ -41,7 +42,8 @@ def recheck(rt: Runtime, cluster: Cluster | None, pool: Pool, mode: SshAccess, s
     (when the cluster was read again) still asks for `mode`, and it is not already done."""
     settings = rt.settings
     still_writing(rt, pool.cluster.subscription)
-    if cluster is not None and (why := write_still_applies(cluster, pool, settings.policy, mode)):
+    exemption = exemptions.in_force(rt, pool.cluster, pool.name) if cluster is not None else None
+    if cluster is not None and (why := write_still_applies(cluster, pool, settings.policy, mode, exemption)):
         raise Superseded(why)
     if must_have_mode and pool.ssh_access is not mode:
         raise Superseded(f"the pool's sshAccess is {pool.ssh_access.value} now, not {mode.value}: not reimaging for it")
@@ -93,6 +95,8 @@ def started(rt: Runtime, payload: dict, step: str, operation: Operation) -> Resu
     except Exception as e:  # noqa: BLE001 - see above
         log.warning("%s went out but was not recorded (%s): the orchestrator records it", step, e)
         unrecorded = {"step": step, "operation": operation.url}
+    if operation.kind != "done":
+        note_upgrade_wait(rt, payload, step, (payload.get("instanceId", ""), step_time(payload)))
     started = None if operation.kind == "done" else {"url": operation.url, "kind": operation.kind}
     return succeeded(operation=started, unrecorded=unrecorded)
 
@@ -125,6 +129,8 @@ def arm_failed(rt: Runtime, payload: dict, step: str, e: ArmError, operation: st
     failure = arm_failure(e, recorded=not e.retryable)
     if failure.recorded:
         audit_failure(rt, payload, step, failure, operation)
+        if operation:  # the operation ended failed: nobody polls it any more
+            note_upgrade_wait(rt, payload, step, ("", None))
     return Result(False, error=failure)
 
 
@@ -132,7 +138,19 @@ def after_success(rt: Runtime, ref: ClusterRef, payload: dict, step: str, operat
     if step == Step.UPDATE_SSH_ACCESS.value:
         save_state(rt, ref, payload["pool"], configured=payload["mode"], pending=bool(payload.get("reimageOwed")))
     elif step == Step.UPGRADE_NODE_IMAGE.value:
-        save_state(rt, ref, payload["pool"], pending=False, upgraded=(step_time(payload), operation.url))
+        upgraded = (step_time(payload), operation.url)
+        save_state(rt, ref, payload["pool"], pending=False, upgraded=upgraded, upgrade_wait=("", None))
+
+
+def note_upgrade_wait(rt: Runtime, payload: dict, step: str, wait: tuple[str, datetime | None]) -> None:
+    """Name (or clear) the orchestration polling the pool's node-image upgrade: the pool's rolling
+    events wake it. Best effort: without it, the poll's own timers still end each wait."""
+    if step != Step.UPGRADE_NODE_IMAGE.value:
+        return
+    try:
+        save_state(rt, cluster_ref(payload), payload["pool"], upgrade_wait=wait)
+    except Exception as e:  # noqa: BLE001 - the write went out: nothing may fail the activity now
+        log.warning("pool %s: could not note who polls its upgrade (%s); its events wake nothing", payload["pool"], e)
 
 
 def step_time(payload: dict) -> datetime:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shared.errors import ArmError, ConflictError, NotFoundError, OperationFailedError, ThrottledError
-from shared.models import ClusterRef
+from shared.models import Cluster, ClusterRef, to_json
 from shared.protocol import Failure, FailureKind, Result, failed
 from shared.records import clip
 
@@ -56,3 +56,17 @@ def cluster_ref(payload: dict) -> ClusterRef:
 
 def cluster_json(ref: ClusterRef) -> dict[str, Any]:
     return {"subscription": ref.subscription, "resourceGroup": ref.resource_group, "name": ref.name}
+
+
+def cluster_snapshot(cluster: Cluster) -> dict[str, Any]:
+    """A cluster as read, for the orchestration to hand to later steps (no secret: ARM's GET
+    returns none; the SSH keys are public)."""
+    return {**to_json(cluster), "ref": cluster_json(cluster.ref)}
+
+
+def cluster_from_snapshot(snapshot: dict[str, Any]) -> Cluster:
+    fields = {k: v for k, v in snapshot.items() if k in Cluster.__dataclass_fields__}
+    keys = fields.get("ssh_public_keys")
+    return Cluster(
+        **{**fields, "ref": cluster_ref({"cluster": snapshot["ref"]}), "ssh_public_keys": tuple(keys) if keys else keys}
+    )

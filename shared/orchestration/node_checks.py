@@ -4,12 +4,14 @@ evidence and act on drift. Used by `activities` only."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
 from shared.adapters.publisher import OutcomeKind
 from shared.keys import fingerprint
 from shared.models import Cluster, ClusterRef, Pool, RunCommandOutput, SshAccess
+from shared.orchestration import exemptions
 from shared.orchestration.arm_steps import IDLE_STATES
 from shared.orchestration.envelope import cluster_ref
 from shared.orchestration.recording import (
@@ -22,7 +24,7 @@ from shared.orchestration.recording import (
     save_state,
 )
 from shared.orchestration.runtime import Runtime
-from shared.plan import VMSS, plan_pool
+from shared.plan import VMSS, Exemption, plan_pool
 from shared.policy import Policy
 from shared.protocol import Outcome, WorkKind
 from shared.records import NodeCheck, WorkRequest, safe_excerpt
@@ -73,6 +75,7 @@ def node_check(node: dict, output: RunCommandOutput, at: str) -> dict:
         "os": node["os"],
         "mode": node["mode"],
         "desired": node.get("desired", ""),
+        "poolNodes": node.get("poolNodes"),
         "verdict": verdict.value,
         "reason": reason,
         "units": state.summary(),
@@ -171,22 +174,33 @@ def _pools(checks: list[dict], skipped: list[dict]) -> list[dict]:
                 "verdict": verdict.value,
                 "reason": reason,
                 "nodes": nodes_out,
+                "everyNode": len({n["instance"] for n in nodes}) == nodes[0].get("poolNodes"),
             }
         )
     return sorted(pools, key=lambda p: p["pool"].lower())
 
 
-def planned_pools(cluster: Cluster, pools: list[Pool], policy: Policy) -> list[dict]:
+def planned_pools(
+    cluster: Cluster, pools: list[Pool], policy: Policy, in_force: Mapping[str, Exemption] | None = None
+) -> list[dict]:
     """What the plan says of each pool (modes, status, OS), for the pool-state rows the
-    verification writes: a pool verified before any reconcile gets a true row too."""
-    return [asdict(PlannedPool.of(plan_pool(cluster, pool, policy))) | {"pool": pool.name} for pool in pools]
+    verification writes: a pool verified before any reconcile gets a true row too. `in_force`:
+    the exemptions in force, by pool key (an exempt pool's row says so)."""
+    in_force = in_force or {}
+    return [
+        asdict(PlannedPool.of(plan_pool(cluster, pool, policy, exemption=in_force.get(pool.key)))) | {"pool": pool.name}
+        for pool in pools
+    ]
 
 
 def _save_pool(rt: Runtime, ref: ClusterRef, pool: dict, now: datetime, planned: dict | None) -> None:
     drifted = sum(1 for n in pool["nodes"] if n["verdict"] == Verdict.DRIFT)
     verified = Verified(now, len(pool["nodes"]), drifted, pool["verdict"], pool["reason"])
     # Drift on nodes whose pool already has the mode: a reimage is owed (the plan then upgrades).
-    pending = True if drifted else None
+    # Every node checked and all of them ok in the desired mode: whatever reimage was owed (one the
+    # Node Disruption Policy held for the maintenance window, say) has happened.
+    settled = pool.pop("everyNode", False) and pool["verdict"] == Verdict.OK and pool["mode"] == pool.get("desired")
+    pending = True if drifted else False if settled else None
     if planned is not None:
         facts = PlannedPool(**{k: v for k, v in planned.items() if k != "pool"})
         save_state(rt, ref, pool["pool"], verified=verified, pending=pending, planned=facts)
@@ -229,8 +243,12 @@ def sampled_nodes(rt, cluster, pool, scale_sets: dict, payload: dict) -> list[di
     instances = {vm.instance_id: vm for vm in rt.arm.list_instances(vmss)}
     if not instances:
         return "the pool has no nodes"
-    chosen = sample(list(instances), rt.settings.policy.verify_sample, payload["call"]["id"])
-    desired = rt.settings.policy.decide(cluster, pool).desired
+    # A pool owed a reimage is checked on every node: only then can all-ok say it has happened.
+    owed = (state := pool_state(rt, cluster.ref, pool.name)) is not None and state.pending_reimage
+    chosen = sample(list(instances), None if owed else rt.settings.policy.verify_sample, payload["call"]["id"])
+    # An exempt pool is judged by the mode its exemption gives it (or keeps), not the policy's.
+    exemption = exemptions.for_step(rt, cluster.ref, pool.name, payload)
+    desired = (exemption.mode or pool.ssh_access) if exemption else rt.settings.policy.decide(cluster, pool).desired
     cluster_key = fingerprint(cluster.ssh_public_keys[0]) if cluster.ssh_public_keys else ""
     return [
         {
@@ -242,6 +260,7 @@ def sampled_nodes(rt, cluster, pool, scale_sets: dict, payload: dict) -> list[di
             "vmss": asdict(vmss),
             "instance": i,
             "powerState": instances[i].power_state,
+            "poolNodes": len(instances),  # with every node checked, all ok settles a reimage owed
         }
         for i in chosen
     ]

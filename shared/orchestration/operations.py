@@ -16,6 +16,7 @@ from typing import Any
 
 from shared.orchestration import names
 from shared.orchestration.backoff import backoff_seconds, bounded_seconds, jitter_from_uuid, retry_delay
+from shared.plan import Step
 from shared.protocol import Failure, FailureKind, Outcome, Result, exhausted, failed
 from shared.records import clip
 from shared.window import MaintenanceWindowError, timer_steps, upgrade_gate
@@ -93,17 +94,25 @@ def sleep(context, seconds: float) -> Task:
 
 
 def run_operation(
-    context, start_activity: str, payload: dict, base: float, *, fresh: bool = False, poll_activity: str = ""
+    context,
+    start_activity: str,
+    payload: dict,
+    base: float,
+    *,
+    fresh: bool = False,
+    image: str | None = None,
+    poll_activity: str = "",
 ) -> Task:
     """Start a long-running ARM operation once the cluster is idle, then poll it to the end.
 
     The start activity checks idleness itself (with the reads that re-check the decision):
-    `busy` answers wait with backoff, bounded. `fresh`: the plan has just seen the cluster
-    idle, so the first attempt skips that read. A node-image upgrade is started at most once:
-    the pool's image as first seen goes with every later attempt, which stops if it moved.
+    `busy` answers wait with backoff, bounded. `fresh`: the cluster was just seen idle, so
+    the first attempt skips that read (ARM's 409 covers what changed meanwhile). A node-image
+    upgrade is started at most once: the pool's image before it (`image`, as the plan saw it,
+    else as the first attempt read it) goes with every later attempt, which stops if it moved.
     Returns a `Result` whose value has `skipped` when the decision no longer held.
     """
-    attempt, idle_waits, image, key = 0, 0, None, str(context.new_uuid())
+    attempt, idle_waits, key = 0, 0, str(context.new_uuid())
     while True:
         ask = {**payload, "fresh": fresh and attempt == 0 and idle_waits == 0, "imageBefore": image}
         started = yield from call_once(context, start_activity, ask, key)
@@ -130,10 +139,13 @@ def run_operation(
 
 def poll_operation(context, payload: dict, operation: dict, base: float, activity: str = "") -> Task:
     """Poll with durable timers: `Retry-After` when ARM gives one, else backoff from the poll
-    setting. A poll that fails is retried like any call: bounded, each retry recorded."""
+    setting. A poll that fails is retried like any call: bounded, each retry recorded.
+    A node-image upgrade's wait also ends when the pool's rolling ends (`wake_event`)."""
     delay, failures, activity = float(base), 0, activity or names.POLL_OPERATION
+    wake = wake_event(payload, activity)
     for poll in range(MAX_POLLS):
-        yield from sleep(context, delay)
+        if (yield from poll_wait(context, delay, wake)):
+            wake = None  # see poll_wait
         state = yield from call_once(context, activity, {**payload, "operation": operation})
         if state.ok and state["done"]:
             return state
@@ -157,6 +169,31 @@ def poll_operation(context, payload: dict, operation: dict, base: float, activit
         note["reason"] = f"{state.error.code}: polling again in {delay:g}s (failure {failures} of {MAX_ATTEMPTS})"
         yield from call_once(context, names.RECORD, note)
     return exhausted(activity)
+
+
+def wake_event(payload: dict, activity: str) -> str | None:
+    """The external event that may end a poll's wait early: only a node-image upgrade's (the
+    trigger raises it when AKS says the pool's rolling ended). Other polls keep plain timers,
+    and their histories small."""
+    if activity == names.POLL_OPERATION and payload.get("step") == Step.UPGRADE_NODE_IMAGE.value:
+        return names.wake_event_name(payload["pool"])
+    return None
+
+
+def poll_wait(context, seconds: float, wake: str | None) -> Task:
+    """Wait `seconds`, or until the event `wake` comes; returns whether it came (the timer is
+    then cancelled). Listen until the first wake only: the SDK hands an event raised before any
+    wait of its name to every later one, which would poll without pause. (One raised during a
+    poll completes an earlier wait whose timer won: missed, and the timer ends the next wait.)"""
+    if wake is None:
+        yield from sleep(context, seconds)
+        return False
+    timer = context.create_timer(context.current_utc_datetime + timedelta(seconds=bounded_seconds(seconds)))
+    event = context.wait_for_external_event(wake)
+    if (yield context.task_any([timer, event])) is timer:
+        return False
+    timer.cancel()
+    return True
 
 
 def busy_delay(retry_after: float | None, waits: int, base: float, jitter: float) -> float:

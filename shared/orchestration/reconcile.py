@@ -38,6 +38,7 @@ def reconcile_cluster(context) -> Task:
     cluster, pools = work["cluster"], work.get("pools")
     common = {"cluster": cluster, "instanceId": context.instance_id, "actor": work.get("actor", "")}
     base = work.get("pollSeconds") or DEFAULT_BASE_SECONDS
+    seen = {}  # the cluster as the listing read it serves each pool's plan; a named pool's plan reads it
     if pools is None:
         listed = yield from call(context, names.LIST_POOLS, common, base)
         if not listed.ok:
@@ -46,14 +47,14 @@ def reconcile_cluster(context) -> Task:
                 context, common, "outcome", listed.error.outcome, listed.error.message, error=listed.error.to_json()
             )
             return {"outcomes": [], "error": listed.error.to_json()}
-        pools = listed["pools"]
+        pools, seen = listed["pools"], {"clusterSeen": listed.get("clusterSeen")}
     outcomes = []
     for index, pool in enumerate(pools):
         child = names.child_instance_id(context.instance_id, pool, str(context.new_uuid()))
         context.set_custom_status(
             {"cluster": cluster["name"], "pool": pool, "done": index, "of": len(pools), "instanceId": child}
         )
-        target = {**common, "pool": pool, "reason": work.get("reason", ""), "pollSeconds": base}
+        target = {**common, "pool": pool, "reason": work.get("reason", ""), "pollSeconds": base, **seen}
         try:
             outcome = yield context.call_sub_orchestrator(names.RECONCILE_POOL, target, child)
         except Exception as e:  # noqa: BLE001 - a failed sub-orchestration fails this pool only
@@ -67,9 +68,12 @@ def reconcile_cluster(context) -> Task:
 
 def reconcile_pool(context) -> Task:
     """Input: {"cluster", "pool", "reason", "actor"}. Output: {"pool", "outcome", "status", "reason", "error"}."""
-    target = {**context.get_input(), "instanceId": context.instance_id}
+    given = context.get_input()
+    seen = given.pop("clusterSeen", None)  # for the plan only: the later steps' inputs stay small
+    target = {**given, "instanceId": context.instance_id}
     _at(context, target, "plan")
-    plan = yield from call(context, names.PLAN_POOL, target, target.get("pollSeconds") or DEFAULT_BASE_SECONDS)
+    base = target.get("pollSeconds") or DEFAULT_BASE_SECONDS
+    plan = yield from call(context, names.PLAN_POOL, {**target, "clusterSeen": seen} if seen else target, base)
     if not plan.ok:
         yield from record_failure(context, target, "plan", plan.error)
         return (yield from _finish(context, target, plan.error.outcome, plan.error.message, plan.error))
@@ -78,18 +82,21 @@ def reconcile_pool(context) -> Task:
     outcome, reason, error = yield from _remediate(context, target, plan.value)
     modes = {"modeBefore": plan["current"], "mode": plan["desired"]}
     status = {Outcome.SUCCEEDED: Status.COMPLIANT, Outcome.WAITING: Status.PENDING_REIMAGE}.get(outcome, plan["status"])
-    result = yield from _finish(context, {**target, **modes}, outcome, reason, error, status)
-    if outcome is Outcome.SUCCEEDED:  # the nodes are the truth: check them next
-        follow_up = {**target, "kind": WorkKind.VERIFY.value, "reason": f"after the warden's remediation ({reason})"}
-        yield from call(context, names.REQUEST_FOLLOW_UP, follow_up)
-    return result
+    if plan["status"] == Status.EXEMPTED and outcome is Outcome.SUCCEEDED:
+        status = Status.EXEMPTED  # given the exemption's mode: exempt it stays until the exemption ends
+    # The nodes are the truth: a success asks for their verification, with its outcome row.
+    verify = {"kind": WorkKind.VERIFY.value, "reason": f"after the warden's remediation ({reason})"}
+    follow_up = verify if outcome is Outcome.SUCCEEDED else None
+    return (yield from _finish(context, {**target, **modes}, outcome, reason, error, status, follow_up))
 
 
 def _remediate(context, target: dict, plan: dict) -> Task:
     """The plan's steps in the order AKS needs: sshAccess first, then the reimage that applies it.
     Returns (outcome, reason, failure or None)."""
     base = plan["pollSeconds"]
-    change = {**target, "mode": plan["desired"], "modeBefore": plan["current"], "reimageOwed": UPGRADE in plan["steps"]}
+    held = plan.get("reimageHeld", "")  # Kubernetes >= 1.37: the cluster's Node Disruption Policy holds the reimage
+    owed = UPGRADE in plan["steps"] or bool(held)
+    change = {**target, "mode": plan["desired"], "modeBefore": plan["current"], "reimageOwed": owed}
     if UPDATE in plan["steps"]:
         _at(context, target, UPDATE)
         done = yield from run_operation(
@@ -97,14 +104,25 @@ def _remediate(context, target: dict, plan: dict) -> Task:
         )
         if (early := (yield from _stopped(context, change, UPDATE, done))) is not None:
             return early
+        if held:  # set, not yet on the nodes: not a success to claim
+            return Outcome.WAITING, f"{plan['current']} -> {plan['desired']} is set; {held}", None
     if UPGRADE in plan["steps"]:
         _at(context, target, "upgrade-window")
+        # Fresh: nothing waited since the cluster was seen idle (by the plan, or at the update's end).
+        fresh = plan["upgradeWindow"] != NODE_OS_WINDOW and (UPDATE in plan["steps"] or plan["idle"])
         if plan["upgradeWindow"] == NODE_OS_WINDOW and not (
             yield from wait_for_window(context, target, plan.get("maintenanceWindow"))
         ):
             return Outcome.WAITING, "no usable node-OS maintenance window: the upgrade waits", None
         _at(context, target, UPGRADE)
-        done = yield from run_operation(context, names.START_NODE_IMAGE_UPGRADE, {**change, "step": UPGRADE}, base)
+        done = yield from run_operation(
+            context,
+            names.START_NODE_IMAGE_UPGRADE,
+            {**change, "step": UPGRADE},
+            base,
+            fresh=fresh,
+            image=plan.get("nodeImageVersion"),
+        )
         if (early := (yield from _stopped(context, change, UPGRADE, done))) is not None:
             return early
     return Outcome.SUCCEEDED, f"{plan['current']} -> {plan['desired']}", None
@@ -126,10 +144,19 @@ def _stopped(context, payload: dict, step: str, done) -> Task:
 
 
 def _finish(
-    context, target: dict, outcome: Outcome, reason: str, error: Failure | None = None, status: str = ""
+    context,
+    target: dict,
+    outcome: Outcome,
+    reason: str,
+    error: Failure | None = None,
+    status: str = "",
+    follow_up: dict | None = None,
 ) -> Task:
-    """The pool's one outcome row (and its event); the pool's result for the worker."""
+    """The pool's one outcome row (and its event, and the work it asks for next); the pool's
+    result for the worker."""
     extra = {"error": error.to_json()} if error else {}
+    if follow_up:
+        extra["followUp"] = follow_up
     if outcome is Outcome.WAITING:
         extra["pendingReimage"] = True
     yield from record(context, target, "outcome", outcome, reason, **extra)

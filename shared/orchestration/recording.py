@@ -112,6 +112,9 @@ class PlannedPool:
         return cls(plan.current.value, desired, plan.status.value, plan.reason, plan.pool.os_type, plan.pool.os_sku)
 
 
+_UNREAD = object()  # `save_state(known=...)` not given: the row is read first
+
+
 def pool_state(rt: Runtime, ref: ClusterRef, pool: str) -> PoolState | None:
     try:
         return rt.store.get_pool_state(ref.key, pool)
@@ -129,15 +132,20 @@ def save_state(
     desired: str | None = None,
     pending: bool | None = None,
     upgraded: tuple[datetime, str] | None = None,
+    upgrade_wait: tuple[str, datetime | None] | None = None,
     reason: str | None = None,
     verified: Verified | None = None,
     planned: PlannedPool | None = None,
+    known: PoolState | None | object = _UNREAD,
     attempts: int = 3,
 ) -> None:
-    """Read-modify-write the pool's row under its ETag; a concurrent change means re-read."""
+    """Read-modify-write the pool's row under its ETag; a concurrent change means re-read.
+    `upgrade_wait`: (instance id, start time) of the orchestration now polling the pool's
+    node-image upgrade, ("", None) when none does.
+    `known`: the row as the caller has just read it (or None if there was none), saving a read."""
     planned = planned or (PlannedPool.of(plan) if plan is not None else None)
-    for _ in range(attempts):
-        current = pool_state(rt, ref, pool)
+    for attempt in range(attempts):
+        current = known if attempt == 0 and known is not _UNREAD else pool_state(rt, ref, pool)
         state = current or PoolState(ref.id, pool, desired_mode="", configured_mode="", status=Status.DRIFTED.value)
         if planned is not None:
             state = replace(
@@ -157,6 +165,8 @@ def save_state(
             state = replace(state, pending_reimage=pending)
         if upgraded is not None:
             state = replace(state, last_upgrade_time=upgraded[0], last_upgrade_operation_id=upgraded[1])
+        if upgrade_wait is not None:
+            state = replace(state, upgrade_instance_id=upgrade_wait[0], upgrade_started_time=upgrade_wait[1])
         if reason is not None:
             state = replace(state, reason=reason)
         if verified is not None:
@@ -181,7 +191,8 @@ def save_state(
 
 def _status(state: PoolState) -> str:
     """Keep the row's status in step with the modes it records."""
-    if state.status.value in (Status.IGNORED.value, Status.UNSUPPORTED.value) or not state.desired_mode:
+    kept = (Status.IGNORED.value, Status.UNSUPPORTED.value, Status.EXEMPTED.value)  # set by the plan alone
+    if state.status.value in kept or not state.desired_mode:
         return state.status.value
     if state.configured_mode.lower() != state.desired_mode.lower():
         return Status.DRIFTED.value

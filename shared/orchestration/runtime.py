@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shared.adapters.arm import Arm
-from shared.adapters.publisher import OutcomePublisher
-from shared.adapters.store import WardenStore
 from shared.config import Settings
 from shared.errors import ConfigError
+
+if TYPE_CHECKING:  # the adapters load the Azure SDKs: imported by `build`, not when the app is indexed
+    from shared.adapters.arm import Arm
+    from shared.adapters.publisher import OutcomePublisher
+    from shared.adapters.store import WardenStore
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,10 @@ def update_settings(settings: Settings) -> Runtime:
 def build(settings: Settings, keystore: Any = None, **store_options) -> Runtime:
     """The resources for `settings`; `store_options` go to `WardenStore` (e.g. a table prefix).
     `keystore`: another key store than the Key Vault of WARDEN_KEYVAULT_URL (local runs)."""
+    from shared.adapters.arm import Arm
+    from shared.adapters.publisher import OutcomePublisher
+    from shared.adapters.store import WardenStore
+
     if not settings.tables:
         raise ConfigError("WARDEN_TABLES (or AzureWebJobsStorage) is required to record the audit trail")
     store = WardenStore(settings.tables, **store_options)

@@ -3,26 +3,39 @@
 Never lets a bad event escape: Event Grid would redeliver it for 24 hours. Malformed,
 irrelevant and out-of-scope events are logged and dropped without any ARM call. Only a
 failure to start or join the reconcile raises, so that Event Grid retries the delivery.
+
+Event Grid delivers at least once: a storm brings copies of one event (the same id), and a
+delivery whose function failed comes again. An event is handled when its audit row is written,
+keyed by the event (`WardenStore.append_audit`), which happens only after its request is
+recorded and its worker started or joined. A copy that finds that row ends there, after one
+Table read; a redelivery of an event whose first try failed before it (no worker could be
+started, Table Storage was down) finds none and does the work.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import azure.durable_functions as df
 import azure.functions as func
 
-from shared.events import Drop, EventError, classify
+from shared.errors import StoreError
 from shared.orchestration.runtime import runtime
 from shared.records import AuditRecord, Outcome
 from shared.triggers.start import request_work
+
+if TYPE_CHECKING:
+    from shared.events import Hint
 
 bp = df.Blueprint()
 log = logging.getLogger(__name__)
 
 EVENT_FUNCTION = "on_arm_event"
+EVENT_KEY_PREFIX = "event-"  # the audit write of a handled event is keyed "event-<event id>"
+MAX_PLAIN_ID = 128  # longer ids are hashed: a RowKey holds at most 1 KiB
 
 
 def as_event_dict(event: Any) -> dict[str, Any]:
@@ -53,7 +66,12 @@ def as_event_dict(event: Any) -> dict[str, Any]:
 @bp.event_grid_trigger(arg_name="event")
 @bp.durable_client_input(client_name="client")
 async def on_arm_event(event: func.EventGridEvent, client: df.DurableOrchestrationClient) -> None:
+    from shared.events import Drop, EventError, classify  # the first event imports them, not the start-up
+    from shared.triggers.node_events import is_rolling_event, on_rolling_event
+
     rt = runtime()
+    if is_rolling_event(event):  # AKS's own cluster events, from the cluster's system topic
+        return await on_rolling_event(as_event_dict(event), client, rt)
     try:
         verdict = classify(as_event_dict(event), rt.settings.subscriptions, rt.settings.own_identities)
     except EventError as e:
@@ -63,6 +81,9 @@ async def on_arm_event(event: func.EventGridEvent, client: df.DurableOrchestrati
         log.info("dropped event %s: %s", verdict.event_id, verdict.reason)
         return
     hint = verdict
+    if _handled(rt.store, hint):
+        log.info("event %s was handled before (a copy or a redelivery): nothing to do", hint.event_id)
+        return
     if hint.own_write:
         _audit(rt, hint, Outcome.SKIPPED, "caused by the warden's own write: nothing to start")
         return
@@ -71,7 +92,24 @@ async def on_arm_event(event: func.EventGridEvent, client: df.DurableOrchestrati
     _audit(rt, hint, Outcome.PLANNED, f"reconcile {how}: {instance_id}", instance_id)
 
 
-def _audit(rt, hint, outcome: Outcome, message: str, instance_id: str = "") -> None:
+def event_key(event_id: str) -> str:
+    """The key of the event's audit write: the same for every copy and redelivery of the event."""
+    if len(event_id) > MAX_PLAIN_ID:
+        event_id = "sha256-" + hashlib.sha256(event_id.encode("utf-8", "surrogatepass")).hexdigest()
+    return EVENT_KEY_PREFIX + event_id
+
+
+def _handled(store, hint: Hint) -> bool:
+    """Whether the event's audit row is written. A failed read says no: the work is done again
+    (a request joins the one waiting), never skipped."""
+    try:
+        return store.step_receipt(hint.target.cluster.key, event_key(hint.event_id)) is not None
+    except StoreError as e:
+        log.warning("could not tell whether event %s was handled (%s): handling it", hint.event_id, e)
+        return False
+
+
+def _audit(rt, hint: Hint, outcome: Outcome, message: str, instance_id: str = "") -> None:
     rt.store.append_audit(
         [
             AuditRecord(
@@ -85,5 +123,6 @@ def _audit(rt, hint, outcome: Outcome, message: str, instance_id: str = "") -> N
                 instance_id=instance_id,
                 actor=hint.caller,
             )
-        ]
+        ],
+        key=event_key(hint.event_id),
     )

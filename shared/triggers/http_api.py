@@ -25,12 +25,9 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
-from shared.adapters.store import StoreError
-from shared.errors import ConfigError, KeyMaterialError, StoreConflictError
-from shared.keys import parse_public_key
+from shared.errors import ConfigError, KeyMaterialError, StoreConflictError, StoreError
 from shared.models import Target
 from shared.orchestration import runtime as runtimes
-from shared.orchestration.key_steps import NO_KEY_STORE
 from shared.orchestration.names import worker_instance_id
 from shared.protocol import Outcome, WorkKind
 from shared.records import AuditRecord
@@ -60,7 +57,6 @@ from shared.triggers.http_validation import (
     target_of,
     unavailable,
 )
-from shared.triggers.openapi import document
 from shared.triggers.start import StartError, request_work
 from shared.triggers.verify import verify_fleet
 
@@ -126,6 +122,10 @@ def reconcile_target(body: dict[str, Any]) -> Target:
 def rotation_request(body: dict[str, Any]) -> WorkAsked:
     """`{"cluster": <managed-cluster id>, "publicKey"?, "reason"?}`: without a key, one is generated,
     which needs a key store."""
+    # Key handling loads cryptography and the ARM steps: imported by a rotation request, not at start-up.
+    from shared.keys import parse_public_key
+    from shared.orchestration.key_steps import NO_KEY_STORE
+
     only_fields(body, ("cluster", "publicKey", "reason"))
     reason = reason_of(body)
     target = target_of(body, pools=False)
@@ -284,6 +284,8 @@ async def http_compliance(req: func.HttpRequest) -> func.HttpResponse:
 @served(OPENAPI_FUNCTION)
 async def http_openapi(req: func.HttpRequest) -> func.HttpResponse:
     """The OpenAPI 3.1 document of these routes."""
+    from shared.triggers.openapi import document  # built from the whole API: imported when asked for
+
     return _json(document())
 
 

@@ -8,15 +8,17 @@ tables read (`read_compliance`).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 
-from shared.adapters.compliance_reader import read_compliance
-from shared.compliance import DEFAULT_PAGE_SIZE, ReportQuery, ReportQueryError, build_report
+from shared.compliance_query import DEFAULT_PAGE_SIZE
 from shared.config import Settings
 from shared.models import Target
 from shared.triggers.http_validation import BadRequest, require_in_scope
+
+if TYPE_CHECKING:  # the report's module is imported by the first request, not at start-up
+    from shared.compliance import ReportQuery
 
 # The host passes the whole query string: `code` is the function key when given that way.
 PLATFORM_PARAMETERS = ("code",)
@@ -24,6 +26,8 @@ PAGE_SIZE = DEFAULT_PAGE_SIZE
 
 
 def report_query(req: func.HttpRequest, settings: Settings) -> ReportQuery:
+    from shared.compliance import ReportQuery, ReportQueryError, build_report
+
     params = {name: value for name, value in req.params.items() if name not in PLATFORM_PARAMETERS}
     try:
         query = ReportQuery.from_params(params, page_size=PAGE_SIZE)
@@ -42,4 +46,6 @@ def report_query(req: func.HttpRequest, settings: Settings) -> ReportQuery:
 
 def read_report(store, query: ReportQuery, settings: Settings) -> dict[str, Any]:
     """One page of the report; raises `StoreError` when the tables cannot be read."""
+    from shared.adapters.compliance_reader import read_compliance  # the Tables SDK: not at start-up
+
     return read_compliance(store, query, datetime.now(UTC), scope=settings.subscriptions).to_json()

@@ -11,6 +11,7 @@ ROTATE_FUNCTION = "http_rotate_keys"
 STATUS_FUNCTION = "http_status"
 COMPLIANCE_FUNCTION = "http_compliance"
 OPENAPI_FUNCTION = "http_openapi"
+EXEMPTIONS_FUNCTION = "http_exemptions"
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ ENDPOINTS = {
     STATUS_FUNCTION: Endpoint("status/{instanceId}", ("GET",)),
     COMPLIANCE_FUNCTION: Endpoint("compliance", ("GET",)),
     OPENAPI_FUNCTION: Endpoint("openapi.json", ("GET",)),
+    # Pool ids hold slashes: they go in the body (POST) or the query (GET, DELETE), not the path.
+    EXEMPTIONS_FUNCTION: Endpoint("exemptions", ("GET", "POST", "DELETE")),
 }
 # Every route is registered for all of these, so a wrong method reaches the function and gets
 # a 405 with `Allow` (the host answers a method it does not route to the function itself).

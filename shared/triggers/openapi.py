@@ -11,10 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from shared.compliance import QUERY_PARAMETERS, VERDICTS
+from shared.models import SshAccess
 from shared.plan import Status
 from shared.triggers.http_routes import (
     COMPLIANCE_FUNCTION,
     ENDPOINTS,
+    EXEMPTIONS_FUNCTION,
     OPENAPI_FUNCTION,
     RECONCILE_FUNCTION,
     ROTATE_FUNCTION,
@@ -143,13 +145,123 @@ def _operations() -> dict[str, dict[str, Any]]:
     }
 
 
+def operation_id(name: str, method: str) -> str:
+    """A function's name; a function serving several methods gives each its own `<name>_<method>`
+    (an operation id names one operation in the document)."""
+    methods = ENDPOINTS[name].methods if name in ENDPOINTS else (method,)
+    return name if len(methods) == 1 else f"{name}_{method.lower()}"
+
+
 def _paths() -> dict[str, Any]:
     paths: dict[str, Any] = {}
-    for name, operation in _operations().items():
+    per_method = _per_method_operations()
+    for name, operation in [*_operations().items(), *per_method.items()]:
         endpoint = ENDPOINTS[name]
         for method in endpoint.methods:
-            paths.setdefault(endpoint.path, {})[method.lower()] = {"operationId": name, **operation}
+            chosen = operation[method] if name in per_method else operation
+            paths.setdefault(endpoint.path, {})[method.lower()] = {"operationId": operation_id(name, method), **chosen}
     return paths
+
+
+def _per_method_operations() -> dict[str, dict[str, Any]]:
+    """The operations of functions serving several methods: by function name, then method."""
+    error = _ref("Error")
+    common = {"401": _answer("Unauthorized"), "500": _answer("InternalError"), "503": _answer("Unavailable")}
+    checked = {"400": _answer("BadRequest"), "403": _answer("OutOfScope"), **common}
+    pool_id = {"type": "string", "description": "an AKS agent-pool resource id"}
+    return {
+        EXEMPTIONS_FUNCTION: {
+            "POST": {
+                "summary": "Exempt a pool until a deadline: it keeps its SSH mode, or is given `mode`",
+                "requestBody": _body("ExemptionRequest"),
+                "responses": {
+                    "201": _json(_ref("ExemptionGranted"), "Granted; with `mode`, the pool's reconcile is requested"),
+                    "200": _json(_ref("ExemptionGranted"), "The pool's exemption changed, or was asked again as it is"),
+                    **checked,
+                    "413": _answer("TooLarge"),
+                    "415": _answer("NotJson"),
+                },
+            },
+            "GET": {
+                "summary": "The exemptions in force (an expired one is never listed nor honoured)",
+                "parameters": [_query("cluster")],
+                "responses": {"200": _json(_ref("ExemptionList"), "The exemptions in force"), **checked},
+            },
+            "DELETE": {
+                "summary": "End a pool's exemption now; its reconcile back to the policy is requested",
+                "parameters": [
+                    {"name": "pool", "in": "query", "required": True, "schema": pool_id},
+                    {"name": "reason", "in": "query", "required": True, "schema": _reason()},
+                ],
+                "responses": {
+                    "200": _json(_ref("ExemptionRemoved"), "Removed"),
+                    "404": _json(error, "The pool has no exemption in force (code ExemptionNotFound)"),
+                    **checked,
+                },
+            },
+        }
+    }
+
+
+def _reason() -> dict[str, Any]:
+    return {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_REASON_CHARS,
+        "description": "why, for the audit trail: one line, no control characters",
+    }
+
+
+def _exemption_schemas() -> dict[str, Any]:
+    time = {"type": "string", "format": "date-time"}
+    mode = {"type": ["string", "null"], "enum": [*(m.value for m in SshAccess), None]}
+    exemption = {
+        "clusterId": {"type": "string"},
+        "poolId": {"type": "string"},
+        "subscription": {"type": "string"},
+        "resourceGroup": {"type": "string"},
+        "cluster": {"type": "string"},
+        "pool": {"type": "string"},
+        "mode": {**mode, "description": "the mode the pool is given; null: it keeps its own"},
+        "until": time,
+        "reason": {"type": "string"},
+        "actor": {"type": "string", "description": "who granted it"},
+        "grantedAt": time,
+    }
+    instance = {"type": ["string", "null"]}
+    return {
+        "ExemptionRequest": _object(
+            {
+                "pool": {"type": "string", "description": "an AKS agent-pool resource id"},
+                "until": {
+                    **time,
+                    "description": "when it ends, with its offset; after now, at most WARDEN_MAX_EXEMPTION away",
+                },
+                "reason": _reason(),
+                "mode": {
+                    "type": "string",
+                    "enum": [m.value for m in SshAccess],
+                    "description": "give the pool this mode while exempt (compared case-insensitively); "
+                    "omit to keep its own",
+                },
+            },
+            ("pool", "until", "reason"),
+        ),
+        "Exemption": _object(exemption, tuple(exemption)),
+        "ExemptionGranted": _object(
+            {
+                "exemption": _ref("Exemption"),
+                "change": {"type": "string", "enum": ["granted", "changed", "unchanged"]},
+                "expiryInstanceId": {"type": "string", "description": "the exemption's durable timer"},
+                "reconcileInstanceId": {**instance, "description": "the pool's worker, when it is given a mode"},
+            },
+            ("exemption", "change", "expiryInstanceId", "reconcileInstanceId"),
+        ),
+        "ExemptionList": _object({"exemptions": {"type": "array", "items": _ref("Exemption")}}, ("exemptions",)),
+        "ExemptionRemoved": _object(
+            {"exemption": _ref("Exemption"), "reconcileInstanceId": instance}, ("exemption", "reconcileInstanceId")
+        ),
+    }
 
 
 def _query(name: str) -> dict[str, Any]:
@@ -268,6 +380,7 @@ def _schemas() -> dict[str, Any]:
             ("generatedAt", "summary", "pools", "continuationToken"),
             closed=False,
         ),
+        **_exemption_schemas(),
         "PoolCompliance": _object(
             {
                 "clusterId": {"type": "string"},

@@ -4,6 +4,8 @@ Events are hints and can be lost (Event Grid gives up after 24 h). Every `WARDEN
 (and on `reconcile --all`) the warden plans the whole fleet in `WARDEN_SUBSCRIPTIONS` — clusters
 read concurrently, within ARM's read budget — and requests a reconcile of every cluster with a
 pool whose plan has steps; a cluster with requests left in the table gets its worker started.
+Exemptions that have ended but are still stored (their timer was lost) are recorded as expired
+and removed first, so their pools are planned by the policy again.
 """
 
 from __future__ import annotations
@@ -15,13 +17,12 @@ from datetime import UTC, datetime
 import azure.durable_functions as df
 import azure.functions as func
 
-from shared.adapters.store import StoreNotFoundError
-from shared.errors import OutOfScopeError, WardenError
-from shared.fleet import scan_fleet
+from shared.errors import OutOfScopeError, StoreNotFoundError, WardenError
 from shared.models import ClusterRef, Target
 from shared.orchestration.runtime import Runtime, runtime
+from shared.plan import Exemption
 from shared.protocol import Outcome
-from shared.records import AuditRecord
+from shared.records import AuditRecord, exemptions_in_force
 from shared.triggers.start import StartError, ensure_worker, request_work
 
 bp = df.Blueprint()
@@ -36,6 +37,7 @@ class ResyncReport:
     clusters: int = 0
     requested: list[str] = field(default_factory=list)  # cluster ids with drifted or pending pools
     resumed: list[str] = field(default_factory=list)  # cluster ids whose requests were left behind
+    expired: list[str] = field(default_factory=list)  # pool ids whose ended exemption was still stored
     errors: list[str] = field(default_factory=list)
 
 
@@ -45,10 +47,11 @@ class ResyncReport:
 async def resync_timer(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
     report = await resync(client, runtime())
     log.info(
-        "resync: %d clusters read, reconcile requested for %d, %d resumed, %d errors",
+        "resync: %d clusters read, reconcile requested for %d, %d resumed, %d exemptions expired, %d errors",
         report.clusters,
         len(report.requested),
         len(report.resumed),
+        len(report.expired),
         len(report.errors),
     )
     for error in report.errors:
@@ -56,8 +59,14 @@ async def resync_timer(timer: func.TimerRequest, client: df.DurableOrchestration
 
 
 async def resync(client, rt: Runtime) -> ResyncReport:
-    fleet = scan_fleet(rt.arm, rt.settings.subscriptions, rt.settings.policy, pending_reimage=_pending(rt))
-    report = ResyncReport(clusters=len(fleet.by_cluster()), errors=list(fleet.errors))
+    from shared.fleet import scan_fleet  # the fleet scan's threads and budget: not at start-up
+
+    report = ResyncReport()
+    exemptions = _exemptions(rt, datetime.now(UTC), report)
+    fleet = scan_fleet(
+        rt.arm, rt.settings.subscriptions, rt.settings.policy, pending_reimage=_pending(rt), exemptions=exemptions
+    )
+    report.clusters, report.errors = len(fleet.by_cluster()), report.errors + fleet.errors
     for ref in fleet.clusters_with_steps():
         pools = [p for p in fleet.by_cluster()[ref] if p.steps]
         reason = f"resync: {len(pools)} pool(s) drifted or pending a reimage ({', '.join(p.pool.name for p in pools)})"
@@ -112,6 +121,19 @@ def _pending(rt: Runtime) -> frozenset[str]:
         return frozenset(s.pool_key for s in rt.store.list_pool_states() if s.pending_reimage)
     except StoreNotFoundError:
         return frozenset()
+
+
+def _exemptions(rt: Runtime, now: datetime, report: ResyncReport) -> dict[str, Exemption]:
+    """The exemptions in force, once those that ended are recorded and removed. Unreadable: none
+    here (each reconcile's plan still reads its pool's exemption before it writes anything)."""
+    from shared.orchestration.exemptions import expire_all_due  # loads the Table Storage SDK
+
+    try:
+        report.expired = [row.pool_key for row in expire_all_due(rt, now)]
+        return exemptions_in_force(rt.store.list_exemptions(), now)
+    except WardenError as e:
+        report.errors.append(f"cannot read the exemptions: {e}")
+        return {}
 
 
 def _audit(rt: Runtime, ref: ClusterRef, message: str, instance_id: str) -> None:

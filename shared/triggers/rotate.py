@@ -9,7 +9,6 @@ import logging
 import azure.durable_functions as df
 import azure.functions as func
 
-from shared.orchestration.key_steps import NO_KEY_STORE, cannot_take_a_key
 from shared.orchestration.runtime import Runtime, runtime
 from shared.protocol import WorkKind
 from shared.triggers.start import FleetRequests, request_fleet
@@ -32,6 +31,8 @@ async def rotate_keys_timer(timer: func.TimerRequest, client: df.DurableOrchestr
 
 
 async def rotate_fleet(client, rt: Runtime, reason: str, actor: str = ACTOR) -> FleetRequests:
+    from shared.orchestration.key_steps import NO_KEY_STORE, cannot_take_a_key  # cryptography: not at start-up
+
     if rt.keystore is None:
         return FleetRequests(errors=[NO_KEY_STORE])
     return await request_fleet(client, rt, WorkKind.ROTATE_KEYS, reason, actor, cannot_take_a_key)

@@ -166,3 +166,25 @@ def test_threads_asking_at_once_share_one_client_per_subscription(arm, kind):
         clients = list(pool.map(client, range(8)))
     assert len({id(c) for c in clients}) == 1
     assert clients[0] is getattr(arm, kind)(SUB_A) and getattr(arm, kind)(SUB_B) is not clients[0]
+
+
+def test_the_put_sends_the_body_last_read_without_a_new_get_and_an_outdated_one_is_refused(arm, arm_emulator):
+    """The pool read by the plan (list or GET) is the PUT's body: no second GET. If the pool
+    changed since, its ETag makes ARM refuse the PUT (412) and the next attempt reads it anew."""
+    pool_id = DEV.id + "/agentPools/nodepool1"
+    arm.get_pool(DEV, "nodepool1")
+    sent = len(arm_emulator.requests)
+    assert poll_to_end(arm, arm.set_pool_ssh_access(DEV, "nodepool1", SshAccess.ENTRA_ID)).succeeded
+    assert [r.method for r in arm_emulator.requests[sent:]][0] == "PUT", "no GET before the PUT"
+
+    arm.list_pools(DEV)  # the body as listed now...
+    other = Arm(arm_emulator.base_url, local=True, retries=0)  # ...then someone else writes the pool
+    assert poll_to_end(other, other.set_pool_ssh_access(DEV, "nodepool1", SshAccess.LOCAL_USER)).succeeded
+    other.close()
+    with pytest.raises(ConflictError):  # 412: the ETag of what this adapter read is outdated
+        arm.set_pool_ssh_access(DEV, "nodepool1", SshAccess.DISABLED)
+    assert arm_emulator.pool_body(pool_id)["properties"]["securityProfile"]["sshAccess"] == "LocalUser"
+    sent = len(arm_emulator.requests)
+    assert poll_to_end(arm, arm.set_pool_ssh_access(DEV, "nodepool1", SshAccess.DISABLED)).succeeded
+    assert [r.method for r in arm_emulator.requests[sent:]][:2] == ["GET", "PUT"], "read anew after the refusal"
+    assert arm_emulator.pool_body(pool_id)["properties"]["securityProfile"]["sshAccess"] == "Disabled"

@@ -74,7 +74,9 @@ def test_handle_event_from_a_file_and_from_stdin(cli_env, capsys, monkeypatch):
     assert main(["handle-event", str(DEMO_EVENT)]) == 0
     assert "succeeded" in capsys.readouterr().out
     assert writes(cli_env) == [("PUT", "nodepool1"), ("POST", "upgradeNodeImageVersion")]
-    monkeypatch.setattr(sys, "stdin", io.StringIO(DEMO_EVENT.read_text()))
+    [event] = json.loads(DEMO_EVENT.read_text())
+    event["id"] = "another-write-of-the-pool"  # the same id would be a copy of the handled event: nothing to do
+    monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps([event])))
     assert main(["handle-event", "-", "--json"]) == 0
     [again] = json.loads(capsys.readouterr().out)["outcomes"]
     assert (again["outcome"], again["status"]) == ("skipped", "compliant")

@@ -100,7 +100,14 @@ def test_the_summary_counts_the_rows_of_a_real_run(ran):
     report = report_of(ran)
     summary = report.summary
     assert summary.pools == len(report.pools) == 5
-    assert summary.by_status == {"compliant": 3, "drifted": 1, "pending-reimage": 0, "unsupported": 1, "ignored": 0}
+    assert summary.by_status == {
+        "compliant": 3,
+        "drifted": 1,
+        "pending-reimage": 0,
+        "unsupported": 1,
+        "ignored": 0,
+        "exempted": 0,
+    }
     assert summary.by_verdict == {"ok": 3, "drift": 0, "unknown": 1, NEVER_VERIFIED: 1}
     assert summary.by_mode == {"Disabled": 3, "EntraId": 1, "LocalUser": 1}
     assert summary.stig["V-242393"] == {"open": 1, "not-a-finding": 2, "not-reviewed": 2}

@@ -160,6 +160,27 @@ def test_audit_since_filter(store):
     assert [r.message for r in store.list_audit(since=since)] == ["#3", "#4"]
 
 
+def test_a_keyed_single_row_is_one_insert_written_once_and_listed_in_time_order(store, azurite):
+    """A step's one row is its own marker: one plain insert (no transaction), a re-run writes
+    nothing, the receipt finds it, and the timeline lists it among the other rows by time."""
+    sent = []
+    hook = lambda response: sent.append(response.http_request.url)  # noqa: E731
+    with WardenStore(azurite, table_prefix=store.table_prefix, raw_request_hook=hook) as counted:
+        counted.append_audit([audit(CLUSTER_A, 0, T0)])
+        sent.clear()
+        assert counted.append_audit([audit(CLUSTER_A, 1, T0 + timedelta(seconds=1))], key="call-1") is True
+        assert len(sent) == 1 and not sent[0].endswith("$batch")
+        assert counted.append_audit([audit(CLUSTER_A, 9, T0 + timedelta(seconds=9))], key="call-1") is False
+    store.append_audit(
+        [audit(CLUSTER_A, 2, T0 + timedelta(seconds=2)), audit(CLUSTER_A, 3, T0 + timedelta(seconds=3))], key="call-2"
+    )
+    assert [r.message for r in store.list_audit(CLUSTER_A.key)] == ["#0", "#1", "#2", "#3"]
+    assert [r.message for r in store.list_audit()] == ["#0", "#1", "#2", "#3"]
+    assert [r.message for r in store.list_audit(CLUSTER_A.key, since=T0 + timedelta(seconds=1))] == ["#1", "#2", "#3"]
+    assert store.step_receipt(CLUSTER_A.key, "call-1").message == "#1"
+    assert store.step_receipt(CLUSTER_A.key, "call-2").message == "#3"
+
+
 def test_audit_round_trip_keeps_every_field(store):
     record = audit(
         CLUSTER_A,

@@ -117,6 +117,16 @@ def test_an_event_raised_before_the_orchestrator_waits_is_kept(host: DurableHost
     assert host.wait_for_completion(instance_id).output == {"work": 2, "go": "early"}
 
 
+def test_run_until_stops_at_a_condition_so_an_event_can_come_at_a_chosen_point(host: DurableHost):
+    instance_id = host.start_new(APPROVAL_RACE)
+    assert host.run_until(lambda: host.get_status(instance_id).runtime_status == RuntimeStatus.RUNNING)
+    host.clock.advance_to(T0 + timedelta(minutes=5))  # the race's timer is an hour away
+    host.raise_event(instance_id, "approve", {"by": "oncall"})
+
+    assert host.run_until(lambda: False) is False, "it returns once nothing can progress"
+    assert host.get_status(instance_id).output["at"] == (T0 + timedelta(minutes=5)).isoformat()
+
+
 def test_continue_as_new_restarts_the_history_with_the_new_input(host: DurableHost):
     instance_id = host.start_new(COUNTDOWN, "countdown", input=3)
     status = host.wait_for_completion(instance_id)

@@ -8,7 +8,7 @@ pool with ARM's code and message in the audit trail and leave the rest of the cl
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -42,10 +42,11 @@ def assert_converged(w, arm_emulator, pool_id: str = NODEPOOL1) -> None:
 
 
 def assert_finished_cleanly(w) -> None:
-    """Every orchestration Completed (none Failed or stuck) and no activity raised."""
+    """Every orchestration Completed (none Failed or stuck), no activity raised, no reimage held."""
     statuses = w.functions.durable.statuses()
     assert statuses and {s.runtime_status for s in statuses} == {RuntimeStatus.COMPLETED}
     assert [e for e in w.progress if e.kind == "activity-failed"] == []
+    assert w.runtime.store.reimage_claims(datetime.now(UTC)) == ([], []), "a reimage hold or ticket was left"
 
 
 def starts(w) -> list:
@@ -117,10 +118,11 @@ def test_a_put_refused_with_409_waits_for_idle_retries_and_converges(warden, arm
     assert_converged(w, arm_emulator)
 
 
-@pytest.mark.parametrize("busy_id", [NODEPOOL1, SPOT, DEV.id], ids=["this-pool", "another-pool", "the-cluster"])
+@pytest.mark.parametrize("busy_id", [NODEPOOL1, DEV.id], ids=["this-pool", "the-cluster"])
 def test_an_operation_in_progress_is_waited_out_without_a_write(warden, arm_emulator, busy_id):
-    """Something else updates the cluster when the plan runs, for two attempts of the PUT: each
-    attempt reads the cluster and its pools first, sees them busy and sends nothing."""
+    """Something else updates the pool or the cluster when the plan runs, for two attempts of the
+    PUT: the plan sees it busy, so each attempt reads the cluster and its pools first, sees them
+    busy and sends nothing. (Another pool's operation the plan does not read: see below.)"""
     w = warden({"default": "Disabled"})
     on_activity(w, names.PLAN_POOL, lambda: arm_emulator.set_provisioning_state(busy_id, "Updating"))
     attempts: list = []
@@ -140,10 +142,12 @@ def test_an_operation_in_progress_is_waited_out_without_a_write(warden, arm_emul
     assert_converged(w, arm_emulator)
 
 
-def test_a_cluster_turning_busy_between_idle_check_and_put_gets_409_then_waits_and_converges(warden, arm_emulator):
-    """The race the idle check cannot close: the emulator refuses the PUT itself (409)."""
+@pytest.mark.parametrize("busy_from", [names.START_SSH_UPDATE, names.PLAN_POOL], ids=["after-the-plan", "at-the-plan"])
+def test_another_pool_turning_busy_before_the_put_gets_409_then_waits_and_converges(warden, arm_emulator, busy_from):
+    """The plan reads only its pool (and the cluster): another pool's operation, begun before the
+    plan or between plan and PUT, is found by ARM refusing the PUT itself (409)."""
     w = warden({"default": "Disabled"})
-    on_activity(w, names.START_SSH_UPDATE, lambda: arm_emulator.set_provisioning_state(SPOT, "Updating"))
+    on_activity(w, busy_from, lambda: arm_emulator.set_provisioning_state(SPOT, "Updating"))
     attempts: list = []
 
     def watch(event, put_watch=w.on_progress) -> None:
@@ -196,7 +200,7 @@ def test_500s_on_the_operation_poll_are_retried_with_growing_delays(warden, arm_
 
 
 @pytest.mark.parametrize("end", ["Failed", "Canceled"])
-def test_a_failed_upgrade_is_terminal_for_its_pool_and_the_next_pool_still_runs(warden, arm_emulator, end):
+def test_a_failed_upgrade_is_terminal_for_its_pool_and_pauses_the_next_pools_reimage(warden, arm_emulator, end):
     w = warden(
         {"default": "Disabled", "rules": [{"name": "keep batch", "match": {"pool": "batch"}, "sshAccess": "ignore"}]}
     )
@@ -217,13 +221,16 @@ def test_a_failed_upgrade_is_terminal_for_its_pool_and_the_next_pool_still_runs(
         PoolStatus.PENDING_REIMAGE,
     )
     assert arm_emulator.sshd_states(NODEPOOL1) == SSH_ON  # the sshAccess PUT alone reimages nothing
+    # The next pool still gets its sshAccess; its reimage waits: a failed rollout does not roll on.
     assert w.writes() == [
         ("PUT", "agentPools/nodepool1"),
         ("POST", "nodepool1/upgradeNodeImageVersion"),
         ("PUT", "agentPools/spot"),
-        ("POST", "spot/upgradeNodeImageVersion"),
     ]
-    assert_converged(w, arm_emulator, SPOT)
+    [waiting] = rows(w, "spot", "outcome", "waiting")
+    assert waiting.message.startswith("reimages of this cluster are paused after nodepool1's reimage failed at")
+    assert w.pool_state(DEV, "spot").status is PoolStatus.PENDING_REIMAGE
+    assert_finished_cleanly(w)
 
 
 @pytest.mark.parametrize(
@@ -296,7 +303,7 @@ def _delete_while_the_put_is_polled(w, arm_emulator) -> None:
 
 
 def _delete_after_the_put_succeeded(w, arm_emulator) -> None:
-    # As the upgrade is about to start (it reads the cluster and its pools first).
+    # As the upgrade is about to start (right after the update: it POSTs without reading first).
     on_activity(w, names.START_NODE_IMAGE_UPGRADE, lambda: arm_emulator.delete_pool(NODEPOOL1), nth=1)
 
 
@@ -310,7 +317,11 @@ def test_a_pool_deleted_between_steps_is_recorded_gone_with_no_further_write(war
     delete(w, arm_emulator)
     w.deliver(arm_event(NODEPOOL1))
     assert NODEPOOL1.lower() not in {p.lower() for p in arm_emulator.pool_ids()}
-    assert w.writes() == [("PUT", "agentPools/nodepool1")]
+    # The upgrade goes out right after the update without a read: ARM refuses it (404) for the
+    # pool that is gone, which ends the pool `gone`; nothing else is sent.
+    sent = w.writes()
+    assert sent[0] == ("PUT", "agentPools/nodepool1")
+    assert sent[1:] in ([], [("POST", "nodepool1/upgradeNodeImageVersion")])
     assert ("outcome", "gone") in w.steps(pool="nodepool1")
     assert ("outcome", "failed") not in w.steps(pool="nodepool1")
     assert not [s for s in w.steps() if s[1] == "retried"]

@@ -5,7 +5,7 @@ real SDKs, Azurite, the ARM emulator and the real replay engine: a Table Storage
 each Table request in turn, and a lost activity completion (the activity ran, the host never
 heard, it runs again) after each activity in turn. Every run must end with the pool converged,
 exactly one PUT and one upgrade, every audit step written once, one outcome event, each of the
-pool's nodes verified once afterwards, no run-command slot held, and no request left.
+pool's nodes verified once afterwards, no run-command slot nor reimage hold left, and no request left.
 """
 
 from __future__ import annotations
@@ -88,6 +88,8 @@ def problems_of(w, emulator, receiver) -> list[str]:
         problems.append(f"node checks recorded {dict(checks)}, expected each of the 2 nodes once")
     if held := w.runtime.store.slot_holders(DEV.subscription, datetime.now(UTC)):
         problems.append(f"run-command slots still held by {held}")
+    if any(reimages := w.runtime.store.reimage_claims(datetime.now(UTC))):
+        problems.append(f"reimage holds and tickets left: {reimages}")
     left = w.runtime.store.list_requests(DEV.key)
     if left:
         problems.append(f"requests left in the table: {[(r.kind.value, r.pool, r.lease) for r in left]}")

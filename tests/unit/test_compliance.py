@@ -175,7 +175,14 @@ def test_summary_counts_the_rows():
     built = report()
     pools, summary = built.pools, built.summary
     assert summary.pools == len(pools) == 9
-    assert summary.by_status == {"compliant": 5, "drifted": 1, "pending-reimage": 1, "unsupported": 1, "ignored": 1}
+    assert summary.by_status == {
+        "compliant": 5,
+        "drifted": 1,
+        "pending-reimage": 1,
+        "unsupported": 1,
+        "ignored": 1,
+        "exempted": 0,
+    }
     assert summary.by_mode == {"Disabled": 4, "EntraId": 1, "LocalUser": 4}
     assert summary.by_verdict == {"ok": 4, "drift": 2, "unknown": 0, NEVER_VERIFIED: 3}
     for rule in STIG_RULES:

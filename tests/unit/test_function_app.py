@@ -2,8 +2,13 @@
 
 import importlib
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import azure.functions as func
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def index_app():
@@ -49,3 +54,22 @@ def test_every_trigger_and_durable_function_is_registered():
         assert trigger in {b["type"] for b in registered[name]}, name
     for name in ("on_arm_event", "http_reconcile", "http_status"):
         assert "durableClient" in {b["type"] for b in registered[name]}, name
+
+
+def test_every_lazily_registered_function_is_found_where_its_registration_says():
+    from shared.orchestration.functions import ACTIVITIES, ORCHESTRATORS, implementation_of
+
+    paths = [*ORCHESTRATORS.values(), *(f"activities.{function}" for function in ACTIVITIES.values())]
+    missing = [path for path in paths if not callable(implementation_of(path))]
+    assert paths and not missing
+
+
+def test_indexing_the_app_loads_no_azure_sdk_but_functions_and_durable():
+    """The Python worker indexes the app at every cold start: the SDK clients, event parsing and
+    key handling are imported by the functions that use them, not by the index."""
+    probe = (
+        "import json, sys, function_app; function_app.app.get_functions(); print(json.dumps(sorted("
+        "{'.'.join(m.split('.')[:2]) for m in sys.modules if m.startswith(('azure.', 'cryptography'))})))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout) == ["azure.durable_functions", "azure.functions"]

@@ -15,7 +15,7 @@ from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from shared.triggers import BLUEPRINTS
 from shared.triggers.http_routes import ENDPOINTS, OPENAPI_FUNCTION, ROUTED_METHODS
-from shared.triggers.openapi import document
+from shared.triggers.openapi import document, operation_id
 
 OPERATIONS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
@@ -52,7 +52,7 @@ def mismatches(app, spec: dict) -> list[str]:
             problems.append(f"{name}: serves {served} but the document has {sorted(documented[path])}")
         if not set(documented[path]) <= set(trigger.get("methods") or ROUTED_METHODS):
             problems.append(f"{name}: the document has methods its binding does not route")
-        if set(documented[path].values()) != {name}:
+        if documented[path] != {method: operation_id(name, method) for method in documented[path]}:
             problems.append(f"{name}: operationId {sorted(set(documented[path].values()))} is not the function's")
     routed = {f"/{t['route']}" for t in triggers.values()}
     problems += [f"{path}: documented, but no function serves it" for path in sorted(set(documented) - routed)]

@@ -17,6 +17,7 @@ from shared.local.arm_emulator.aks_rules import (
     finish_cluster_put,
     finish_pool_put,
     finish_upgrade,
+    node_disruption_policy,
     replace_pool,
     update_cluster,
     validate_pool,
@@ -117,7 +118,9 @@ class AksApi:
             validate_pool(cluster, props, p)
             old_mode = ssh_mode(existing.body) if existing else None
             pool = replace_pool(cluster, existing, p, props)
-            operation = self._start(req, cluster, lambda ok: finish_pool_put(pool, ok, old_mode))
+            operation = self._start(
+                req, cluster, lambda ok: finish_pool_put(pool, ok, old_mode, node_disruption_policy(cluster))
+            )
             operation.result = lambda: (200, pool_view(pool))
             return Response(200 if existing else 201, pool_view(pool), self._lro_headers(req, s, operation))
 

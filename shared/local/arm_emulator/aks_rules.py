@@ -122,12 +122,23 @@ def cluster_default_image(cluster: Cluster, props: dict) -> str:
     )
 
 
-def finish_pool_put(pool: Pool, ok: bool, old_mode: str | None) -> None:
+def node_disruption_policy(cluster: Cluster) -> str:
+    """`properties.nodeDisruptionProfile.nodeDisruptionPolicy`: Allow (the default),
+    AllowDuringMaintenanceWindow or Block."""
+    return ((cluster.props.get("nodeDisruptionProfile") or {}).get("nodeDisruptionPolicy")) or "Allow"
+
+
+def finish_pool_put(pool: Pool, ok: bool, old_mode: str | None, disruption: str = "Allow") -> None:
+    """From Kubernetes 1.37 an sshAccess change reimages the pool, as the cluster's Node
+    Disruption Policy allows: at once (Allow), in the node-OS maintenance window (the window
+    runs through `ArmEmulator.run_node_os_window`), or not at all (Block) until a node-image
+    upgrade, which the policy does not hold."""
     pool.props["provisioningState"] = "Succeeded" if ok else "Failed"
     if not ok:
         return
     resize(pool)
-    if old_mode is not None and old_mode != ssh_mode(pool.body) and reimages_on_ssh_change(pool):
+    changed = old_mode is not None and old_mode != ssh_mode(pool.body)
+    if changed and reimages_on_ssh_change(pool) and disruption.lower() == "allow":
         reimage(pool)
 
 

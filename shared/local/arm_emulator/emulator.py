@@ -25,7 +25,9 @@ from shared.local.arm_emulator.state import (
     cluster_view,
     os_family,
     pool_view,
+    reimage,
     set_cluster_power,
+    ssh_mode,
 )
 from shared.local.arm_emulator.throttle import Throttle
 from shared.local.arm_emulator.wire import Request, Response, Router
@@ -184,6 +186,22 @@ class ArmEmulator:
             cluster, pool = self._pool(pool_id)
             prefix = vmss_name(cluster, pool)
             return [{**node.as_dict(f"{prefix}_{node.instance_id}"), "os": os_family(pool)} for node in pool.nodes]
+
+    def set_node_disruption_policy(self, cluster_id: str, policy: str) -> None:
+        """The cluster's `nodeDisruptionProfile.nodeDisruptionPolicy` (Allow, AllowDuringMaintenanceWindow, Block)."""
+        with self.fleet.lock:
+            cluster = self.fleet.by_id(cluster_id)[0]
+            cluster.props["nodeDisruptionProfile"] = {"nodeDisruptionPolicy": policy}
+
+    def run_node_os_window(self, cluster_id: str) -> list[str]:
+        """The cluster's node-OS maintenance window opens: under AllowDuringMaintenanceWindow,
+        AKS reimages every pool whose nodes run another sshAccess than the pool's. Returns them."""
+        with self.fleet.lock:
+            cluster = self.fleet.by_id(cluster_id)[0]
+            stale = [p for p in cluster.pools.values() if any(n.mode != ssh_mode(p.body) for n in p.nodes)]
+            for pool in stale:
+                reimage(pool)
+            return [p.body["name"] for p in stale]
 
     def sshd_states(self, pool_id: str) -> set[tuple[str, str]]:
         """The distinct (active, enabled) pairs on the pool's nodes, e.g. {("inactive", "disabled")}."""

@@ -22,6 +22,7 @@ from azure.functions import meta
 from azure.functions._durable_functions import OrchestrationContext
 from azure.functions.durable_functions import ActivityTriggerConverter
 
+from shared.local.durable_host.client_api import run_client_function
 from shared.local.durable_host.errors import UnknownFunctionError
 from shared.local.durable_host.history import engine_state_from_failure
 
@@ -115,7 +116,9 @@ class FunctionRegistry:
             except Exception as error:  # the orchestrator's own failure is data here
                 return engine_state_from_failure(error)
 
-    def call_activity(self, name: str, input_json: str | None) -> ActivityOutcome:
+    def call_activity(self, name: str, input_json: str | None, client_binding: str | None = None) -> ActivityOutcome:
+        """Run activity `name`; `client_binding`: the durable-client binding JSON for an activity
+        that also takes a durable client (as any function may), served for the call."""
         activity = self.activities.get(name)
         if activity is None:
             known = ", ".join(sorted(self.activities)) or "none"
@@ -128,7 +131,13 @@ class FunctionRegistry:
                 argument = ActivityTriggerConverter.decode(
                     meta.Datum(type="json", value=input_json or "null"), trigger_metadata=None
                 )
-            result = activity.function(**{activity.parameter: argument})
+            client = self.clients.get(name)
+            if client is not None:
+                result = run_client_function(
+                    activity.function, **{activity.parameter: argument, client.parameter: client_binding}
+                )
+            else:
+                result = activity.function(**{activity.parameter: argument})
             if inspect.isawaitable(result):
                 result = asyncio.run(_awaited(result))
             return ActivityOutcome(result_json=ActivityTriggerConverter.encode(result, expected_type=None).value)

@@ -163,6 +163,13 @@ class DurableHost:
         """Run until nothing can progress, or `stop()`; returns the orchestrator episodes run."""
         return self._run(lambda: False, max_episodes)
 
+    def run_until(self, condition: Callable[[], bool], max_episodes: int = DEFAULT_MAX_EPISODES) -> bool:
+        """Run until `condition()` holds (checked before each step: an episode, an activity or a
+        timer due) or nothing can progress; returns whether it holds. Between two runs the caller
+        may use the client operations freely, e.g. raise an event at a chosen point of a run."""
+        self._run(condition, max_episodes)
+        return condition()
+
     def stop(self) -> None:
         """Make the run loop return after the step in hand (from a signal handler or another
         thread: a Ctrl-C, a time limit). Unfinished instances stay as they are."""
@@ -250,7 +257,7 @@ class DurableHost:
             if instance is None:
                 return
             self._report("activity", instance, _json_or_text(call.input_json), call.name)
-        outcome = self.functions.call_activity(call.name, call.input_json)  # no lock: activities may be slow
+        outcome = self._run_activity(call)  # no lock: activities may be slow
         with self._lock:
             instance = self._live(call.instance_id, call.execution)
             if instance is None:
@@ -267,6 +274,13 @@ class DurableHost:
             self._deliver(instance, h.task_completed(now, call.task_id, outcome.result_json))
         # Outside the lock: a watcher may call the client API here (a trigger racing the orchestrator).
         self._report("activity-completed", instance, _json_or_text(outcome.result_json), call.name)
+
+    def _run_activity(self, call: _ActivityCall):
+        """An activity that also takes a durable client gets one bound to this host for the call."""
+        if call.name not in self.functions.clients:
+            return self.functions.call_activity(call.name, call.input_json)
+        with self.serve_client_api() as binding_json:
+            return self.functions.call_activity(call.name, call.input_json, binding_json)
 
     # -- applying an episode's decisions -----------------------------------------------------------
 

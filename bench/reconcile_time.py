@@ -1,0 +1,141 @@
+"""Reconcile wall time per pool on the in-process host, against the code of a baseline commit.
+
+The scenario is `cluster-x10` (section 1): one managedClusters/write event for a cluster of 10
+drifted LocalUser pools, delivered and run to idle by `LocalFunctions` on a virtual clock, with
+Azurite and the ARM emulator (the verification after each remediation included). Seconds / 10.
+
+The baseline is the same scenario run by the same bench code of `BASELINE_COMMIT`, the commit
+before the reconcile was made cheaper: its tree is taken with `git archive` into a temporary
+directory (the checkout is not touched) and run in a subprocess, on the same Azurite. The two
+alternate, `RUNS` times each, one `measure` per turn; the medians are compared. Without git or
+the commit (an exported tree, a shallow clone) the baseline is the figure recorded in
+bench/README.md, `RECORDED_BASELINE`, and the report says so.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+from bench.scenarios import SCENARIOS
+from bench.scenarios import measure as measure_scenario
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[1]
+BASELINE_COMMIT = "0f37603"
+RECORDED_BASELINE = 0.203  # seconds per pool, measured on BASELINE_COMMIT (see bench/README.md)
+SCENARIO = "cluster-x10"
+RUNS = 3
+
+# Runs in the baseline tree: one measure of the scenario per line read, its seconds per pool back.
+_CHILD = """
+import json, logging, sys
+logging.basicConfig(level=logging.ERROR)
+from bench.scenarios import SCENARIOS, measure, warm_up
+[scenario] = [s for s in SCENARIOS if s.key == sys.argv[2]]
+warm_up(sys.argv[1])
+print("ready", flush=True)
+for _ in sys.stdin:
+    print(json.dumps(measure(sys.argv[1], scenario)["seconds"] / scenario.pools), flush=True)
+"""
+
+
+def measure(tables: str) -> dict:
+    [scenario] = [s for s in SCENARIOS if s.key == SCENARIO]
+    baseline, source = _Baseline.start(tables), f"commit {BASELINE_COMMIT}, measured in this run"
+    ours, theirs = [], []
+    try:
+        for _ in range(RUNS):
+            ours.append(measure_scenario(tables, scenario)["seconds"] / scenario.pools)
+            if baseline is not None:
+                theirs.append(baseline.measure())
+    finally:
+        if baseline is not None:
+            baseline.close()
+    if not theirs:
+        theirs, source = [RECORDED_BASELINE], f"commit {BASELINE_COMMIT}, recorded in bench/README.md"
+    return {
+        "scenario": SCENARIO,
+        "runs": RUNS,
+        "seconds_per_pool": statistics.median(ours),
+        "baseline_seconds_per_pool": statistics.median(theirs),
+        "baseline": source,
+        "seconds_all": sorted(ours),
+        "baseline_seconds_all": sorted(theirs),
+    }
+
+
+class _Baseline:
+    """The baseline tree's bench in a subprocess, answering one measure per request."""
+
+    def __init__(self, process: subprocess.Popen):
+        self._process = process
+
+    @classmethod
+    def start(cls, tables: str) -> _Baseline | None:
+        tree = _baseline_tree()
+        if tree is None:
+            return None
+        process = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, tables, SCENARIO],
+            cwd=tree,
+            env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},  # its own tree, not this one
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        baseline = cls(process)
+        if baseline._line() != "ready":
+            baseline.close()
+            log.warning("the baseline tree of %s did not start; using the recorded figure", BASELINE_COMMIT)
+            return None
+        return baseline
+
+    def measure(self) -> float:
+        self._process.stdin.write("measure\n")
+        self._process.stdin.flush()
+        return float(self._line())
+
+    def _line(self) -> str:
+        return (self._process.stdout.readline() or "").strip()
+
+    def close(self) -> None:
+        if self._process.stdin:
+            self._process.stdin.close()
+        try:
+            self._process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+
+def _baseline_tree() -> Path | None:
+    """The baseline commit's files in a temporary directory (reused across runs); None without git."""
+    tree = Path(tempfile.gettempdir()) / f"warden-bench-{BASELINE_COMMIT}"
+    if (tree / "function_app.py").exists():
+        return tree
+    try:
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", "--format=tar", BASELINE_COMMIT],
+            capture_output=True,
+            check=True,
+            timeout=60,
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        log.warning("no baseline tree (git archive %s: %s); using the recorded figure", BASELINE_COMMIT, e)
+        return None
+    partial = tree.with_name(f"{tree.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as files:
+        files.extractall(partial, filter="data")
+    partial.rename(tree)
+    return tree
