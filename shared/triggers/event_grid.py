@@ -29,6 +29,7 @@ from shared.triggers.start import request_work
 
 if TYPE_CHECKING:
     from shared.events import Hint
+    from shared.models import Target
 
 bp = df.Blueprint()
 log = logging.getLogger(__name__)
@@ -99,30 +100,47 @@ def event_key(event_id: str) -> str:
     return EVENT_KEY_PREFIX + event_id
 
 
-def _handled(store, hint: Hint) -> bool:
+def event_handled(store, target: Target, event_id: str) -> bool:
     """Whether the event's audit row is written. A failed read says no: the work is done again
     (a request joins the one waiting), never skipped."""
     try:
-        return store.step_receipt(hint.target.cluster.key, event_key(hint.event_id)) is not None
+        return store.step_receipt(target.cluster.key, event_key(event_id)) is not None
     except StoreError as e:
-        log.warning("could not tell whether event %s was handled (%s): handling it", hint.event_id, e)
+        log.warning("could not tell whether event %s was handled (%s): handling it", event_id, e)
         return False
 
 
+def audit_event(
+    rt, target: Target, event_id: str, outcome: Outcome, message: str, *, instance_id="", actor="", correlation_id=""
+) -> None:
+    """The event's one audit row, keyed by the event: every copy and redelivery writes it once."""
+    row = AuditRecord(
+        time=datetime.now(UTC),
+        cluster_id=target.cluster.id,
+        step="event",
+        outcome=outcome,
+        pool=target.pool or "",
+        correlation_id=correlation_id,
+        message=message,
+        instance_id=instance_id,
+        actor=actor,
+    )
+    rt.store.append_audit([row], key=event_key(event_id))
+
+
+def _handled(store, hint: Hint) -> bool:
+    return event_handled(store, hint.target, hint.event_id)
+
+
 def _audit(rt, hint: Hint, outcome: Outcome, message: str, instance_id: str = "") -> None:
-    rt.store.append_audit(
-        [
-            AuditRecord(
-                time=datetime.now(UTC),
-                cluster_id=hint.target.cluster.id,
-                step="event",
-                outcome=outcome,
-                pool=hint.target.pool or "",
-                correlation_id=hint.correlation_id,
-                message=f"{hint.operation.split('/', 1)[-1] or hint.event_type}: {message}",
-                instance_id=instance_id,
-                actor=hint.caller,
-            )
-        ],
-        key=event_key(hint.event_id),
+    what = hint.operation.split("/", 1)[-1] or hint.event_type
+    audit_event(
+        rt,
+        hint.target,
+        hint.event_id,
+        outcome,
+        f"{what}: {message}",
+        instance_id=instance_id,
+        actor=hint.caller,
+        correlation_id=hint.correlation_id,
     )

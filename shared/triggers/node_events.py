@@ -14,15 +14,14 @@ the pool's row, to wake, or to request the work raises, so that Event Grid deliv
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
-from shared.errors import StoreError, StoreNotFoundError
+from shared.errors import StoreNotFoundError
 from shared.node_events import Action, RollingEvent, UpgradeWatch, decide, is_rolling, read_rolling
 from shared.orchestration.names import wake_event_name
 from shared.protocol import WorkKind
-from shared.records import AuditRecord, Outcome
-from shared.triggers.event_grid import event_key
+from shared.records import Outcome
+from shared.triggers.event_grid import audit_event, event_handled
 from shared.triggers.start import is_running, request_work
 
 log = logging.getLogger(__name__)
@@ -78,28 +77,18 @@ async def _wake(client, instance_id: str, event: RollingEvent) -> bool:
 
 
 def _handled(store, event: RollingEvent) -> bool:
-    """Whether the event's audit row is written; a failed read says no (handling it twice is
-    harmless: the poll listens for one wake only, a second request joins the first)."""
-    try:
-        return store.step_receipt(event.target.cluster.key, event_key(event.event_id)) is not None
-    except StoreError as e:
-        log.warning("could not tell whether event %s was handled (%s): handling it", event.event_id, e)
-        return False
+    """Handling it twice is harmless anyway: the poll listens for one wake only, a second
+    request joins the first."""
+    return event_handled(store, event.target, event.event_id)
 
 
 def _audit(rt, event: RollingEvent, outcome: Outcome, message: str, instance_id: str = "") -> None:
-    rt.store.append_audit(
-        [
-            AuditRecord(
-                time=datetime.now(UTC),
-                cluster_id=event.target.cluster.id,
-                step="event",
-                outcome=outcome,
-                pool=event.target.pool or "",
-                message=f"{event.short_type}: {message}",
-                instance_id=instance_id,
-                actor=ACTOR,
-            )
-        ],
-        key=event_key(event.event_id),
+    audit_event(
+        rt,
+        event.target,
+        event.event_id,
+        outcome,
+        f"{event.short_type}: {message}",
+        instance_id=instance_id,
+        actor=ACTOR,
     )
