@@ -11,6 +11,7 @@ subscription, and across the fleet, reimages start in the order their pools bega
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -109,6 +110,10 @@ class Pause:
             f"reimages of this cluster are paused after {self.pool}'s reimage failed at {stamp(self.failed_at)}: "
             f"python -m shared resume --cluster {self.cluster_id}"
         )
+
+    def operation_digest(self) -> str:
+        """A short, stable name of the failed reimage (its operation URL), for keys."""
+        return hashlib.sha256(self.operation.encode()).hexdigest()[:16]
 
 
 def stamp(moment: datetime) -> str:

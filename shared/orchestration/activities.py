@@ -128,8 +128,8 @@ def plan_pool_activity(payload: dict) -> Result:
 def start_ssh_update(payload: dict) -> Result:
     """PUT the pool's new sshAccess, once the cluster is idle and the decision still holds.
 
-    `fresh`: the plan has just seen the cluster idle, nothing waited since; the PUT's own GET
-    of the pool is re-check enough. Otherwise cluster and pools are read again first.
+    `fresh`: the plan has just seen the cluster idle and read the pool, nothing waited since:
+    the PUT sends that body with its ETag. Otherwise cluster and pools are read again first.
     """
     rt, ref, name, mode = runtime(), cluster_ref(payload), payload["pool"], SshAccess.parse(payload["mode"])
     step = Step.UPDATE_SSH_ACCESS.value
@@ -158,9 +158,9 @@ def start_node_image_upgrade(payload: dict) -> Result:
 
     def attempt() -> Operation | Result:
         if payload.get("fresh"):
-            # Right after the sshAccess update ended: the pool has the mode and the cluster was
-            # idle. No reads: a new operation meanwhile makes ARM refuse (409), and the retry
-            # reads and compares the image with the one the plan saw.
+            # Right after the cluster was seen idle (the update's end, or the plan): no reads.
+            # A new operation meanwhile makes ARM refuse (409), and the retry reads and compares
+            # the image with the one the plan saw.
             arm_steps.still_writing(rt, ref.subscription)
             return reimage_budget.take(rt, payload) or rt.arm.start_node_image_upgrade(ref, name)
         cluster, pools = rt.arm.get_cluster(ref), rt.arm.list_pools(ref)
@@ -216,6 +216,8 @@ def record(payload: dict) -> Result:
     """A decision the orchestrator made (retry, window wait, final outcome) for the audit trail."""
     rt, ref, outcome = runtime(), cluster_ref(payload), Outcome(payload["outcome"])
     error, pool = payload.get("error") or {}, payload.get("pool")
+    if pool and payload["step"] == "outcome":
+        reimage_budget.let_go(rt, payload["instanceId"])
     if pool and "pendingReimage" in payload:
         save_state(rt, ref, pool, pending=payload["pendingReimage"])
     if pool and payload["step"] == "outcome" and outcome is Outcome.FAILED:
@@ -395,6 +397,7 @@ def record_rotation(payload: dict) -> Result:
     new key on the cluster leaves the previous one current: its row says failed or skipped."""
     rt, ref = runtime(), cluster_ref(payload)
     outcome = Outcome(payload["outcome"])
+    reimage_budget.let_go(rt, payload["instanceId"])
     if payload.get("fingerprint") or outcome is not Outcome.SKIPPED:
         rt.store.record_key_rotation(key_steps.rotation_row(payload, ref), key=payload["call"]["id"])
     message = f"{payload.get('oldFingerprint') or '?'} -> {payload.get('fingerprint') or '?'}: {payload['reason']}"

@@ -42,9 +42,11 @@ def recheck(rt: Runtime, cluster: Cluster | None, pool: Pool, mode: SshAccess, s
     (when the cluster was read again) still asks for `mode`, and it is not already done."""
     settings = rt.settings
     still_writing(rt, pool.cluster.subscription)
-    exemption = exemptions.in_force(rt, pool.cluster, pool.name) if cluster is not None else None
+    exemption = exemptions.in_force(rt, pool.cluster, pool.name)  # one granted since the plan counts too
     if cluster is not None and (why := write_still_applies(cluster, pool, settings.policy, mode, exemption)):
         raise Superseded(why)
+    if cluster is None and exemption is not None and exemption.mode is not mode:
+        raise Superseded(f"the pool is {exemption.describe()}: not writing {mode.value}")
     if must_have_mode and pool.ssh_access is not mode:
         raise Superseded(f"the pool's sshAccess is {pool.ssh_access.value} now, not {mode.value}: not reimaging for it")
     if step == Step.UPDATE_SSH_ACCESS.value and pool.ssh_access is mode:

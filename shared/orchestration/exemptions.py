@@ -120,13 +120,15 @@ def grant(rt: Runtime, asked: PoolExemption, now: datetime) -> Changed:
 def remove(rt: Runtime, ref: ClusterRef, pool: str, actor: str, reason: str, now: datetime) -> Changed | None:
     """End the pool's exemption early and record who and why; None when the pool has none. One
     found already ended is recorded as expired (`Change.EXPIRED`) instead."""
+    recorded: PoolExemption | None = None
     for _ in range(ATTEMPTS):
         current = rt.store.get_exemption(ref.key, pool)
-        if current is None:
-            return None
+        if current is None:  # gone: if this call recorded its removal, a concurrent one deleted it
+            return Changed(recorded, Change.REMOVED) if recorded else None
         if expire(rt, current, now):
             return Changed(current, Change.EXPIRED)
         _record(rt, current, Change.REMOVED, actor, why=reason)  # first: a retry finds the row and the record
+        recorded = current
         if rt.store.delete_exemption(current):
             return Changed(current, Change.REMOVED)
     raise StoreConflictError(f"the exemption of {ref.id}/agentPools/{pool} kept changing; gave up")

@@ -15,6 +15,8 @@ pool with nothing to do ends at its `plan` row (skipped, with its status and why
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from shared.orchestration import names
 from shared.orchestration.operations import (
     DEFAULT_BASE_SECONDS,
@@ -30,6 +32,10 @@ from shared.policy import NODE_OS_WINDOW
 from shared.protocol import Failure, FailureKind, Outcome, WorkKind
 
 UPDATE, UPGRADE = "update-ssh-access", "upgrade-node-image"
+# A cluster's listing serves the pool plans begun this soon after it; later ones read the cluster.
+# Each write is guarded by the pool's ETag and ARM's 409, and a change to the cluster itself
+# (version, tags, Node Disruption Policy) brings its own event and a fresh reconcile.
+CLUSTER_SEEN_MAX_AGE = timedelta(minutes=30)
 
 
 def reconcile_cluster(context) -> Task:
@@ -47,7 +53,8 @@ def reconcile_cluster(context) -> Task:
                 context, common, "outcome", listed.error.outcome, listed.error.message, error=listed.error.to_json()
             )
             return {"outcomes": [], "error": listed.error.to_json()}
-        pools, seen = listed["pools"], {"clusterSeen": listed.get("clusterSeen")}
+        seen_at = context.current_utc_datetime.isoformat()
+        pools, seen = listed["pools"], {"clusterSeen": listed.get("clusterSeen"), "clusterSeenAt": seen_at}
     outcomes = []
     for index, pool in enumerate(pools):
         child = names.child_instance_id(context.instance_id, pool, str(context.new_uuid()))
@@ -70,6 +77,9 @@ def reconcile_pool(context) -> Task:
     """Input: {"cluster", "pool", "reason", "actor"}. Output: {"pool", "outcome", "status", "reason", "error"}."""
     given = context.get_input()
     seen = given.pop("clusterSeen", None)  # for the plan only: the later steps' inputs stay small
+    seen_at = given.pop("clusterSeenAt", None)
+    if seen_at and context.current_utc_datetime - datetime.fromisoformat(seen_at) > CLUSTER_SEEN_MAX_AGE:
+        seen = None  # read long ago (the pools before took their time): the plan reads the cluster
     target = {**given, "instanceId": context.instance_id}
     _at(context, target, "plan")
     base = target.get("pollSeconds") or DEFAULT_BASE_SECONDS

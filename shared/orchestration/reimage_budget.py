@@ -109,8 +109,21 @@ def ended(rt: Runtime, payload: dict, state: OperationState) -> None:
         )
         rt.store.pause_reimages(pause)
         text = f"{pause.reason()} (the reimage ended {state.status}, {code}: {state.error_message})"
-        audit(rt, _keyed(payload, "pause"), Entry(PAUSE_STEP, Outcome.WAITING, text, PAUSED_CODE))
+        # Keyed by the reimage, not the poll: a poll that runs again after a store failure
+        # (each poll has its own call id) writes no second pause row.
+        once = {
+            **payload,
+            "call": {**(payload.get("call") or {}), "id": f"{payload['instanceId']}-pause-{pause.operation_digest()}"},
+        }
+        audit(rt, once, Entry(PAUSE_STEP, Outcome.WAITING, text, PAUSED_CODE))
     release(rt, payload)
+
+
+def let_go(rt: Runtime, holder: str) -> None:
+    """The holder's work has ended, however: no hold nor ticket of it stays. (A start whose
+    retries ran out, or a sub-orchestration that failed, would otherwise keep its room in the
+    budget until the hold expired.)"""
+    _best_effort(rt.store.leave_reimage_line, holder)
 
 
 def release(rt: Runtime, payload: dict) -> None:

@@ -188,3 +188,21 @@ def test_the_put_sends_the_body_last_read_without_a_new_get_and_an_outdated_one_
     assert poll_to_end(arm, arm.set_pool_ssh_access(DEV, "nodepool1", SshAccess.DISABLED)).succeeded
     assert [r.method for r in arm_emulator.requests[sent:]][:2] == ["GET", "PUT"], "read anew after the refusal"
     assert arm_emulator.pool_body(pool_id)["properties"]["securityProfile"]["sshAccess"] == "Disabled"
+
+
+def test_only_a_recent_body_with_an_etag_is_reused():
+    from types import SimpleNamespace
+
+    from shared.adapters.arm import PoolBodies
+
+    now = [100.0]
+    bodies = PoolBodies(clock=lambda: now[0])
+    pool = lambda name, etag: SimpleNamespace(name=name, properties=SimpleNamespace(e_tag=etag))  # noqa: E731
+    bodies.keep(DEV, pool("a", "1"))
+    bodies.keep(DEV, pool("b", None))
+    bodies.keep(DEV, pool("c", "3"))
+    assert bodies.take(DEV, "A").name == "a"  # case-insensitive, and handed out once
+    assert bodies.take(DEV, "a") is None
+    assert bodies.take(DEV, "b") is None, "no ETag: the PUT would be unguarded, so it GETs"
+    now[0] += PoolBodies.MAX_AGE_SECONDS + 1
+    assert bodies.take(DEV, "c") is None, "too old: a GET is cheaper than a refused PUT"
