@@ -216,7 +216,8 @@ def record(payload: dict) -> Result:
     """A decision the orchestrator made (retry, window wait, final outcome) for the audit trail."""
     rt, ref, outcome = runtime(), cluster_ref(payload), Outcome(payload["outcome"])
     error, pool = payload.get("error") or {}, payload.get("pool")
-    if pool and payload["step"] == "outcome":
+    if pool and payload["step"] == "outcome" and outcome is not Outcome.SUCCEEDED:
+        # A success gave its hold back when its reimage ended; any other end may have left one.
         reimage_budget.let_go(rt, payload["instanceId"])
     if pool and "pendingReimage" in payload:
         save_state(rt, ref, pool, pending=payload["pendingReimage"])
