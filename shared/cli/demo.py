@@ -92,7 +92,8 @@ def run_demo(args: argparse.Namespace) -> int:
     say(
         "Next: against your own subscriptions, in audit mode (nothing is written): `az login`, then\n"
         "   WARDEN_SUBSCRIPTIONS=<subscription id> WARDEN_POLICY=policy.json python -m shared plan\n"
-        "   The README explains the policy, the modes, and deployment with `azd up`."
+        "   `python -m shared compliance --html report.html` shows where the fleet stands, with the evidence;\n"
+        "   the README explains the policy, the modes, and deployment with `azd up`."
     )
     return max(steps.codes) if any(steps.codes) else EXIT_OK
 
@@ -178,9 +179,14 @@ def what_is_left(document: dict) -> list[str]:
     """The pools the final plan does not call compliant, and why (from `plan --json`)."""
     left = [p for p in document["pools"] if p["status"] != "compliant"]
     return [
-        f"{p['cluster']}/{p['pool']}: {p['status']} ({p['reason']}): {WHY_LEFT.get(p['status'], '')}".rstrip(": ")
-        for p in left
+        f"{p['cluster']}/{p['pool']}: {p['status']} ({p['reason']}): {_why_left(p)}".rstrip(": ") for p in left
     ] or ["every pool complies"]
+
+
+def _why_left(pool: dict) -> str:
+    if "cluster is stopped" in pool["reason"]:
+        return "its cluster is stopped: AKS accepts no write until it starts; the resync after that takes it"
+    return WHY_LEFT.get(pool["status"], "")
 
 
 def _now() -> datetime:
