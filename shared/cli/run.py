@@ -169,9 +169,9 @@ def run_to_end(functions: LocalFunctions, timeout: float | None) -> RunResult:
 
     def interrupt(signum, frame) -> None:
         # Nothing printed here: the signal may land while the main thread writes to stderr.
-        if host.stopped:  # a second Ctrl-C: stop at once
+        if result.interrupted:  # a second Ctrl-C: stop at once
             raise KeyboardInterrupt
-        result.stopped, result.interrupted = "interrupted", True
+        result.stopped, result.interrupted = result.stopped or "interrupted", True
         host.stop()
 
     def time_up() -> None:
