@@ -24,7 +24,7 @@ from shared.compliance_query import ReportQuery, next_page
 from shared.compliance_query import ReportQueryError as ReportQueryError
 from shared.models import SshAccess, Target
 from shared.plan import Status
-from shared.records import AuditRecord, NodeCheck, PoolState
+from shared.records import AuditRecord, NodeCheck, PoolState, iso
 
 NEVER_VERIFIED = "never-verified"
 VERDICTS = ("ok", "drift", "unknown", NEVER_VERIFIED)
@@ -370,11 +370,6 @@ def _utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         raise ValueError(f"datetime {moment.isoformat()} has no timezone; pass a timezone-aware (UTC) value")
     return moment.astimezone(UTC)
-
-
-def iso(moment: datetime) -> str:
-    """ISO-8601 in UTC with a `Z`, to the millisecond (as every JSON document of the warden)."""
-    return _utc(moment).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def readable_time(moment: datetime) -> str:

@@ -103,6 +103,11 @@ def utc(moment: datetime) -> datetime:
     return datetime.combine(converted.date(), converted.time(), UTC)
 
 
+def iso(moment: datetime) -> str:
+    """ISO-8601 in UTC with a `Z`, to the millisecond: every time the warden writes as text."""
+    return utc(moment).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def clip(text: str, limit: int) -> str:
     """At most `limit` characters, keeping the start; idempotent."""
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -13,9 +13,11 @@ import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import Enum
 from typing import Any
+
+from shared.records import iso
 
 ELLIPSIS = "…"
 GAP = "  "
@@ -98,11 +100,6 @@ def _shrink(columns: Sequence[Column], widths: dict[int, int], width: int) -> No
 def camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
-
-
-def iso(moment: datetime) -> str:
-    """ISO-8601 in UTC with a `Z`, to the millisecond."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def jsonable(value: Any) -> Any:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import datetime
 
 from shared.errors import ArmError, NotFoundError, OperationFailedError, Superseded
 from shared.models import Cluster, ClusterRef, Operation, Pool, SshAccess
 from shared.orchestration import exemptions
-from shared.orchestration.envelope import arm_failure, cluster_ref
+from shared.orchestration.envelope import arm_failure, cluster_ref, step_time
 from shared.orchestration.recording import Entry, audit, audit_failure, save_state
 from shared.orchestration.runtime import Runtime
 from shared.plan import Step, write_still_applies
@@ -153,12 +153,6 @@ def note_upgrade_wait(rt: Runtime, payload: dict, step: str, wait: tuple[str, da
         save_state(rt, cluster_ref(payload), payload["pool"], upgrade_wait=wait)
     except Exception as e:  # noqa: BLE001 - the write went out: nothing may fail the activity now
         log.warning("pool %s: could not note who polls its upgrade (%s); its events wake nothing", payload["pool"], e)
-
-
-def step_time(payload: dict) -> datetime:
-    """The orchestration's time of the step: what other steps of it compare with (not the wall clock)."""
-    at = (payload.get("call") or {}).get("at")
-    return datetime.fromisoformat(at) if at else datetime.now(UTC)
 
 
 def find_pool(ref: ClusterRef, pools: list[Pool], name: str) -> Pool:

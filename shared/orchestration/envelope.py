@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.errors import ArmError, ConflictError, NotFoundError, OperationFailedError, ThrottledError
@@ -70,3 +71,9 @@ def cluster_from_snapshot(snapshot: dict[str, Any]) -> Cluster:
     return Cluster(
         **{**fields, "ref": cluster_ref({"cluster": snapshot["ref"]}), "ssh_public_keys": tuple(keys) if keys else keys}
     )
+
+
+def step_time(payload: dict) -> datetime:
+    """The orchestration's time of the step: what other steps of it compare with (not the wall clock)."""
+    at = (payload.get("call") or {}).get("at")
+    return datetime.fromisoformat(at) if at else datetime.now(UTC)

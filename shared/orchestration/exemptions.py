@@ -18,12 +18,12 @@ from enum import StrEnum
 from shared.adapters.publisher import OutcomeKind
 from shared.errors import StoreConflictError
 from shared.models import ClusterRef, Target
-from shared.orchestration.envelope import cluster_json
+from shared.orchestration.envelope import cluster_json, step_time
 from shared.orchestration.recording import Entry, audit, publish
 from shared.orchestration.runtime import Runtime
 from shared.plan import Exemption
 from shared.protocol import Outcome
-from shared.records import PoolExemption, exemptions_in_force
+from shared.records import PoolExemption, exemptions_in_force, iso
 
 STEP = "exemption"
 EXPIRY_ACTOR = "warden"
@@ -85,11 +85,6 @@ def for_step(rt: Runtime, ref: ClusterRef, pool: str, payload: dict) -> Exemptio
 
 def for_cluster_step(rt: Runtime, ref: ClusterRef, payload: dict) -> dict[str, Exemption]:
     return in_force_in_cluster(rt, ref, step_time(payload))
-
-
-def step_time(payload: dict) -> datetime:
-    at = (payload.get("call") or {}).get("at")
-    return datetime.fromisoformat(at) if at else datetime.now(UTC)
 
 
 # --- writing: each change recorded once -----------------------------------------------------
@@ -215,7 +210,3 @@ def describe(
         before = f"until {iso(previous.until)}, " + (f"gave {previous.mode}" if previous.mode else "kept its mode")
         return f"changed by {actor}: until {iso(row.until)}, {gives} (was {before}) ({row.reason})"
     return f"granted by {actor} until {iso(row.until)}, {gives} ({row.reason})"
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -18,7 +18,7 @@ from shared.blast_radius import Claim, Limits, Pause
 from shared.blast_radius import waiting_reason as budget_reason
 from shared.models import ClusterRef, OperationState
 from shared.orchestration import arm_steps
-from shared.orchestration.envelope import cluster_json, cluster_ref
+from shared.orchestration.envelope import cluster_json, cluster_ref, step_time
 from shared.orchestration.recording import Entry, audit, audit_rows
 from shared.orchestration.runtime import Runtime
 from shared.plan import Step
@@ -101,7 +101,7 @@ def ended(rt: Runtime, payload: dict, state: OperationState) -> None:
         pause = Pause(
             cluster_ref(payload).id,
             payload.get("pool", ""),
-            arm_steps.step_time(payload),
+            step_time(payload),
             code,
             state.error_message,
             (payload.get("operation") or {}).get("url", ""),

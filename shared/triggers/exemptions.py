@@ -28,7 +28,7 @@ from shared.orchestration import names
 from shared.orchestration import runtime as runtimes
 from shared.orchestration.envelope import cluster_json, cluster_ref
 from shared.protocol import FailureKind, failed, succeeded
-from shared.records import PoolExemption, clip
+from shared.records import PoolExemption, clip, iso
 from shared.triggers.http_api import served
 from shared.triggers.http_compliance import PLATFORM_PARAMETERS
 from shared.triggers.http_routes import ENDPOINTS, EXEMPTIONS_FUNCTION, ROUTED_METHODS
@@ -47,7 +47,6 @@ from shared.triggers.start import StartError, is_running, request_work
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger(__name__)
 
-EXPIRY_ACTOR = "warden"
 GRANTED, EXPIRED = "granted", "expired"  # `shared.orchestration.exemptions.Change` values
 MODES = ", ".join(m.value for m in SshAccess)
 UNTIL_FORM = "an ISO-8601 time with its offset, e.g. 2026-12-01T18:00:00Z"
@@ -176,11 +175,6 @@ def _query(params: dict[str, str], allowed: tuple[str, ...]) -> dict[str, str]:
 
 
 # --- what an exemption looks like to callers --------------------------------------------------
-
-
-def iso(moment: datetime) -> str:
-    """ISO-8601 in UTC with a `Z`, to the millisecond (as every time the warden answers with)."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def exemption_json(row: PoolExemption) -> dict[str, Any]:
@@ -380,7 +374,7 @@ async def _expire(payload: dict, client):
     _exemptions().record_expiry(rt, row, payload.get("instanceId", ""))
     why = f"exemption ended at {iso(row.until)} ({row.reason}): back to policy"
     try:
-        worker = await request_reconcile(client, rt, row, why, EXPIRY_ACTOR)
+        worker = await request_reconcile(client, rt, row, why, _exemptions().EXPIRY_ACTOR)
     except StartError as e:
         return failed(FailureKind.TRANSIENT, "ReconcileNotStarted", str(e), retryable=True)
     rt.store.delete_exemption(row)  # last: a re-run after a failure above still finds it

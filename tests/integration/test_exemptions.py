@@ -24,8 +24,7 @@ from shared.adapters.store import WardenStore
 from shared.cli import main
 from shared.orchestration import names
 from shared.orchestration.names import worker_instance_id
-from shared.records import PoolExemption, PoolStatus
-from shared.triggers.exemptions import iso
+from shared.records import PoolExemption, PoolStatus, iso
 from shared.triggers.http_routes import ENDPOINTS, EXEMPTIONS_FUNCTION
 from shared.triggers.http_validation import MAX_BODY_BYTES
 from shared.triggers.openapi import document

@@ -6,7 +6,8 @@ from enum import Enum
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.cli.output import ELLIPSIS, MIN_CLIPPED, Column, camel, iso, jsonable, table
+from shared.cli.output import ELLIPSIS, MIN_CLIPPED, Column, camel, jsonable, table
+from shared.records import iso
 
 COLUMNS = (Column("CLUSTER"), Column("POOL"), Column("OS", drop=2), Column("SUB", drop=1), Column("REASON", flex=True))
 ROW = ("rg-dev-weu/aks-dev-weu", "nodepool1", "Linux", "3f2c8a51", "default: LocalUser -> Disabled; then a reimage")
