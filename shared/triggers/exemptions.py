@@ -12,7 +12,6 @@ settings alone before any I/O, as every route is (see `http_validation`).
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,18 +21,17 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from shared.config import Settings, describe_duration
-from shared.errors import ConfigError, OutOfScopeError, WardenError, shown
+from shared.errors import OutOfScopeError, WardenError, shown
 from shared.models import ClusterRef, SshAccess, Target
 from shared.orchestration import names
 from shared.orchestration import runtime as runtimes
 from shared.orchestration.envelope import cluster_json, cluster_ref
 from shared.protocol import FailureKind, failed, succeeded
 from shared.records import PoolExemption, clip, iso
-from shared.triggers.http_api import served
+from shared.triggers.http_api import json_response, runtime_or_503, served, settings_before_io
 from shared.triggers.http_compliance import PLATFORM_PARAMETERS
 from shared.triggers.http_routes import ENDPOINTS, EXEMPTIONS_FUNCTION, ROUTED_METHODS
 from shared.triggers.http_validation import (
-    JSON_MEDIA_TYPE,
     BadRequest,
     caller_of,
     json_object,
@@ -247,9 +245,9 @@ async def http_exemptions(req: func.HttpRequest, client: df.DurableOrchestration
 
 
 async def _grant(req: func.HttpRequest, client) -> func.HttpResponse:
-    settings, now = _settings(), datetime.now(UTC)
+    settings, now = settings_before_io(), datetime.now(UTC)
     asked = exemption_request(json_object(req), settings, now)
-    caller, rt = caller_of(req), _runtime()
+    caller, rt = caller_of(req), runtime_or_503()
     row = asked.row(caller, now)
     try:
         expiry = await start_timer(client, row)
@@ -266,13 +264,13 @@ async def _grant(req: func.HttpRequest, client) -> func.HttpResponse:
         "expiryInstanceId": expiry,
         "reconcileInstanceId": worker,
     }
-    return _json(body, 201 if granted.change == GRANTED else 200)
+    return json_response(body, 201 if granted.change == GRANTED else 200)
 
 
 async def _remove(req: func.HttpRequest, client) -> func.HttpResponse:
-    settings, now = _settings(), datetime.now(UTC)
+    settings, now = settings_before_io(), datetime.now(UTC)
     target, reason = removal_request(dict(req.params), settings)
-    caller, rt = caller_of(req), _runtime()
+    caller, rt = caller_of(req), runtime_or_503()
     ended = _stored(
         lambda: _exemptions().remove(rt, target.cluster, target.pool or "", caller, reason, now),
         "the exemption could not be removed",
@@ -288,15 +286,15 @@ async def _remove(req: func.HttpRequest, client) -> func.HttpResponse:
             f"pool {target.id} has no exemption in force: it ended at {iso(ended.exemption.until)} "
             f"(recorded now; its pool is being reconciled by {worker})",
         )
-    return _json({"exemption": exemption_json(ended.exemption), "reconcileInstanceId": worker})
+    return json_response({"exemption": exemption_json(ended.exemption), "reconcileInstanceId": worker})
 
 
 def _list(req: func.HttpRequest) -> func.HttpResponse:
-    settings, now = _settings(), datetime.now(UTC)
+    settings, now = settings_before_io(), datetime.now(UTC)
     cluster = listing_scope(dict(req.params), settings)
-    rt = _runtime()
+    rt = runtime_or_503()
     rows = _stored(lambda: rt.store.list_exemptions(cluster.key if cluster else None), "exemptions could not be read")
-    return _json({"exemptions": [exemption_json(r) for r in listed(rows, settings, now)]})
+    return json_response({"exemptions": [exemption_json(r) for r in listed(rows, settings, now)]})
 
 
 async def _reconcile(client, rt, row: PoolExemption, why: str, actor: str, done: str) -> str:
@@ -315,27 +313,6 @@ def _stored(action, what: str):
         return action()
     except WardenError as e:  # Table Storage out of reach, or a row that kept changing
         raise unavailable("StorageUnavailable", f"{what} ({e}); try again") from None
-
-
-def _json(value: Any, status: int = 200) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(value), status_code=status, mimetype=JSON_MEDIA_TYPE)
-
-
-def _settings() -> Settings:
-    """The settings alone: deciding scope builds no store and no client."""
-    try:
-        return runtimes.settings()
-    except ConfigError as e:
-        raise BadRequest(500, "InvalidConfiguration", str(e)) from None
-
-
-def _runtime() -> runtimes.Runtime:
-    try:
-        return runtimes.runtime()
-    except ConfigError as e:
-        raise BadRequest(500, "InvalidConfiguration", str(e)) from None
-    except WardenError as e:  # building the store: Table Storage out of reach
-        raise unavailable("StorageUnavailable", f"Table Storage is out of reach ({e}); try again") from None
 
 
 def _exemptions():

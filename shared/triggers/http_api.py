@@ -110,7 +110,7 @@ def reconcile_request(body: dict[str, Any]) -> WorkAsked:
     only_fields(body, ("cluster", "pool", "reason"))
     reason = reason_of(body)
     target = target_of(body, pools=True)
-    require_in_scope(_settings(), target.cluster.subscription)
+    require_in_scope(settings_before_io(), target.cluster.subscription)
     return WorkAsked(target, reason)
 
 
@@ -129,7 +129,7 @@ def rotation_request(body: dict[str, Any]) -> WorkAsked:
     only_fields(body, ("cluster", "publicKey", "reason"))
     reason = reason_of(body)
     target = target_of(body, pools=False)
-    require_in_scope(_settings(), target.cluster.subscription)
+    require_in_scope(settings_before_io(), target.cluster.subscription)
     supplied = body.get("publicKey")
     if supplied is None:
         if not _can_keep_private_keys():
@@ -186,7 +186,7 @@ async def accept(req: func.HttpRequest, client, kind: WorkKind, asked: WorkAsked
     """Audit the request with its caller and reason, queue it, make sure the cluster's worker
     takes it: 202 with that worker's links. The audit row goes first: if it cannot be written,
     nothing is queued and asking again is safe (a rotation, say, never runs twice for one ask)."""
-    caller, store = caller_of(req), _runtime().store
+    caller, store = caller_of(req), runtime_or_503().store
     instance_id = worker_instance_id(asked.target.cluster.key)
     _audit(store, [_request_row(kind, asked.target, asked.reason, caller, instance_id)])
     try:
@@ -203,7 +203,7 @@ async def accept(req: func.HttpRequest, client, kind: WorkKind, asked: WorkAsked
 
 async def accept_fleet(req: func.HttpRequest, client, reason: str) -> func.HttpResponse:
     """Verify work for every cluster in scope (as the timer asks): 202 with each worker's links."""
-    caller, rt = caller_of(req), _runtime()
+    caller, rt = caller_of(req), runtime_or_503()
     report = await verify_fleet(client, rt, _request_reason(reason), caller)
     if report.errors and not report.requested:
         raise unavailable("VerifyNotStarted", f"no cluster could be asked: {report.errors[0]}")
@@ -263,7 +263,7 @@ async def http_status(req: func.HttpRequest, client: df.DurableOrchestrationClie
         raise unavailable("TaskHubUnavailable", f"the task hub could not be asked ({type(e).__name__})") from None
     if status is None:
         raise BadRequest(404, "InstanceNotFound", f"no orchestration with instance id {instance_id!r}")
-    return _json(status)
+    return json_response(status)
 
 
 @bp.function_name(COMPLIANCE_FUNCTION)
@@ -271,10 +271,10 @@ async def http_status(req: func.HttpRequest, client: df.DurableOrchestrationClie
 @served(COMPLIANCE_FUNCTION)
 async def http_compliance(req: func.HttpRequest) -> func.HttpResponse:
     """The compliance report from the tables, one page of pools at a time."""
-    settings = _settings()
+    settings = settings_before_io()
     query = report_query(req, settings)
     try:
-        return _json(read_report(_runtime().store, query, settings))
+        return json_response(read_report(runtime_or_503().store, query, settings))
     except StoreError as e:
         raise unavailable("StorageUnavailable", f"the report could not be read ({e}); try again") from None
 
@@ -286,17 +286,17 @@ async def http_openapi(req: func.HttpRequest) -> func.HttpResponse:
     """The OpenAPI 3.1 document of these routes."""
     from shared.triggers.openapi import document  # built from the whole API: imported when asked for
 
-    return _json(document())
+    return json_response(document())
 
 
-def _json(value: Any, status: int = 200) -> func.HttpResponse:
+def json_response(value: Any, status: int = 200) -> func.HttpResponse:
     return func.HttpResponse(json.dumps(value, default=str), status_code=status, mimetype=JSON_MEDIA_TYPE)
 
 
 # --- settings before I/O, resources after ------------------------------------------------------------
 
 
-def _settings():
+def settings_before_io():
     """The settings alone: deciding scope builds no store and no client."""
     try:
         return runtimes.settings()
@@ -306,10 +306,10 @@ def _settings():
 
 def _can_keep_private_keys() -> bool:
     installed = runtimes.installed()
-    return installed.keystore is not None if installed else bool(_settings().keyvault_url)
+    return installed.keystore is not None if installed else bool(settings_before_io().keyvault_url)
 
 
-def _runtime() -> runtimes.Runtime:
+def runtime_or_503() -> runtimes.Runtime:
     """The store and clients, built on first use; storage out of reach is a 503."""
     try:
         return runtimes.runtime()
