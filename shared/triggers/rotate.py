@@ -24,10 +24,7 @@ ACTOR = "rotate-timer"
 @bp.timer_trigger(schedule="%WARDEN_ROTATE_SCHEDULE%", arg_name="timer", run_on_startup=False)
 @bp.durable_client_input(client_name="client")
 async def rotate_keys_timer(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
-    report = await rotate_fleet(client, runtime(), "scheduled key rotation")
-    log.info("rotate-keys: requested for %d clusters, %d skipped, %d errors", *map(len, vars(report).values()))
-    for error in report.errors:
-        log.warning("rotate-keys: %s", error)
+    (await rotate_fleet(client, runtime(), "scheduled key rotation")).log(log, "rotate-keys")
 
 
 async def rotate_fleet(client, rt: Runtime, reason: str, actor: str = ACTOR) -> FleetRequests:

@@ -101,6 +101,19 @@ class FleetRequests:
     skipped: list[str] = field(default_factory=list)  # "<cluster id>: why"
     errors: list[str] = field(default_factory=list)
 
+    def log(self, log, what: str, skipped: str = "skipped") -> None:
+        """What a timer's sweep did, for Application Insights: one line, then each error."""
+        log.info(
+            "%s: requested for %d clusters, %d %s, %d errors",
+            what,
+            len(self.requested),
+            len(self.skipped),
+            skipped,
+            len(self.errors),
+        )
+        for error in self.errors:
+            log.warning("%s: %s", what, error)
+
 
 async def request_fleet(
     client, rt, kind: WorkKind, reason: str, actor: str, why_not: Callable[[Cluster], str | None]

@@ -27,10 +27,7 @@ ACTOR = "verify-timer"
 @bp.timer_trigger(schedule="%WARDEN_VERIFY_SCHEDULE%", arg_name="timer", run_on_startup=False)
 @bp.durable_client_input(client_name="client")
 async def verify_timer(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
-    report = await verify_fleet(client, runtime(), "scheduled verification")
-    log.info("verify: requested for %d clusters, %d stopped, %d errors", *map(len, vars(report).values()))
-    for error in report.errors:
-        log.warning("verify: %s", error)
+    (await verify_fleet(client, runtime(), "scheduled verification")).log(log, "verify", skipped="stopped")
 
 
 async def verify_fleet(client, rt: Runtime, reason: str, actor: str = ACTOR) -> FleetRequests:
