@@ -1,6 +1,7 @@
 """Entry point the Azure Functions Python worker indexes: one DFApp, registration only.
 
-All logic lives in the `shared` package; each trigger module contributes a blueprint.
+All logic lives in the `shared` package; `shared.triggers.BLUEPRINTS` registers every function,
+each importing its implementation at its first call (the worker indexes the app at every cold start).
 """
 
 import azure.durable_functions as df

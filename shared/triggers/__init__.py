@@ -1,14 +1,11 @@
 """Functions triggers: with the orchestration blueprint, the only importers of azure.functions.
 
-Each module defines one `df.Blueprint`; `function_app.py` registers `BLUEPRINTS`.
+`functions` registers every trigger on one `df.Blueprint`; `function_app.py` registers `BLUEPRINTS`.
+The trigger modules (event_grid, http_api, exemptions, resync, verify, rotate) hold what each
+function does, imported at its first call.
 """
 
 from shared.orchestration.functions import bp as orchestrations
-from shared.triggers.event_grid import bp as event_grid
-from shared.triggers.exemptions import bp as exemptions
-from shared.triggers.http_api import bp as http_api
-from shared.triggers.resync import bp as resync
-from shared.triggers.rotate import bp as rotate
-from shared.triggers.verify import bp as verify
+from shared.triggers.functions import bp as triggers
 
-BLUEPRINTS = (orchestrations, event_grid, http_api, resync, verify, rotate, exemptions)
+BLUEPRINTS = (orchestrations, triggers)

@@ -25,16 +25,15 @@ import azure.functions as func
 from shared.errors import StoreError
 from shared.orchestration.runtime import runtime
 from shared.records import AuditRecord, Outcome
+from shared.triggers.functions import EVENT_FUNCTION as EVENT_FUNCTION  # its name, for callers
 from shared.triggers.start import request_work
 
 if TYPE_CHECKING:
     from shared.events import Hint
     from shared.models import Target
 
-bp = df.Blueprint()
 log = logging.getLogger(__name__)
 
-EVENT_FUNCTION = "on_arm_event"
 EVENT_KEY_PREFIX = "event-"  # the audit write of a handled event is keyed "event-<event id>"
 MAX_PLAIN_ID = 128  # longer ids are hashed: a RowKey holds at most 1 KiB
 
@@ -63,9 +62,6 @@ def as_event_dict(event: Any) -> dict[str, Any]:
     }
 
 
-@bp.function_name(EVENT_FUNCTION)
-@bp.event_grid_trigger(arg_name="event")
-@bp.durable_client_input(client_name="client")
 async def on_arm_event(event: func.EventGridEvent, client: df.DurableOrchestrationClient) -> None:
     from shared.events import Drop, EventError, classify  # the first event imports them, not the start-up
     from shared.triggers.node_events import is_rolling_event, on_rolling_event

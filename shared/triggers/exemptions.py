@@ -30,7 +30,7 @@ from shared.protocol import FailureKind, failed, succeeded
 from shared.records import PoolExemption, clip, iso
 from shared.triggers.http_api import json_response, runtime_or_503, served, settings_before_io
 from shared.triggers.http_compliance import PLATFORM_PARAMETERS
-from shared.triggers.http_routes import ENDPOINTS, EXEMPTIONS_FUNCTION, ROUTED_METHODS
+from shared.triggers.http_routes import EXEMPTIONS_FUNCTION
 from shared.triggers.http_validation import (
     BadRequest,
     caller_of,
@@ -42,7 +42,6 @@ from shared.triggers.http_validation import (
 )
 from shared.triggers.start import StartError, is_running, request_work
 
-bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger(__name__)
 
 GRANTED, EXPIRED = "granted", "expired"  # `shared.orchestration.exemptions.Change` values
@@ -230,9 +229,6 @@ async def request_reconcile(client, rt, row: PoolExemption, why: str, actor: str
 # --- HTTP -------------------------------------------------------------------------------------------
 
 
-@bp.function_name(EXEMPTIONS_FUNCTION)
-@bp.route(route=ENDPOINTS[EXEMPTIONS_FUNCTION].route, methods=ROUTED_METHODS)
-@bp.durable_client_input(client_name="client")
 @served(EXEMPTIONS_FUNCTION)
 async def http_exemptions(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Grant (POST), list (GET) or end early (DELETE) break-glass exemptions of pools."""
@@ -325,9 +321,6 @@ def _exemptions():
 # --- the timer's activity ---------------------------------------------------------------------------
 
 
-@bp.function_name(names.EXPIRE_EXEMPTION)
-@bp.activity_trigger(input_name="payload")
-@bp.durable_client_input(client_name="client")
 async def expire_exemption_activity(payload: dict, client: df.DurableOrchestrationClient) -> dict:
     """At the timer: if the pool's exemption has ended (it may have been renewed or removed
     meanwhile), record its expiry, request a reconcile of the pool, then remove the row. A

@@ -39,7 +39,6 @@ from shared.triggers.http_routes import (
     OPENAPI_FUNCTION,
     RECONCILE_FUNCTION,
     ROTATE_FUNCTION,
-    ROUTED_METHODS,
     STATUS_FUNCTION,
     VERIFY_FUNCTION,
 )
@@ -60,7 +59,6 @@ from shared.triggers.http_validation import (
 from shared.triggers.start import StartError, request_work
 from shared.triggers.verify import verify_fleet
 
-bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger(__name__)
 
 REQUEST_STEP = "http-request"  # the audit row of an accepted request
@@ -149,27 +147,18 @@ def rotation_target(body: dict[str, Any]) -> tuple[Target, str]:
     return asked.target, asked.argument
 
 
-@bp.function_name(RECONCILE_FUNCTION)
-@bp.route(route=ENDPOINTS[RECONCILE_FUNCTION].route, methods=ROUTED_METHODS)
-@bp.durable_client_input(client_name="client")
 @served(RECONCILE_FUNCTION)
 async def http_reconcile(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Reconcile a cluster or one pool now: 202 with the status links of the cluster's worker."""
     return await accept(req, client, WorkKind.RECONCILE, reconcile_request(json_object(req)))
 
 
-@bp.function_name(ROTATE_FUNCTION)
-@bp.route(route=ENDPOINTS[ROTATE_FUNCTION].route, methods=ROUTED_METHODS)
-@bp.durable_client_input(client_name="client")
 @served(ROTATE_FUNCTION)
 async def http_rotate_keys(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """A new node SSH key for a cluster now (generated into Key Vault, or the one given)."""
     return await accept(req, client, WorkKind.ROTATE_KEYS, rotation_request(json_object(req)))
 
 
-@bp.function_name(VERIFY_FUNCTION)
-@bp.route(route=ENDPOINTS[VERIFY_FUNCTION].route, methods=ROUTED_METHODS)
-@bp.durable_client_input(client_name="client")
 @served(VERIFY_FUNCTION)
 async def http_verify(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Verify sshd on the sampled nodes of a cluster (or one pool), or of every cluster in scope."""
@@ -250,9 +239,6 @@ def _request_row(kind: WorkKind, target: Target, reason: str, caller: str, insta
 # --- status, compliance, the document -------------------------------------------------------------
 
 
-@bp.function_name(STATUS_FUNCTION)
-@bp.route(route=ENDPOINTS[STATUS_FUNCTION].route, methods=ROUTED_METHODS)
-@bp.durable_client_input(client_name="client")
 @served(STATUS_FUNCTION)
 async def http_status(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """An orchestration's status and output, and the pool and step its work is at."""
@@ -266,8 +252,6 @@ async def http_status(req: func.HttpRequest, client: df.DurableOrchestrationClie
     return json_response(status)
 
 
-@bp.function_name(COMPLIANCE_FUNCTION)
-@bp.route(route=ENDPOINTS[COMPLIANCE_FUNCTION].route, methods=ROUTED_METHODS)
 @served(COMPLIANCE_FUNCTION)
 async def http_compliance(req: func.HttpRequest) -> func.HttpResponse:
     """The compliance report from the tables, one page of pools at a time."""
@@ -279,8 +263,6 @@ async def http_compliance(req: func.HttpRequest) -> func.HttpResponse:
         raise unavailable("StorageUnavailable", f"the report could not be read ({e}); try again") from None
 
 
-@bp.function_name(OPENAPI_FUNCTION)
-@bp.route(route=ENDPOINTS[OPENAPI_FUNCTION].route, methods=ROUTED_METHODS)
 @served(OPENAPI_FUNCTION)
 async def http_openapi(req: func.HttpRequest) -> func.HttpResponse:
     """The OpenAPI 3.1 document of these routes."""

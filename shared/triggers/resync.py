@@ -23,12 +23,11 @@ from shared.orchestration.runtime import Runtime, runtime
 from shared.plan import Exemption
 from shared.protocol import Outcome
 from shared.records import AuditRecord, exemptions_in_force
+from shared.triggers.functions import RESYNC_FUNCTION as RESYNC_FUNCTION  # its name, for callers
 from shared.triggers.start import StartError, ensure_worker, request_work
 
-bp = df.Blueprint()
 log = logging.getLogger(__name__)
 
-RESYNC_FUNCTION = "resync_timer"
 ACTOR = "resync"
 
 
@@ -41,9 +40,6 @@ class ResyncReport:
     errors: list[str] = field(default_factory=list)
 
 
-@bp.function_name(RESYNC_FUNCTION)
-@bp.timer_trigger(schedule="%WARDEN_RESYNC_SCHEDULE%", arg_name="timer", run_on_startup=False)
-@bp.durable_client_input(client_name="client")
 async def resync_timer(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
     report = await resync(client, runtime())
     log.info(

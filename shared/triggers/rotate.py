@@ -11,18 +11,14 @@ import azure.functions as func
 
 from shared.orchestration.runtime import Runtime, runtime
 from shared.protocol import WorkKind
+from shared.triggers.functions import ROTATE_FUNCTION as ROTATE_FUNCTION  # its name, for callers
 from shared.triggers.start import FleetRequests, request_fleet
 
-bp = df.Blueprint()
 log = logging.getLogger(__name__)
 
-ROTATE_FUNCTION = "rotate_keys_timer"
 ACTOR = "rotate-timer"
 
 
-@bp.function_name(ROTATE_FUNCTION)
-@bp.timer_trigger(schedule="%WARDEN_ROTATE_SCHEDULE%", arg_name="timer", run_on_startup=False)
-@bp.durable_client_input(client_name="client")
 async def rotate_keys_timer(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
     (await rotate_fleet(client, runtime(), "scheduled key rotation")).log(log, "rotate-keys")
 

@@ -14,18 +14,14 @@ import azure.functions as func
 from shared.models import Cluster
 from shared.orchestration.runtime import Runtime, runtime
 from shared.protocol import WorkKind
+from shared.triggers.functions import VERIFY_FUNCTION as VERIFY_FUNCTION  # its name, for callers
 from shared.triggers.start import FleetRequests, request_fleet
 
-bp = df.Blueprint()
 log = logging.getLogger(__name__)
 
-VERIFY_FUNCTION = "verify_timer"
 ACTOR = "verify-timer"
 
 
-@bp.function_name(VERIFY_FUNCTION)
-@bp.timer_trigger(schedule="%WARDEN_VERIFY_SCHEDULE%", arg_name="timer", run_on_startup=False)
-@bp.durable_client_input(client_name="client")
 async def verify_timer(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
     (await verify_fleet(client, runtime(), "scheduled verification")).log(log, "verify", skipped="stopped")
 

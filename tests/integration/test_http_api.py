@@ -396,7 +396,7 @@ def test_a_method_a_route_does_not_serve_is_405_with_allow(counted, arm_emulator
 
 
 def test_an_unexpected_failure_is_a_500_without_internals_and_is_logged(counted, arm_emulator, monkeypatch, caplog):
-    http_api = importlib.import_module("shared.triggers.http_api")  # the package's `http_api` is its blueprint
+    http_api = importlib.import_module("shared.triggers.http_api")  # the module the registered function calls
 
     async def broken(*args, **kwargs):
         raise RuntimeError("secret-internal-detail")

@@ -64,12 +64,52 @@ def test_every_lazily_registered_function_is_found_where_its_registration_says()
     assert paths and not missing
 
 
+def modules_loaded_by_indexing() -> set[str]:
+    """What a fresh interpreter has imported once it has indexed the app, as the worker does."""
+    probe = "import json, sys, function_app; function_app.app.get_functions(); print(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    return set(json.loads(done.stdout))
+
+
 def test_indexing_the_app_loads_no_azure_sdk_but_functions_and_durable():
     """The Python worker indexes the app at every cold start: the SDK clients, event parsing and
     key handling are imported by the functions that use them, not by the index."""
-    probe = (
-        "import json, sys, function_app; function_app.app.get_functions(); print(json.dumps(sorted("
-        "{'.'.join(m.split('.')[:2]) for m in sys.modules if m.startswith(('azure.', 'cryptography'))})))"
-    )
-    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert json.loads(done.stdout) == ["azure.durable_functions", "azure.functions"]
+    loaded = {
+        ".".join(m.split(".")[:2]) for m in modules_loaded_by_indexing() if m.startswith(("azure.", "cryptography"))
+    }
+    assert sorted(loaded) == ["azure.durable_functions", "azure.functions"]
+
+
+# Imported by a trigger's first call (shared/triggers/functions.py), never by the index.
+NOT_AT_START_UP = (
+    "shared.records",
+    "shared.config",
+    "shared.policy",
+    "shared.models",
+    "shared.plan",
+    "shared.protocol",
+    "shared.errors",
+    "shared.compliance",
+    "shared.compliance_query",
+    "shared.events",
+    "shared.orchestration.runtime",
+    "shared.orchestration.envelope",
+    "shared.triggers.event_grid",
+    "shared.triggers.node_events",
+    "shared.triggers.http_api",
+    "shared.triggers.http_validation",
+    "shared.triggers.http_compliance",
+    "shared.triggers.http_progress",
+    "shared.triggers.openapi",
+    "shared.triggers.exemptions",
+    "shared.triggers.start",
+    "shared.triggers.resync",
+    "shared.triggers.verify",
+    "shared.triggers.rotate",
+)
+
+
+def test_indexing_the_app_loads_none_of_the_warden_core():
+    """Registration needs only the names, routes and bindings: the trigger modules and the core
+    they load (records, settings, policy, validation...) wait for the first call."""
+    assert sorted(set(NOT_AT_START_UP) & modules_loaded_by_indexing()) == []
