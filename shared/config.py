@@ -375,3 +375,20 @@ def _duration_setting(
 def _ascii_digits(text: str) -> bool:
     # str.isdigit() alone also accepts '²' and '٣', which int() refuses or reads differently.
     return text.isascii() and text.isdigit()
+
+
+# Read by `requests` itself, not by the warden: with its default settings it scans the whole
+# environment for proxy variables twice per request it sends (a measurable share of a Table or
+# ARM request). Without a proxy setting there is nothing to find: the SDK clients are told not to
+# look, and a CA bundle named by the environment is handed to them once, as `requests` would use it.
+CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")  # in `requests`' order of precedence
+
+
+def http_client_options(env: Mapping[str, str] | None = None) -> dict[str, bool | str]:
+    """SDK client keyword arguments: the environment is left to `requests` only when it sets a
+    proxy (HTTPS_PROXY, NO_PROXY, ... in any case)."""
+    env = os.environ if env is None else env
+    if any(name.lower().endswith("_proxy") and value for name, value in env.items()):
+        return {}
+    bundle = next((env[name] for name in CA_BUNDLE_VARIABLES if env.get(name)), None)
+    return {"use_env_settings": False, **({"connection_verify": bundle} if bundle else {})}

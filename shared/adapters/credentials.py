@@ -12,6 +12,8 @@ from typing import Any
 from azure.core.pipeline import PipelineRequest
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 
+from shared.config import http_client_options
+
 LOCAL_TOKEN = "warden-local-emulator"
 
 
@@ -25,13 +27,19 @@ class LocalEmulatorAuthPolicy(SansIOHTTPPolicy):
 def arm_client_options(endpoint: str, *, local: bool) -> dict[str, Any]:
     """Keyword arguments for a management client: credential, base URL and auth policy."""
     if local:
-        return {"credential": _NoCredential(), "base_url": endpoint, "authentication_policy": LocalEmulatorAuthPolicy()}
+        return {
+            "credential": _NoCredential(),
+            "base_url": endpoint,
+            "authentication_policy": LocalEmulatorAuthPolicy(),
+            **http_client_options(),
+        }
     from azure.identity import DefaultAzureCredential
 
     return {
         "credential": DefaultAzureCredential(),
         "base_url": endpoint,
         "credential_scopes": [f"{endpoint.rstrip('/')}/.default"],
+        **http_client_options(),
     }
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.config import Settings, is_loopback_url, parse_endpoint
+from shared.config import Settings, http_client_options, is_loopback_url, parse_endpoint
 from shared.errors import ConfigError, OutOfScopeError, PolicyError
 from shared.models import SshAccess
 
@@ -319,3 +319,21 @@ def test_the_example_local_settings_name_every_setting_and_parse_in_audit_mode()
     )
     settings = Settings.from_env(values)
     assert (settings.mode, settings.enforcing, settings.tables) == ("audit", False, "UseDevelopmentStorage=true")
+
+
+@pytest.mark.parametrize(
+    ("env", "options"),
+    [
+        ({"PATH": "/usr/bin", "WARDEN_MODE": "enforce"}, {"use_env_settings": False}),
+        ({"HTTPS_PROXY": "http://proxy.example:3128"}, {}),
+        ({"no_proxy": "127.0.0.1", "REQUESTS_CA_BUNDLE": "/etc/ssl/corp.pem"}, {}),
+        ({"HTTPS_PROXY": ""}, {"use_env_settings": False}),
+        ({"CURL_CA_BUNDLE": "/b.pem"}, {"use_env_settings": False, "connection_verify": "/b.pem"}),
+        (
+            {"CURL_CA_BUNDLE": "/b.pem", "REQUESTS_CA_BUNDLE": "/a.pem"},
+            {"use_env_settings": False, "connection_verify": "/a.pem"},
+        ),
+    ],
+)
+def test_the_sdk_clients_leave_the_environment_to_requests_only_when_it_sets_a_proxy(env, options):
+    assert http_client_options(env) == options
