@@ -88,6 +88,8 @@ def _sections(figures: dict) -> list[str]:
         sections.append(report.storm_section(figures["storm"]))
     if "plan" in figures:
         sections.append(report.plan_section(figures["plan"]))
+    if "reconcile_time" in figures:
+        sections.append(report.reconcile_section(figures["reconcile_time"]))
     if "verify" in figures:
         sections.append(report.verify_section(figures["verify"]))
     return sections
