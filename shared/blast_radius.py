@@ -53,6 +53,7 @@ class Turn:
     ahead: int = 0  # waiters ahead of it in line
     first_wait: bool = False  # it has just joined the line (its wait is recorded once)
     waited: bool = False  # it stood in line before this answer
+    paused: Pause | None = None  # the waiter's cluster is paused: no turn until it is resumed
 
 
 def let_in(holds: Sequence[Claim], line: Sequence[Claim], limits: Limits) -> list[Claim]:

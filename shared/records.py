@@ -215,7 +215,7 @@ class PoolState(ClusterRow):
     os: str = ""  # osType: Linux | Windows
     os_sku: str = ""  # osSKU as ARM reports it; "" when ARM does not say
     upgrade_instance_id: str = ""  # the orchestration polling the pool's node-image upgrade now
-    upgrade_started_time: datetime | None = None  # when that upgrade went out
+    upgrade_started_time: datetime | None = None  # when the warden's latest upgrade of the pool went out
     etag: str | None = field(default=None, compare=False, metadata=_NOT_STORED)
 
     def __post_init__(self) -> None:

@@ -13,7 +13,7 @@ import re
 import secrets
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -31,7 +31,7 @@ from azure.data.tables import (
 )
 
 from shared.blast_radius import Claim, Limits, Pause, Turn, turn_of
-from shared.config import parse_endpoint
+from shared.config import http_client_options, parse_endpoint
 from shared.errors import ConfigError, StoreConflictError, StoreError, StoreNotFoundError, shown
 from shared.records import (
     CHECK_PREFIX,
@@ -47,6 +47,7 @@ from shared.records import (
     WorkRequest,
     chronological_row_key,
     cluster_partition,
+    column_name,
     from_entity,
     from_table_key,
     once_row_key,
@@ -86,7 +87,23 @@ _PREFIX = re.compile(r"^([A-Za-z][A-Za-z0-9]{0,29})?$")
 _sequence = itertools.count()
 
 _R = TypeVar("_R")
+_UNCHANGED = MatchConditions.IfNotModified
 Credential = TokenCredential | AzureNamedKeyCredential | AzureSasCredential
+
+
+@dataclass(frozen=True)
+class SlotHandle:
+    """A slot as its holder took it: its row and the ETag of that write."""
+
+    row_key: str
+    etag: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"row": self.row_key, "etag": self.etag}
+
+    @classmethod
+    def from_json(cls, value: dict[str, str] | None) -> SlotHandle | None:
+        return cls(value["row"], value["etag"]) if value else None
 
 
 class WardenStore:
@@ -106,6 +123,8 @@ class WardenStore:
                 f"table prefix {table_prefix!r} is invalid: use up to 30 letters and digits, starting with a letter"
             )
         self._owned_credential = None
+        if "transport" not in client_options:
+            client_options = {**http_client_options(), **client_options}
         self._service = self._connect(setting.strip(), credential, client_options)
         self.table_prefix = table_prefix
         self.table_names = {name: table_prefix + name for name in TABLES}
@@ -198,6 +217,18 @@ class WardenStore:
                     entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
                 )
         return metadata["etag"]
+
+    def merge_pool_state(self, state: PoolState, fields: Iterable[str]) -> None:
+        """Write only `fields` of the pool's row, without reading it (a merge: the other columns
+        stay). Every other writer rewrites the row under its ETag, which this changes: they read
+        again and keep it. A field without a value is left as it is (Table Storage has no null).
+        Raises `StoreNotFoundError` when there is no row."""
+        columns = {"PartitionKey", "RowKey", *(column_name(f) for f in fields)}
+        entity = to_entity(state, state.partition_key, state.row_key)
+        with _translated(f"write pool state {state.cluster_id!r} pool {state.pool!r}"):
+            self._table(POOL_STATE_TABLE).update_entity(
+                _sdk_entity({k: v for k, v in entity.items() if k in columns}), mode=UpdateMode.MERGE
+            )
 
     def list_pool_states(self, cluster_key: str | None = None) -> list[PoolState]:
         """Rows of one cluster (or all), ordered by cluster then pool, each with its ETag."""
@@ -355,6 +386,15 @@ class WardenStore:
             return Admission.JOINED if is_open else Admission.START
         raise StoreConflictError(f"requests of {request.cluster_id} kept changing; gave up after {attempts} attempts")
 
+    def add_own_request(self, request: WorkRequest) -> None:
+        """A request the cluster's running worker makes for itself (e.g. verify a pool it has just
+        reimaged): one write, without the marker. The worker takes it before it ends, for it ends
+        only when it finds no request. The same request already waiting is written again: like
+        any request renewed after its lease, it is taken in the worker's next round."""
+        entity = _sdk_entity(to_entity(request, request.partition_key, request.row_key))
+        with _translated(f"add {request.kind} request {request.cluster_id!r} {request.pool!r}"):
+            self._table(REQUESTS_TABLE).upsert_entity(entity, mode=UpdateMode.REPLACE)
+
     def _write_request(self, request: WorkRequest, marker: Any) -> None:
         entity = _sdk_entity(to_entity(request, request.partition_key, request.row_key))
         opened = {"PartitionKey": request.partition_key, "RowKey": WORKER_ROW, "Open": True}
@@ -426,8 +466,22 @@ class WardenStore:
     def finish_requests(self, cluster_key: str, rows: Iterable[tuple[str, str]]) -> int:
         """Delete leased requests whose work is recorded: (RowKey, ETag) pairs. A row renewed
         since its lease (a newer request for the same target) stays for the next round, and
-        one already deleted (a re-run) is fine. Returns how many were deleted now."""
-        table, deleted = self._table(REQUESTS_TABLE), 0
+        one already deleted (a re-run) is fine. Returns how many were deleted now.
+        The rows go in one transaction; when one of them is renewed or gone, row by row."""
+        table, deleted, rows = self._table(REQUESTS_TABLE), 0, list(rows)
+        if len(rows) > 1 and len(rows) <= MAX_TRANSACTION_OPERATIONS:
+            partition = cluster_partition(cluster_key)
+            deletes = [
+                ("delete", {"PartitionKey": partition, "RowKey": key}, {"etag": etag, "match_condition": _UNCHANGED})
+                for key, etag in rows
+            ]
+            with _translated(f"finish {len(rows)} requests of {cluster_key!r}"):
+                try:
+                    table.submit_transaction(deletes)
+                    return len(rows)
+                except TableTransactionError as error:
+                    if error.status_code not in (404, 409, 412):
+                        raise  # one of them renewed or already deleted: see each, below
         for row_key, etag in rows:
             try:
                 with _translated(f"finish request {row_key!r}"):
@@ -480,55 +534,64 @@ class WardenStore:
 
     def acquire_slot(
         self, scope: str, holder: str, limit: int, now: datetime, ttl: timedelta, attempts: int = 5
-    ) -> bool:
+    ) -> SlotHandle | None:
         """Take one of `limit` slots of `scope` (e.g. run-commands in flight in a subscription)
-        for `holder`; False when all are held. A slot held past its expiry (its holder died) is
-        free again; a holder asking again (a re-run) keeps its slot."""
+        for `holder`; None when all are held. A slot held past its expiry (its holder died) is
+        free again; a holder asking again (a re-run) keeps its slot. The handle gives it back
+        without a look at the others (`release_slot`)."""
         partition = table_key(scope.lower())
         for _ in range(attempts):
             rows = {e["RowKey"]: e for e in self._query(SLOTS_TABLE, None, partition=partition)}
-            if any(e.get("Holder") == holder for e in rows.values()):
-                return True
+            if mine := next((e for e in rows.values() if e.get("Holder") == holder), None):
+                return SlotHandle(mine["RowKey"], mine.metadata["etag"])
             taken = {"PartitionKey": partition, "Holder": holder, "Expires": utc(now + ttl)}
             free = [k for k, e in sorted(rows.items()) if not e.get("Holder") or utc(e["Expires"]) <= utc(now)]
             unused = [f"slot-{i:04d}" for i in range(limit) if f"slot-{i:04d}" not in rows]
             try:
                 with _translated(f"take a slot of {scope!r}"):
                     if free and free[0] < f"slot-{limit:04d}":
-                        row = rows[free[0]]
-                        self._table(SLOTS_TABLE).update_entity(
+                        written = self._table(SLOTS_TABLE).update_entity(
                             {**taken, "RowKey": free[0]},
                             mode=UpdateMode.REPLACE,
-                            etag=row.metadata["etag"],
+                            etag=rows[free[0]].metadata["etag"],
                             match_condition=MatchConditions.IfNotModified,
                         )
-                    elif unused:
-                        self._table(SLOTS_TABLE).create_entity({**taken, "RowKey": unused[0]})
-                    else:
-                        return False
+                        return SlotHandle(free[0], written["etag"])
+                    if unused:
+                        written = self._table(SLOTS_TABLE).create_entity({**taken, "RowKey": unused[0]})
+                        return SlotHandle(unused[0], written["etag"])
+                    return None
             except StoreConflictError:
                 continue  # another holder took it first: look again
-            return True
-        return False
+        return None
 
     def slot_holders(self, scope: str, now: datetime) -> list[str]:
         """Who holds a slot of `scope` now (expired holds are not counted)."""
         rows = self._query(SLOTS_TABLE, None, partition=table_key(scope.lower()))
         return sorted(e["Holder"] for e in rows if e.get("Holder") and utc(e["Expires"]) > utc(now))
 
-    def release_slot(self, scope: str, holder: str) -> None:
-        """Give `holder`'s slot back (if it still has one; releasing twice is fine)."""
+    def release_slot(self, scope: str, holder: str, handle: SlotHandle | None = None) -> None:
+        """Give `holder`'s slot back (if it still has one; releasing twice is fine). With the
+        `handle` its acquisition gave, one write under that ETag: a slot changed since (taken
+        over after it expired) is someone else's now, and stays theirs."""
         partition = table_key(scope.lower())
-        for row in self._query(SLOTS_TABLE, None, partition=partition):
-            if row.get("Holder") == holder:
-                freed = {"PartitionKey": partition, "RowKey": row["RowKey"], "Holder": ""}
-                with contextlib.suppress(StoreConflictError), _translated(f"free a slot of {scope!r}"):
-                    self._table(SLOTS_TABLE).update_entity(
-                        freed,
-                        mode=UpdateMode.REPLACE,
-                        etag=row.metadata["etag"],
-                        match_condition=MatchConditions.IfNotModified,
-                    )
+        if handle is not None:
+            rows = [{"RowKey": handle.row_key, "etag": handle.etag}]
+        else:
+            rows = [
+                {"RowKey": e["RowKey"], "etag": e.metadata["etag"]}
+                for e in self._query(SLOTS_TABLE, None, partition=partition)
+                if e.get("Holder") == holder
+            ]
+        for row in rows:
+            freed = {"PartitionKey": partition, "RowKey": row["RowKey"], "Holder": ""}
+            with (
+                contextlib.suppress(StoreConflictError, StoreNotFoundError),
+                _translated(f"free a slot of {scope!r}"),
+            ):
+                self._table(SLOTS_TABLE).update_entity(
+                    freed, mode=UpdateMode.REPLACE, etag=row["etag"], match_condition=MatchConditions.IfNotModified
+                )
 
     # --- the reimage budget: one line of waiters, the reimages in flight, paused clusters ------
 
@@ -538,9 +601,12 @@ class WardenStore:
         """Let `claim`'s reimage start if its turn has come (`blast_radius.let_in`), else keep
         its place in line. A start is a hold written with the gate row under the ETag read with
         the rest of the partition: two starts never count the same room (the later one re-reads).
-        A holder asking again keeps its hold; expired holds and tickets count for nothing."""
+        A holder asking again keeps its hold; expired holds and tickets count for nothing.
+        A paused cluster (see `pause_reimages`) gets no turn: the answer says why."""
         for _ in range(attempts):
-            rows = self._query(SLOTS_TABLE, None, partition=table_key(REIMAGES_PARTITION))
+            rows, pause = self._reimage_rows(cluster_partition(claim.cluster_id))
+            if pause is not None:
+                return Turn(False, paused=self._pause(pause))
             claims = [e for e in rows if e["RowKey"] != REIMAGE_GATE]
             expired = {e["RowKey"] for e in claims if utc(e["Expires"]) <= utc(now)}
             holds = [e for e in claims if e["RowKey"].startswith(HOLD_PREFIX) and e["RowKey"] not in expired]
@@ -564,6 +630,19 @@ class WardenStore:
                 continue  # someone else started, or a row changed: look again
             return replace(turn, waited=ticket is not None)
         return Turn(False)
+
+    def _reimage_rows(self, paused_key: str) -> tuple[list, Any]:
+        """The reimage line's partition and the cluster's pause row (or None), in one query: the
+        two partitions are small, and the pause must be seen with the line it would hold back."""
+        line, paused = table_key(REIMAGES_PARTITION), table_key(REIMAGE_PAUSES_PARTITION)
+        # The SDK finds a parameter's name up to the next space: none may touch a parenthesis.
+        query = "PartitionKey eq @line or ( PartitionKey eq @paused and RowKey eq @cluster )"
+        table = self._table(SLOTS_TABLE)
+        with _translated(f"query {table.table_name}"):
+            rows = list(table.query_entities(query, parameters={"line": line, "paused": paused, "cluster": paused_key}))
+        return [e for e in rows if e["PartitionKey"] == line], next(
+            (e for e in rows if e["PartitionKey"] == paused), None
+        )
 
     def _grant(self, claim: Claim, gate: Any, ticket: Any, expired: list, now: datetime, ttl: timedelta) -> None:
         """The hold, the gate moved on (under its ETag), the waiter's ticket gone, and the expired

@@ -11,16 +11,24 @@ from dataclasses import asdict, replace
 from datetime import UTC, datetime
 
 from shared.adapters.publisher import OutcomeKind
+from shared.adapters.store import SlotHandle
 from shared.errors import ArmError, KeyStoreError, NotFoundError, OperationFailedError, Superseded
 from shared.models import Operation, SshAccess, Vmss
 from shared.orchestration import arm_steps, exemptions, key_steps, node_checks, reimage_budget, verification
 from shared.orchestration.envelope import activity, arm_failure, cluster_from_snapshot, cluster_ref, cluster_snapshot
-from shared.orchestration.recording import Entry, audit, pool_state, publish, save_state
+from shared.orchestration.recording import (
+    Entry,
+    add_follow_up,
+    audit,
+    pool_state,
+    publish,
+    publish_outcome,
+    save_state,
+)
 from shared.orchestration.runtime import runtime
 from shared.plan import Status, Step, held_reimage, plan_pool
 from shared.policy import NODE_OS_WINDOW
-from shared.protocol import FailureKind, Outcome, Result, WorkKind, failed, succeeded
-from shared.records import WorkRequest
+from shared.protocol import FailureKind, Outcome, Result, failed, succeeded
 from shared.sshd import script_for
 from shared.work import unreadable_items, work_items
 
@@ -227,19 +235,10 @@ def record(payload: dict) -> Result:
         payload["step"], outcome, payload.get("reason", ""), error.get("code", ""), payload.get("operation", "")
     )
     first = audit(rt, payload, entry)
-    if first and payload["step"] == "outcome" and outcome in (Outcome.SUCCEEDED, Outcome.FAILED):
-        kind = OutcomeKind.REMEDIATED if outcome is Outcome.SUCCEEDED else OutcomeKind.REMEDIATION_FAILED
-        publish(
-            rt,
-            kind,
-            payload,
-            reason=payload.get("reason", ""),
-            error=error.get("code"),
-            modeBefore=payload.get("modeBefore"),
-            modeAfter=payload.get("mode"),
-        )
+    if first and payload["step"] == "outcome":
+        publish_outcome(rt, payload, outcome)
     if follow_up := payload.get("followUp"):  # after the row: a re-run adds it again, harmlessly (joined)
-        _add_follow_up(rt, ref, {**payload, **follow_up})
+        add_follow_up(rt, {**payload, **follow_up})
     return succeeded(written=first)
 
 
@@ -247,20 +246,8 @@ def record(payload: dict) -> Result:
 def request_follow_up(payload: dict) -> Result:
     """More work for this cluster's worker (e.g. verify a pool it has just reimaged): a request
     row its next round takes."""
-    rt, ref = runtime(), cluster_ref(payload)
-    return succeeded(admission=_add_follow_up(rt, ref, payload))
-
-
-def _add_follow_up(rt, ref, payload: dict) -> str:
-    request = WorkRequest(
-        ref.id,
-        payload.get("pool") or "",
-        datetime.now(UTC),
-        WorkKind(payload["kind"]),
-        payload.get("reason", ""),
-        "warden",
-    )
-    return rt.store.add_request(request).value
+    add_follow_up(runtime(), payload)
+    return succeeded()
 
 
 # --- verify -----------------------------------------------------------------------------------
@@ -278,16 +265,18 @@ def plan_verification(payload: dict) -> Result:
         scale_sets = rt.arm.list_pool_scale_sets(cluster)
         nodes, skipped = [], []
         chosen = node_checks.named(pools, payload.get("pools"), skipped)
+        # The cluster's pool states and exemptions, one query each, serve all its pools.
+        states = {s.pool.lower(): s for s in rt.store.list_pool_states(ref.key)}
+        in_force = exemptions.for_cluster_step(rt, ref, payload)
         for pool in chosen:
-            checked = node_checks.sampled_nodes(rt, cluster, pool, scale_sets, payload)
+            known = states.get(pool.name.lower()), in_force.get(pool.key)
+            checked = node_checks.sampled_nodes(rt, cluster, pool, scale_sets, payload, *known)
             nodes += checked if isinstance(checked, list) else []
             if isinstance(checked, str):
                 skipped.append(
                     {"pool": pool.name, "os": pool.os_type, "mode": pool.ssh_access.value, "reason": checked}
                 )
-        planned = node_checks.planned_pools(
-            cluster, chosen, rt.settings.policy, exemptions.for_cluster_step(rt, ref, payload)
-        )
+        planned = node_checks.planned_pools(cluster, chosen, rt.settings.policy, in_force)
     except ArmError as e:
         return arm_steps.arm_failed(rt, payload, "verify", e)
     return succeeded(nodes=nodes, skipped=skipped, planned=planned, pollSeconds=poll)
@@ -298,9 +287,10 @@ def start_node_check(payload: dict) -> Result:
     """Send the check to one node once a run-command slot of the subscription is free."""
     rt, vmss = runtime(), Vmss(**payload["vmss"])
     now = datetime.now(UTC)
-    if not rt.store.acquire_slot(
+    slot = rt.store.acquire_slot(
         vmss.subscription, payload["instanceId"], rt.settings.verify_concurrency, now, node_checks.SLOT_TTL
-    ):
+    )
+    if slot is None:
         taken = f"all {rt.settings.verify_concurrency} run-command slots of subscription {vmss.subscription} are taken"
         return succeeded(busy=[taken], retryAfter=node_checks.SLOT_RETRY_SECONDS)
     command, script = script_for(payload["os"])
@@ -308,26 +298,27 @@ def start_node_check(payload: dict) -> Result:
         operation = rt.arm.start_run_command(vmss, payload["instance"], list(script), command_id=command)
     except ArmError as e:
         if not e.retryable:  # a retry keeps the slot (a 409 may be this check's own earlier send)
-            rt.store.release_slot(vmss.subscription, payload["instanceId"])
+            rt.store.release_slot(vmss.subscription, payload["instanceId"], slot)
         return Result(False, error=arm_failure(e))
-    return succeeded(operation=asdict(operation))
+    return succeeded(operation=asdict(operation), forPolls={"slot": slot.to_json()})
 
 
 @activity
 def poll_node_check(payload: dict) -> Result:
     """One poll of a node's run-command; once it ended, the slot is free and the answer judged."""
     rt, vmss = runtime(), Vmss(**payload["vmss"])
+    slot = SlotHandle.from_json(payload.get("slot"))
     try:
         output = rt.arm.run_command_output(Operation(**payload["operation"]), vmss.subscription)
     except ArmError as e:
         if e.retryable:
             return Result(False, error=arm_failure(e))
-        rt.store.release_slot(vmss.subscription, payload["instanceId"])
+        rt.store.release_slot(vmss.subscription, payload["instanceId"], slot)
         check = verification.unknown(payload, e.code or "RunCommandFailed", f"run-command failed: {e.message}")
         return succeeded(done=True, check=check)
     if output is None:
         return succeeded(done=False, status="InProgress", retryAfter=None)
-    rt.store.release_slot(vmss.subscription, payload["instanceId"])
+    rt.store.release_slot(vmss.subscription, payload["instanceId"], slot)
     return succeeded(done=True, check=node_checks.node_check(payload, output, payload["call"]["at"]))
 
 

@@ -12,10 +12,20 @@ from shared.errors import ArmError, NotFoundError, OperationFailedError, Superse
 from shared.models import Cluster, ClusterRef, Operation, Pool, SshAccess
 from shared.orchestration import exemptions
 from shared.orchestration.envelope import arm_failure, cluster_ref, step_time
-from shared.orchestration.recording import Entry, audit, audit_failure, save_state
+from shared.orchestration.recording import (
+    Entry,
+    add_follow_up,
+    audit,
+    audit_failure,
+    audit_rows,
+    merge_state,
+    publish_outcome,
+    save_state,
+)
 from shared.orchestration.runtime import Runtime
-from shared.plan import Step, write_still_applies
+from shared.plan import Status, Step, write_still_applies
 from shared.protocol import Outcome, Result, succeeded
+from shared.records import PoolState
 
 log = logging.getLogger(__name__)
 NODE_OS_CONFIGURATION = "aksManagedNodeOSUpgradeSchedule"  # the maintenance configuration's name
@@ -121,9 +131,19 @@ def judge_by_pool(rt: Runtime, payload: dict, step: str, operation: Operation) -
 
 
 def operation_succeeded(rt: Runtime, payload: dict, step: str, operation: Operation) -> Result:
+    """The operation's success, recorded with the pool's new state. The pool's last operation
+    carries its `closing` outcome ({"reason", "followUp"}): its row goes with the step's, with its
+    event and the follow-up it asks for, and the orchestrator records no outcome of its own."""
     after_success(rt, cluster_ref(payload), payload, step, operation)
-    audit(rt, payload, Entry(step, Outcome.SUCCEEDED, operation=operation.url))
-    return succeeded(done=True, status="Succeeded")
+    entries = [Entry(step, Outcome.SUCCEEDED, operation=operation.url)]
+    if closing := payload.get("closing"):
+        if follow_up := closing.get("followUp"):  # before the rows, which mark the poll done (see `started`)
+            add_follow_up(rt, {**payload, **follow_up})
+        entries.append(Entry("outcome", Outcome.SUCCEEDED, closing["reason"]))
+    first = audit_rows(rt, payload, [(payload.get("pool") or "", entry) for entry in entries])
+    if first and closing:
+        publish_outcome(rt, {**payload, "reason": closing["reason"]}, Outcome.SUCCEEDED)
+    return succeeded(done=True, status="Succeeded", closed=bool(closing))
 
 
 def arm_failed(rt: Runtime, payload: dict, step: str, e: ArmError, operation: str = "") -> Result:
@@ -138,10 +158,15 @@ def arm_failed(rt: Runtime, payload: dict, step: str, e: ArmError, operation: st
 
 def after_success(rt: Runtime, ref: ClusterRef, payload: dict, step: str, operation: Operation) -> None:
     if step == Step.UPDATE_SSH_ACCESS.value:
-        save_state(rt, ref, payload["pool"], configured=payload["mode"], pending=bool(payload.get("reimageOwed")))
+        changes = {"configured": payload["mode"], "pending": bool(payload.get("reimageOwed"))}
     elif step == Step.UPGRADE_NODE_IMAGE.value:
-        upgraded = (step_time(payload), operation.url)
-        save_state(rt, ref, payload["pool"], pending=False, upgraded=upgraded, upgrade_wait=("", None))
+        changes = {"pending": False, "upgraded": (step_time(payload), operation.url), "upgrade_wait": ("", None)}
+    else:
+        return
+    if planned_as := payload.get("plannedAs"):  # a reconcile's step: its plan has just written the row
+        merge_state(rt, ref, payload["pool"], (planned_as[0], planned_as[1]), **changes)
+    else:
+        save_state(rt, ref, payload["pool"], **changes)
 
 
 def note_upgrade_wait(rt: Runtime, payload: dict, step: str, wait: tuple[str, datetime | None]) -> None:
@@ -149,8 +174,11 @@ def note_upgrade_wait(rt: Runtime, payload: dict, step: str, wait: tuple[str, da
     events wake it. Best effort: without it, the poll's own timers still end each wait."""
     if step != Step.UPGRADE_NODE_IMAGE.value:
         return
-    try:
-        save_state(rt, cluster_ref(payload), payload["pool"], upgrade_wait=wait)
+    ref, (instance_id, started) = cluster_ref(payload), wait
+    columns = {"upgrade_instance_id": instance_id, **({"upgrade_started_time": started} if started else {})}
+    row = PoolState(ref.id, payload["pool"], "", "", Status.DRIFTED.value, **columns)  # only `columns` are written
+    try:  # without reading the row: the latest start's time stays when the upgrade ends
+        rt.store.merge_pool_state(row, columns)
     except Exception as e:  # noqa: BLE001 - the write went out: nothing may fail the activity now
         log.warning("pool %s: could not note who polls its upgrade (%s); its events wake nothing", payload["pool"], e)
 

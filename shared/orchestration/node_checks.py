@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from shared.adapters.publisher import OutcomeKind
 from shared.keys import fingerprint
 from shared.models import Cluster, ClusterRef, Pool, RunCommandOutput, SshAccess
-from shared.orchestration import exemptions
 from shared.orchestration.arm_steps import IDLE_STATES
 from shared.orchestration.envelope import cluster_ref
 from shared.orchestration.recording import (
@@ -19,7 +18,6 @@ from shared.orchestration.recording import (
     PlannedPool,
     Verified,
     audit_rows,
-    pool_state,
     publish,
     save_state,
 )
@@ -27,7 +25,7 @@ from shared.orchestration.runtime import Runtime
 from shared.plan import VMSS, Exemption, plan_pool
 from shared.policy import Policy
 from shared.protocol import Outcome, WorkKind
-from shared.records import NodeCheck, WorkRequest, safe_excerpt
+from shared.records import NodeCheck, PoolState, WorkRequest, safe_excerpt
 from shared.sshd import Verdict, judge, parse_output
 
 SLOT_RETRY_SECONDS = 20.0  # about how long a run-command takes: a slot frees about that often
@@ -98,11 +96,13 @@ def record_checks(rt: Runtime, payload: dict, checks: list[dict], skipped: list[
         rt.store.record_node_checks(rows, key=(payload.get("call") or {}).get("id"))
     pools = _pools(checks, skipped)
     planned = {p["pool"].lower(): p for p in payload.get("planned") or []}
+    states = {s.pool.lower(): s for s in rt.store.list_pool_states(ref.key)}  # one query for every pool
     for pool in pools:
+        state = states.get(pool["pool"].lower())
         if not pool.pop("phantom", False):
-            _save_pool(rt, ref, pool, now, planned.get(pool["pool"].lower()))
+            _save_pool(rt, ref, pool, now, planned.get(pool["pool"].lower()), state)
         if pool["verdict"] == Verdict.DRIFT:
-            pool["action"] = _drift_action(rt, ref, pool, now)
+            pool["action"] = _drift_action(rt, pool, now, state)
     entries = [(p["pool"], Entry("verify", _OUTCOMES[Verdict(p["verdict"])], _message(p))) for p in pools]
     first = audit_rows(rt, payload, entries)
     for pool in (p for p in pools if p["verdict"] == Verdict.DRIFT):
@@ -193,7 +193,9 @@ def planned_pools(
     ]
 
 
-def _save_pool(rt: Runtime, ref: ClusterRef, pool: dict, now: datetime, planned: dict | None) -> None:
+def _save_pool(
+    rt: Runtime, ref: ClusterRef, pool: dict, now: datetime, planned: dict | None, known: PoolState | None
+) -> None:
     drifted = sum(1 for n in pool["nodes"] if n["verdict"] == Verdict.DRIFT)
     verified = Verified(now, len(pool["nodes"]), drifted, pool["verdict"], pool["reason"])
     # Drift on nodes whose pool already has the mode: a reimage is owed (the plan then upgrades).
@@ -203,19 +205,18 @@ def _save_pool(rt: Runtime, ref: ClusterRef, pool: dict, now: datetime, planned:
     pending = True if drifted else False if settled else None
     if planned is not None:
         facts = PlannedPool(**{k: v for k, v in planned.items() if k != "pool"})
-        save_state(rt, ref, pool["pool"], verified=verified, pending=pending, planned=facts)
+        save_state(rt, ref, pool["pool"], verified=verified, pending=pending, planned=facts, known=known)
         return
     modes = {"configured": pool["mode"], "desired": pool.get("desired")} if pool.get("desired") else {}
-    save_state(rt, ref, pool["pool"], verified=verified, pending=pending, **modes)
+    save_state(rt, ref, pool["pool"], verified=verified, pending=pending, known=known, **modes)
 
 
-def _drift_action(rt: Runtime, ref: ClusterRef, pool: dict, now: datetime) -> str:
+def _drift_action(rt: Runtime, pool: dict, now: datetime, state: PoolState | None) -> str:
     """What drift leads to: a reconcile of the pool (it reimages when the mode is already set),
-    unless the mode is audit, or the warden itself reimaged the pool within the cooldown —
-    then another reimage would not help, and a person has to look."""
+    unless the mode is audit, or the warden itself reimaged the pool within the cooldown (its
+    row, `state`, says when) — then another reimage would not help, and a person has to look."""
     if not rt.settings.enforcing:
         return "audit mode: recorded, nothing written"
-    state = pool_state(rt, ref, pool["pool"])
     if state and state.last_upgrade_time and now - state.last_upgrade_time < REIMAGE_COOLDOWN:
         return f"not re-enforced: the warden reimaged this pool at {state.last_upgrade_time:%Y-%m-%d %H:%M} UTC; needs a person"
     return RECONCILE_REQUESTED
@@ -233,8 +234,11 @@ def named(pools: list, names: list[str] | None, skipped: list[dict]) -> list:
     return found
 
 
-def sampled_nodes(rt, cluster, pool, scale_sets: dict, payload: dict) -> list[dict] | str:
-    """The pool's sampled nodes, or why none is checked."""
+def sampled_nodes(
+    rt, cluster, pool, scale_sets: dict, payload: dict, state: PoolState | None, exemption: Exemption | None
+) -> list[dict] | str:
+    """The pool's sampled nodes, or why none is checked. `state`: the pool's row; `exemption`:
+    the pool's exemption in force at the step (as read for the whole cluster)."""
     if why := why_not_checked(cluster, pool, rt.settings.policy):
         return why
     vmss = scale_sets.get(pool.name.lower())
@@ -244,10 +248,9 @@ def sampled_nodes(rt, cluster, pool, scale_sets: dict, payload: dict) -> list[di
     if not instances:
         return "the pool has no nodes"
     # A pool owed a reimage is checked on every node: only then can all-ok say it has happened.
-    owed = (state := pool_state(rt, cluster.ref, pool.name)) is not None and state.pending_reimage
+    owed = state is not None and state.pending_reimage
     chosen = sample(list(instances), None if owed else rt.settings.policy.verify_sample, payload["call"]["id"])
     # An exempt pool is judged by the mode its exemption gives it (or keeps), not the policy's.
-    exemption = exemptions.for_step(rt, cluster.ref, pool.name, payload)
     desired = (exemption.mode or pool.ssh_access) if exemption else rt.settings.policy.decide(cluster, pool).desired
     cluster_key = fingerprint(cluster.ssh_public_keys[0]) if cluster.ssh_public_keys else ""
     return [

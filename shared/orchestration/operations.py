@@ -134,7 +134,8 @@ def run_operation(
         yield from record(context, payload, note["step"], Outcome.STARTED, "", operation=note["operation"])
     if not started.ok or started.get("skipped") or started.get("operation") is None:
         return started
-    return (yield from poll_operation(context, payload, started["operation"], base, poll_activity))
+    polled = {**payload, **(started.get("forPolls") or {})}  # what the start hands its polls (a slot)
+    return (yield from poll_operation(context, polled, started["operation"], base, poll_activity))
 
 
 def poll_operation(context, payload: dict, operation: dict, base: float, activity: str = "") -> Task:

@@ -89,33 +89,43 @@ def reconcile_pool(context) -> Task:
         return (yield from _finish(context, target, plan.error.outcome, plan.error.message, plan.error))
     if not plan["steps"]:
         return _result(target, Outcome.SKIPPED, plan["reason"], status=plan["status"])
-    outcome, reason, error = yield from _remediate(context, target, plan.value)
+    outcome, reason, error, closed = yield from _remediate(context, target, plan.value)
     modes = {"modeBefore": plan["current"], "mode": plan["desired"]}
     status = {Outcome.SUCCEEDED: Status.COMPLIANT, Outcome.WAITING: Status.PENDING_REIMAGE}.get(outcome, plan["status"])
     if plan["status"] == Status.EXEMPTED and outcome is Outcome.SUCCEEDED:
         status = Status.EXEMPTED  # given the exemption's mode: exempt it stays until the exemption ends
-    # The nodes are the truth: a success asks for their verification, with its outcome row.
-    verify = {"kind": WorkKind.VERIFY.value, "reason": f"after the warden's remediation ({reason})"}
-    follow_up = verify if outcome is Outcome.SUCCEEDED else None
+    if closed:  # the last operation's success recorded the outcome with it
+        return _result(target, outcome, reason, error, status)
+    follow_up = _verify_after(reason) if outcome is Outcome.SUCCEEDED else None
     return (yield from _finish(context, {**target, **modes}, outcome, reason, error, status, follow_up))
+
+
+def _verify_after(reason: str) -> dict:
+    """The nodes are the truth: a success asks for their verification, with its outcome row."""
+    return {"kind": WorkKind.VERIFY.value, "reason": f"after the warden's remediation ({reason})"}
 
 
 def _remediate(context, target: dict, plan: dict) -> Task:
     """The plan's steps in the order AKS needs: sshAccess first, then the reimage that applies it.
-    Returns (outcome, reason, failure or None)."""
+    Returns (outcome, reason, failure or None, whether the outcome is recorded). The last
+    operation carries the success's outcome (`closing`): its poll records it with the step."""
     base = plan["pollSeconds"]
     held = plan.get("reimageHeld", "")  # Kubernetes >= 1.37: the cluster's Node Disruption Policy holds the reimage
     owed = UPGRADE in plan["steps"] or bool(held)
     change = {**target, "mode": plan["desired"], "modeBefore": plan["current"], "reimageOwed": owed}
+    change["plannedAs"] = [plan["status"], plan["desired"]]  # what the plan wrote on the pool's row
+    success = f"{plan['current']} -> {plan['desired']}"
+    closing = {"closing": {"reason": success, "followUp": _verify_after(success)}}
     if UPDATE in plan["steps"]:
         _at(context, target, UPDATE)
+        last = closing if UPGRADE not in plan["steps"] and not held else {}
         done = yield from run_operation(
-            context, names.START_SSH_UPDATE, {**change, "step": UPDATE}, base, fresh=plan["idle"]
+            context, names.START_SSH_UPDATE, {**change, "step": UPDATE, **last}, base, fresh=plan["idle"]
         )
         if (early := (yield from _stopped(context, change, UPDATE, done))) is not None:
             return early
         if held:  # set, not yet on the nodes: not a success to claim
-            return Outcome.WAITING, f"{plan['current']} -> {plan['desired']} is set; {held}", None
+            return Outcome.WAITING, f"{success} is set; {held}", None, False
     if UPGRADE in plan["steps"]:
         _at(context, target, "upgrade-window")
         # Fresh: nothing waited since the cluster was seen idle (by the plan, or at the update's end).
@@ -123,19 +133,19 @@ def _remediate(context, target: dict, plan: dict) -> Task:
         if plan["upgradeWindow"] == NODE_OS_WINDOW and not (
             yield from wait_for_window(context, target, plan.get("maintenanceWindow"))
         ):
-            return Outcome.WAITING, "no usable node-OS maintenance window: the upgrade waits", None
+            return Outcome.WAITING, "no usable node-OS maintenance window: the upgrade waits", None, False
         _at(context, target, UPGRADE)
         done = yield from run_operation(
             context,
             names.START_NODE_IMAGE_UPGRADE,
-            {**change, "step": UPGRADE},
+            {**change, "step": UPGRADE, **closing},
             base,
             fresh=fresh,
             image=plan.get("nodeImageVersion"),
         )
         if (early := (yield from _stopped(context, change, UPGRADE, done))) is not None:
             return early
-    return Outcome.SUCCEEDED, f"{plan['current']} -> {plan['desired']}", None
+    return Outcome.SUCCEEDED, success, None, bool(done.get("closed"))
 
 
 def _at(context, target: dict, step: str) -> None:
@@ -144,13 +154,13 @@ def _at(context, target: dict, step: str) -> None:
 
 
 def _stopped(context, payload: dict, step: str, done) -> Task:
-    """None when the step went through; else the pool's (outcome, reason, failure)."""
+    """None when the step went through; else the pool's (outcome, reason, failure, False)."""
     if done.ok and done.get("skipped"):
-        return Outcome.SKIPPED, done["skipped"], None
+        return Outcome.SKIPPED, done["skipped"], None, False
     if done.ok:
         return None
     yield from record_failure(context, payload, step, done.error)
-    return done.error.outcome, done.error.message, done.error
+    return done.error.outcome, done.error.message, done.error, False
 
 
 def _finish(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from shared.adapters.publisher import OutcomeKind
 from shared.adapters.store import StoreNotFoundError
@@ -19,8 +20,8 @@ from shared.models import ClusterRef
 from shared.orchestration.envelope import cluster_ref
 from shared.orchestration.runtime import Runtime
 from shared.plan import PoolPlan, Status
-from shared.protocol import Failure, Outcome
-from shared.records import AuditRecord, PoolState
+from shared.protocol import Failure, Outcome, WorkKind
+from shared.records import AuditRecord, PoolState, WorkRequest
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,36 @@ def _record(payload: dict, pool: str, entry: Entry) -> AuditRecord:
         actor=payload.get("actor", ""),
         correlation_id=payload.get("correlationId", ""),
     )
+
+
+def publish_outcome(rt: Runtime, payload: dict, outcome: Outcome) -> None:
+    """A pool's remediation event, from its outcome row's payload: successes and failures only."""
+    if outcome not in (Outcome.SUCCEEDED, Outcome.FAILED):
+        return
+    kind = OutcomeKind.REMEDIATED if outcome is Outcome.SUCCEEDED else OutcomeKind.REMEDIATION_FAILED
+    publish(
+        rt,
+        kind,
+        payload,
+        reason=payload.get("reason", ""),
+        error=(payload.get("error") or {}).get("code"),
+        modeBefore=payload.get("modeBefore"),
+        modeAfter=payload.get("mode"),
+    )
+
+
+def add_follow_up(rt: Runtime, payload: dict) -> None:
+    """More work for the running cluster worker ({"kind", "reason", "pool"}: e.g. verify a pool
+    just reimaged), taken before the worker ends."""
+    request = WorkRequest(
+        cluster_ref(payload).id,
+        payload.get("pool") or "",
+        datetime.now(UTC),
+        WorkKind(payload["kind"]),
+        payload.get("reason", ""),
+        "warden",
+    )
+    rt.store.add_own_request(request)
 
 
 def audit_failure(rt: Runtime, payload: dict, step: str, failure: Failure, operation: str = "") -> bool:
@@ -127,6 +158,56 @@ def save_state(
     ref: ClusterRef,
     pool: str,
     *,
+    known: PoolState | None | object = _UNREAD,
+    attempts: int = 3,
+    **changes: Any,
+) -> None:
+    """Read-modify-write the pool's row under its ETag; a concurrent change means re-read.
+    `changes`: see `_changed`. `known`: the row as the caller has just read it (or None if
+    there was none), saving a read."""
+    for attempt in range(attempts):
+        current = known if attempt == 0 and known is not _UNREAD else pool_state(rt, ref, pool)
+        state = current or PoolState(ref.id, pool, desired_mode="", configured_mode="", status=Status.DRIFTED.value)
+        state = _changed(state, **changes)
+        try:
+            rt.store.put_pool_state(state, etag=current.etag if current else None)
+            return
+        except StoreConflictError:
+            continue
+    raise StoreConflictError(
+        f"pool state of {ref.id}/agentPools/{pool} kept changing; gave up after {attempts} attempts"
+    )
+
+
+def merge_state(rt: Runtime, ref: ClusterRef, pool: str, planned_as: tuple[str, str], **changes: Any) -> None:
+    """`save_state`'s changes written without a read, to the row the reconcile's own plan has
+    just written: `planned_as` is that plan's (status, desired mode). A pool's row is written by
+    its cluster's worker alone, one step after another, so it holds what the plan wrote and what
+    this reconcile changed since, which these columns write again (the status computed as
+    `save_state` would). A row gone meanwhile is written whole."""
+    status, desired = planned_as
+    planned = PoolState(ref.id, pool, desired_mode=desired, configured_mode=desired, status=status)
+    state = _changed(planned, **changes)
+    columns = [column for name in changes for column in _COLUMNS[name]] + ["status", "updated_time"]
+    try:
+        rt.store.merge_pool_state(state, columns)
+    except StoreNotFoundError:
+        save_state(rt, ref, pool, **changes)
+
+
+_COLUMNS = {  # the row's fields each change of `_changed` sets
+    "configured": ("configured_mode",),
+    "desired": ("desired_mode",),
+    "pending": ("pending_reimage",),
+    "upgraded": ("last_upgrade_time", "last_upgrade_operation_id"),
+    "upgrade_wait": ("upgrade_instance_id", "upgrade_started_time"),
+    "reason": ("reason",),
+}
+
+
+def _changed(
+    state: PoolState,
+    *,
     plan: PoolPlan | None = None,
     configured: str | None = None,
     desired: str | None = None,
@@ -136,57 +217,44 @@ def save_state(
     reason: str | None = None,
     verified: Verified | None = None,
     planned: PlannedPool | None = None,
-    known: PoolState | None | object = _UNREAD,
-    attempts: int = 3,
-) -> None:
-    """Read-modify-write the pool's row under its ETag; a concurrent change means re-read.
+) -> PoolState:
+    """The row with the changes given, its status in step and its time now.
     `upgrade_wait`: (instance id, start time) of the orchestration now polling the pool's
-    node-image upgrade, ("", None) when none does.
-    `known`: the row as the caller has just read it (or None if there was none), saving a read."""
+    node-image upgrade, ("", None) when none does (the start time of the latest is kept)."""
     planned = planned or (PlannedPool.of(plan) if plan is not None else None)
-    for attempt in range(attempts):
-        current = known if attempt == 0 and known is not _UNREAD else pool_state(rt, ref, pool)
-        state = current or PoolState(ref.id, pool, desired_mode="", configured_mode="", status=Status.DRIFTED.value)
-        if planned is not None:
-            state = replace(
-                state,
-                desired_mode=planned.desired,
-                configured_mode=planned.configured,
-                status=planned.status,
-                reason=planned.reason,
-                os=planned.os,
-                os_sku=planned.os_sku,
-            )
-        if configured is not None:
-            state = replace(state, configured_mode=configured)
-        if desired is not None:
-            state = replace(state, desired_mode=desired)
-        if pending is not None:
-            state = replace(state, pending_reimage=pending)
-        if upgraded is not None:
-            state = replace(state, last_upgrade_time=upgraded[0], last_upgrade_operation_id=upgraded[1])
-        if upgrade_wait is not None:
-            state = replace(state, upgrade_instance_id=upgrade_wait[0], upgrade_started_time=upgrade_wait[1])
-        if reason is not None:
-            state = replace(state, reason=reason)
-        if verified is not None:
-            state = replace(
-                state,
-                last_verified_time=verified.time,
-                nodes_checked=verified.checked,
-                nodes_drifted=verified.drifted,
-                verification_summary=verified.summary,
-                verdict=verified.verdict,
-            )
-        state = replace(state, status=_status(state), updated_time=datetime.now(UTC))
-        try:
-            rt.store.put_pool_state(state, etag=current.etag if current else None)
-            return
-        except StoreConflictError:
-            continue
-    raise StoreConflictError(
-        f"pool state of {ref.id}/agentPools/{pool} kept changing; gave up after {attempts} attempts"
-    )
+    if planned is not None:
+        state = replace(
+            state,
+            desired_mode=planned.desired,
+            configured_mode=planned.configured,
+            status=planned.status,
+            reason=planned.reason,
+            os=planned.os,
+            os_sku=planned.os_sku,
+        )
+    if configured is not None:
+        state = replace(state, configured_mode=configured)
+    if desired is not None:
+        state = replace(state, desired_mode=desired)
+    if pending is not None:
+        state = replace(state, pending_reimage=pending)
+    if upgraded is not None:
+        state = replace(state, last_upgrade_time=upgraded[0], last_upgrade_operation_id=upgraded[1])
+    if upgrade_wait is not None:
+        started = upgrade_wait[1] or state.upgrade_started_time  # the latest start is kept after its end
+        state = replace(state, upgrade_instance_id=upgrade_wait[0], upgrade_started_time=started)
+    if reason is not None:
+        state = replace(state, reason=reason)
+    if verified is not None:
+        state = replace(
+            state,
+            last_verified_time=verified.time,
+            nodes_checked=verified.checked,
+            nodes_drifted=verified.drifted,
+            verification_summary=verified.summary,
+            verdict=verified.verdict,
+        )
+    return replace(state, status=_status(state), updated_time=datetime.now(UTC))
 
 
 def _status(state: PoolState) -> str:

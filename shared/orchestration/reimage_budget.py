@@ -12,6 +12,7 @@ failed pauses its cluster's reimages until `python -m shared resume --cluster ID
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from shared.blast_radius import Claim, Limits, Pause
@@ -53,11 +54,11 @@ def take(rt: Runtime, payload: dict) -> Result | None:
     if not reimages(payload):
         return None
     ref, now = cluster_ref(payload), datetime.now(UTC)
-    if pause := rt.store.reimage_pause(ref.key):
-        return failed(FailureKind.WAITING, PAUSED_CODE, pause.reason())
     claim = Claim(payload["instanceId"], ref.subscription, ref.id, payload.get("pool", ""))
     limits = Limits(rt.settings.max_reimages, rt.settings.max_reimages_per_subscription)
     turn = rt.store.take_reimage_turn(claim, limits, now, HOLD_TTL, TICKET_TTL)
+    if turn.paused is not None:
+        return failed(FailureKind.WAITING, PAUSED_CODE, turn.paused.reason())
     if not turn.granted:
         reason = budget_reason(turn, limits, ref.subscription)
         if turn.first_wait:  # once per wait: every later ask finds its ticket
@@ -76,6 +77,8 @@ def settle_start(rt: Runtime, payload: dict, result: Result) -> Result:
     if not reimages(payload):
         return result
     holder = payload["instanceId"]
+    if result.ok and result.get("operation") is not None:  # it went out: its polls renew the hold
+        return replace(result, value={**result.value, "forPolls": {"reimageFrom": step_time(payload).isoformat()}})
     if result.ok and result.get("budget"):
         return result
     if result.ok and result.get("busy"):
@@ -86,8 +89,15 @@ def settle_start(rt: Runtime, payload: dict, result: Result) -> Result:
 
 
 def running(rt: Runtime, payload: dict) -> None:
-    """A poll found the reimage still running: its hold must not expire under it."""
-    if reimages(payload) and not rt.store.renew_reimage_hold(payload["instanceId"], datetime.now(UTC), HOLD_TTL):
+    """A poll found the reimage still running: its hold must not expire under it. Not read while
+    the reimage is young: its hold was taken (or kept) by its start, at most the start's retries
+    (under an hour) before; a quarter of HOLD_TTL after the start more than half of it is left."""
+    if not reimages(payload):
+        return
+    started = payload.get("reimageFrom")
+    if started and step_time(payload) - datetime.fromisoformat(started) < HOLD_TTL / 4:
+        return
+    if not rt.store.renew_reimage_hold(payload["instanceId"], datetime.now(UTC), HOLD_TTL):
         log.warning("the reimage hold of %s had expired and was given away", payload["instanceId"])
 
 

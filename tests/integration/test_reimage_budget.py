@@ -188,3 +188,26 @@ def test_a_failed_reimage_pauses_its_cluster_until_resumed(warden, arm_emulator)
     again = w.functions.with_client(lambda client: resume_cluster(client, w.runtime, Target(DEV), "twice"))
     assert again == (None, []), "a cluster that is not paused has nothing to resume"
     assert_nothing_held(w)
+
+
+def test_a_young_reimage_is_not_read_to_renew_its_hold_and_an_older_one_is(warden):
+    from datetime import timedelta
+
+    from shared.orchestration import reimage_budget
+
+    rt, wall = warden().runtime, datetime.now(UTC)
+    claim = Claim("upgrade-1", SUB_A, DEV.id, "nodepool1")
+    # Taken long ago by the wall clock: 10 minutes of the hold are left, a renewal would write.
+    assert rt.store.take_reimage_turn(
+        claim, Limits(1, 1), wall - HOLD_TTL + timedelta(minutes=10), HOLD_TTL, TICKET_TTL
+    )
+    at = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+    poll = {"step": "upgrade-node-image", "instanceId": "upgrade-1", "call": {"id": "p", "at": at.isoformat()}}
+
+    def held_after(minutes: int) -> bool:
+        return [c.holder for c in rt.store.reimage_claims(wall + timedelta(minutes=minutes))[0]] == ["upgrade-1"]
+
+    reimage_budget.running(rt, {**poll, "reimageFrom": (at - timedelta(minutes=20)).isoformat()})
+    assert not held_after(30), "20 minutes into its reimage (by the orchestration's clock) the hold is not read"
+    reimage_budget.running(rt, {**poll, "reimageFrom": (at - HOLD_TTL / 4).isoformat()})
+    assert held_after(30), "a quarter of the hold's life into it, the poll renews it"

@@ -340,14 +340,30 @@ def test_slots_bound_holders_per_scope_free_on_release_or_expiry(store):
     from datetime import timedelta
 
     ttl = timedelta(minutes=30)
-    assert [store.acquire_slot("sub-a", f"h{i}", 2, T0, ttl) for i in range(3)] == [True, True, False]
+    handles = [store.acquire_slot("sub-a", f"h{i}", 2, T0, ttl) for i in range(3)]
+    assert [h is not None for h in handles] == [True, True, False]
     assert store.acquire_slot("sub-b", "h9", 2, T0, ttl), "another scope has slots of its own"
-    assert store.acquire_slot("sub-a", "h1", 2, T0, ttl), "a holder asking again keeps its slot"
+    assert store.acquire_slot("sub-a", "h1", 2, T0, ttl) == handles[1], "a holder asking again keeps its slot"
     store.release_slot("sub-a", "h0")
     store.release_slot("sub-a", "h0")
     assert store.acquire_slot("sub-a", "h2", 2, T0, ttl)
     assert not store.acquire_slot("sub-a", "h3", 2, T0 + timedelta(minutes=29), ttl)
     assert store.acquire_slot("sub-a", "h3", 2, T0 + timedelta(minutes=31), ttl), "an expired slot is free"
+
+
+def test_a_slot_given_back_by_its_handle_frees_only_the_slot_as_its_holder_took_it(store):
+    from datetime import timedelta
+
+    ttl = timedelta(minutes=30)
+    mine = store.acquire_slot("sub-a", "h0", 1, T0, ttl)
+    store.release_slot("sub-a", "h0", mine)
+    assert store.slot_holders("sub-a", T0) == [], "released without a look at the partition"
+    again = store.acquire_slot("sub-a", "h0", 1, T0, ttl)
+    later = T0 + timedelta(minutes=31)
+    assert store.acquire_slot("sub-a", "h1", 1, later, ttl), "h0's slot expired: h1 took it over"
+    store.release_slot("sub-a", "h0", again)  # h0 comes back late with its old handle
+    assert store.slot_holders("sub-a", later) == ["h1"], "a slot taken over after it expired stays its new holder's"
+    store.release_slot("sub-a", "h0", again)  # releasing twice is fine
 
 
 def test_node_checks_written_with_a_key_are_written_once(store):
@@ -357,3 +373,39 @@ def test_node_checks_written_with_a_key_are_written_once(store):
     store.record_node_checks([check, other], key="0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b")
     assert [(c.instance_id, c.verdict) for c in store.list_node_checks(CLUSTER_A.key)] == [("0", "ok"), ("1", "drift")]
     assert len(store.latest_node_checks(CLUSTER_A.key)) == 2
+
+
+def test_finished_requests_go_together_and_a_renewed_one_stays(azurite, store):
+    from shared.protocol import WorkKind
+    from shared.records import WorkRequest
+
+    for pool in ("a", "b", "c"):
+        store.add_request(WorkRequest(CLUSTER_A.id, pool, T0, WorkKind.VERIFY, "after a remediation", "warden"))
+    leased, _ = store.lease_requests(CLUSTER_A.key, "lease-1")
+    rows = [(r.stored_key, r.etag) for r in leased]
+    sent = []
+    with WardenStore(azurite, table_prefix=store.table_prefix, raw_request_hook=sent.append) as counted:
+        assert counted.finish_requests(CLUSTER_A.key, rows[:2]) == 2
+    assert len(sent) == 1, "two unchanged rows go in one transaction"
+    store.finish_requests(CLUSTER_A.key, rows[:2])  # a re-run finds them gone: no error
+    assert [r.pool for r in store.list_requests(CLUSTER_A.key)] == ["c"]
+    store.add_request(WorkRequest(CLUSTER_A.id, "c", T0, WorkKind.VERIFY, "asked again", "warden"))
+    store.finish_requests(CLUSTER_A.key, rows)
+    assert [r.pool for r in store.list_requests(CLUSTER_A.key)] == ["c"], "c was renewed since its lease: it stays"
+
+
+def test_a_merge_writes_only_its_columns_of_an_existing_pool_row(store):
+    from shared.errors import StoreNotFoundError
+
+    store.put_pool_state(PoolState(CLUSTER_A.id, "np1", "Disabled", "LocalUser", PoolStatus.DRIFTED, reason="planned"))
+    update = PoolState(CLUSTER_A.id, "np1", "", "Disabled", PoolStatus.PENDING_REIMAGE, reason="not written")
+    store.merge_pool_state(update, ["configured_mode", "status"])
+    row = store.get_pool_state(CLUSTER_A.key, "np1")
+    assert (row.desired_mode, row.configured_mode, row.status, row.reason) == (
+        "Disabled",
+        "Disabled",
+        PoolStatus.PENDING_REIMAGE,
+        "planned",
+    ), "the merged columns changed, the others stayed"
+    with pytest.raises(StoreNotFoundError):
+        store.merge_pool_state(replace(update, pool="gone"), ["status"])
