@@ -218,16 +218,19 @@ class WardenStore:
                 )
         return metadata["etag"]
 
-    def merge_pool_state(self, state: PoolState, fields: Iterable[str]) -> None:
+    def merge_pool_state(self, state: PoolState, fields: Iterable[str], etag: str | None = None) -> None:
         """Write only `fields` of the pool's row, without reading it (a merge: the other columns
-        stay). Every other writer rewrites the row under its ETag, which this changes: they read
-        again and keep it. A field without a value is left as it is (Table Storage has no null).
-        Raises `StoreNotFoundError` when there is no row."""
+        stay); with `etag`, only if the row is unchanged since (else `StoreConflictError`). Every
+        other writer rewrites the row under its ETag, which this changes: they read again and
+        keep it. A field without a value is left as it is (Table Storage has no null). Raises
+        `StoreNotFoundError` when there is no row."""
         columns = {"PartitionKey", "RowKey", *(column_name(f) for f in fields)}
         entity = to_entity(state, state.partition_key, state.row_key)
         with _translated(f"write pool state {state.cluster_id!r} pool {state.pool!r}"):
             self._table(POOL_STATE_TABLE).update_entity(
-                _sdk_entity({k: v for k, v in entity.items() if k in columns}), mode=UpdateMode.MERGE
+                _sdk_entity({k: v for k, v in entity.items() if k in columns}),
+                mode=UpdateMode.MERGE,
+                **({"etag": etag, "match_condition": _UNCHANGED} if etag else {}),
             )
 
     def list_pool_states(self, cluster_key: str | None = None) -> list[PoolState]:

@@ -15,14 +15,23 @@ from shared.adapters.store import SlotHandle
 from shared.errors import ArmError, KeyStoreError, NotFoundError, OperationFailedError, Superseded
 from shared.models import Operation, SshAccess, Vmss
 from shared.orchestration import arm_steps, exemptions, key_steps, node_checks, reimage_budget, verification
-from shared.orchestration.envelope import activity, arm_failure, cluster_from_snapshot, cluster_ref, cluster_snapshot
+from shared.orchestration.envelope import (
+    activity,
+    arm_failure,
+    cluster_from_snapshot,
+    cluster_ref,
+    cluster_snapshot,
+    step_time,
+)
 from shared.orchestration.recording import (
     Entry,
     add_follow_up,
     audit,
+    merge_state,
     pool_state,
     publish,
     publish_outcome,
+    row_seen,
     save_state,
 )
 from shared.orchestration.runtime import runtime
@@ -67,14 +76,22 @@ def list_pools(payload: dict) -> Result:
         cluster, pools = rt.arm.get_cluster(ref), rt.arm.list_pools(ref)
     except ArmError as e:
         return arm_steps.arm_failed(rt, payload, "list-pools", e)
-    # The cluster as read now serves every pool's plan (each reads its own pool afresh).
-    return succeeded(pools=[p.name for p in pools], clusterSeen=cluster_snapshot(cluster))
+    # The cluster as read now, with the pools' rows and exemptions (a query each), serves every
+    # pool's plan begun soon after (each reads its own pool afresh; its write re-reads the exemption).
+    rows = {s.pool.lower(): {"pending": s.pending_reimage, "etag": s.etag} for s in rt.store.list_pool_states(ref.key)}
+    in_force = exemptions.for_cluster_step(rt, ref, payload)
+    return succeeded(
+        pools=[p.name for p in pools],
+        clusterSeen=cluster_snapshot(cluster),
+        rowsSeen=rows,
+        exemptionsSeen={p.name.lower(): exemptions.to_payload(in_force[p.key]) for p in pools if p.key in in_force},
+    )
 
 
 @activity
 def plan_pool_activity(payload: dict) -> Result:
-    """Read the pool (and the cluster, unless the cluster's listing just did), plan, record the
-    decision; say what the orchestrator should do.
+    """Read the pool (and the cluster, its row and its exemption, unless the cluster's listing
+    just did), plan, record the decision; say what the orchestrator should do.
 
     The pool is read afresh: the plan's audit row says what the pool is now, and the PUT then
     sends that very body with its ETag. Whether the cluster is idle is judged from what was
@@ -89,13 +106,17 @@ def plan_pool_activity(payload: dict) -> Result:
         seen = payload.get("clusterSeen")
         cluster = cluster_from_snapshot(seen) if seen else rt.arm.get_cluster(ref)
         pool = rt.arm.get_pool(ref, name)
-        state = pool_state(rt, ref, name)
+        if seen:  # a row seen by the listing: its ETag guards the plan's write (`row_seen`)
+            state = row_seen(ref, name, payload.get("rowSeen"))
+            exemption = exemptions.from_payload(payload.get("exemptionSeen"), step_time(payload))
+        else:
+            state, exemption = pool_state(rt, ref, name), exemptions.for_step(rt, ref, name, payload)
         plan = plan_pool(
             cluster,
             pool,
             rt.settings.policy,
             pending_reimage=bool(state and state.pending_reimage),
-            exemption=exemptions.for_step(rt, ref, name, payload),
+            exemption=exemption,
         )
         # The window is read only where an upgrade will wait for it.
         waits = Step.UPGRADE_NODE_IMAGE in plan.steps and rt.settings.policy.upgrade_window == NODE_OS_WINDOW
@@ -106,7 +127,11 @@ def plan_pool_activity(payload: dict) -> Result:
     reason = plan.reason if acting or not plan.steps else f"audit mode, nothing written: {plan.reason}"
     desired = plan.desired.value if plan.desired else "ignore"
     outcome = Outcome.PLANNED if acting else Outcome.SKIPPED
-    save_state(rt, ref, name, plan=plan, known=state)  # side effects first, the audit row last: it marks the step done
+    # Side effects first, the audit row last: it marks the step done.
+    if seen and state is not None:
+        merge_state(rt, ref, name, state, etag=state.etag, plan=plan)
+    else:
+        save_state(rt, ref, name, plan=plan, known=state)
     first = audit(
         rt,
         payload,
@@ -151,7 +176,7 @@ def start_ssh_update(payload: dict) -> Result:
         if (not_now := reimage_budget.take(rt, payload)) is not None:  # Kubernetes >= 1.37: the PUT reimages
             return not_now
         return rt.arm.set_pool_ssh_access(
-            ref, name, mode, check=lambda pool: arm_steps.recheck(rt, cluster, pool, mode, step)
+            ref, name, mode, check=lambda pool: arm_steps.recheck(rt, payload, cluster, pool, mode, step)
         )
 
     return reimage_budget.settle_start(rt, payload, arm_steps.write(rt, payload, step, attempt))
@@ -183,7 +208,7 @@ def start_node_image_upgrade(payload: dict) -> Result:
             )
         # A reimage for a new key applies no sshAccess decision: the policy is not asked again.
         policy_cluster = None if payload.get("purpose") == "key" else cluster
-        arm_steps.recheck(rt, policy_cluster, pool, mode, step, must_have_mode=True)
+        arm_steps.recheck(rt, payload, policy_cluster, pool, mode, step, must_have_mode=True)
         if (not_now := reimage_budget.take(rt, payload)) is not None:
             return replace(not_now, value={**not_now.value, "nodeImageVersion": pool.node_image_version})
         try:

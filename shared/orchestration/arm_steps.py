@@ -47,12 +47,14 @@ def still_writing(rt: Runtime, subscription: str) -> None:
         raise Superseded(f"subscription {subscription} is no longer in WARDEN_SUBSCRIPTIONS: not writing")
 
 
-def recheck(rt: Runtime, cluster: Cluster | None, pool: Pool, mode: SshAccess, step: str, must_have_mode=False) -> None:
+def recheck(
+    rt: Runtime, payload: dict, cluster: Cluster | None, pool: Pool, mode: SshAccess, step: str, must_have_mode=False
+) -> None:
     """Raise `Superseded` unless the write is still wanted: enforce mode, in scope, the policy
     (when the cluster was read again) still asks for `mode`, and it is not already done."""
     settings = rt.settings
     still_writing(rt, pool.cluster.subscription)
-    exemption = exemptions.in_force(rt, pool.cluster, pool.name)  # one granted since the plan counts too
+    exemption = exemptions.for_step(rt, pool.cluster, pool.name, payload)  # one granted since the plan counts too
     if cluster is not None and (why := write_still_applies(cluster, pool, settings.policy, mode, exemption)):
         raise Superseded(why)
     if cluster is None and exemption is not None and exemption.mode is not mode:
@@ -164,7 +166,8 @@ def after_success(rt: Runtime, ref: ClusterRef, payload: dict, step: str, operat
     else:
         return
     if planned_as := payload.get("plannedAs"):  # a reconcile's step: its plan has just written the row
-        merge_state(rt, ref, payload["pool"], (planned_as[0], planned_as[1]), **changes)
+        status, desired = planned_as
+        merge_state(rt, ref, payload["pool"], PoolState(ref.id, payload["pool"], desired, desired, status), **changes)
     else:
         save_state(rt, ref, payload["pool"], **changes)
 

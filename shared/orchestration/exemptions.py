@@ -17,7 +17,7 @@ from enum import StrEnum
 
 from shared.adapters.publisher import OutcomeKind
 from shared.errors import StoreConflictError
-from shared.models import ClusterRef, Target
+from shared.models import ClusterRef, SshAccess, Target
 from shared.orchestration.envelope import cluster_json, step_time
 from shared.orchestration.recording import Entry, audit, publish
 from shared.orchestration.runtime import Runtime
@@ -85,6 +85,20 @@ def for_step(rt: Runtime, ref: ClusterRef, pool: str, payload: dict) -> Exemptio
 
 def for_cluster_step(rt: Runtime, ref: ClusterRef, payload: dict) -> dict[str, Exemption]:
     return in_force_in_cluster(rt, ref, step_time(payload))
+
+
+def to_payload(exemption: Exemption) -> dict[str, str | None]:
+    """An exemption in force, for a later step of the orchestration (JSON)."""
+    mode = exemption.mode.value if exemption.mode else None
+    return {"actor": exemption.actor, "reason": exemption.reason, "until": iso(exemption.until), "mode": mode}
+
+
+def from_payload(value: dict | None, at: datetime) -> Exemption | None:
+    """The exemption `to_payload` gave, if it is still in force at `at` (a step's time)."""
+    if not value or (until := datetime.fromisoformat(value["until"])) <= at:
+        return None
+    mode = SshAccess.parse(value["mode"]) if value.get("mode") else None
+    return Exemption(value["actor"], value["reason"], until, mode)
 
 
 # --- writing: each change recorded once -----------------------------------------------------

@@ -32,9 +32,11 @@ from shared.policy import NODE_OS_WINDOW
 from shared.protocol import Failure, FailureKind, Outcome, WorkKind
 
 UPDATE, UPGRADE = "update-ssh-access", "upgrade-node-image"
-# A cluster's listing serves the pool plans begun this soon after it; later ones read the cluster.
+# A cluster's listing serves the pool plans begun this soon after it; later ones read it all again.
 # Each write is guarded by the pool's ETag and ARM's 409, and a change to the cluster itself
-# (version, tags, Node Disruption Policy) brings its own event and a fresh reconcile.
+# (version, tags, Node Disruption Policy) brings its own event and a fresh reconcile. The pools'
+# rows are written by this worker alone (the plan's write is guarded by the row's ETag too), and
+# an exemption granted since is honoured by the write's own check of it.
 CLUSTER_SEEN_MAX_AGE = timedelta(minutes=30)
 
 
@@ -44,7 +46,7 @@ def reconcile_cluster(context) -> Task:
     cluster, pools = work["cluster"], work.get("pools")
     common = {"cluster": cluster, "instanceId": context.instance_id, "actor": work.get("actor", "")}
     base = work.get("pollSeconds") or DEFAULT_BASE_SECONDS
-    seen = {}  # the cluster as the listing read it serves each pool's plan; a named pool's plan reads it
+    listing = {}  # what the cluster's listing read serves each pool's plan; a named pool's plan reads it all
     if pools is None:
         listed = yield from call(context, names.LIST_POOLS, common, base)
         if not listed.ok:
@@ -53,15 +55,14 @@ def reconcile_cluster(context) -> Task:
                 context, common, "outcome", listed.error.outcome, listed.error.message, error=listed.error.to_json()
             )
             return {"outcomes": [], "error": listed.error.to_json()}
-        seen_at = context.current_utc_datetime.isoformat()
-        pools, seen = listed["pools"], {"clusterSeen": listed.get("clusterSeen"), "clusterSeenAt": seen_at}
+        pools, listing = listed["pools"], {**listed.value, "at": context.current_utc_datetime.isoformat()}
     outcomes = []
     for index, pool in enumerate(pools):
         child = names.child_instance_id(context.instance_id, pool, str(context.new_uuid()))
         context.set_custom_status(
             {"cluster": cluster["name"], "pool": pool, "done": index, "of": len(pools), "instanceId": child}
         )
-        target = {**common, "pool": pool, "reason": work.get("reason", ""), "pollSeconds": base, **seen}
+        target = {**common, "pool": pool, "reason": work.get("reason", ""), "pollSeconds": base, **_seen(listing, pool)}
         try:
             outcome = yield context.call_sub_orchestrator(names.RECONCILE_POOL, target, child)
         except Exception as e:  # noqa: BLE001 - a failed sub-orchestration fails this pool only
@@ -73,17 +74,32 @@ def reconcile_cluster(context) -> Task:
     return {"outcomes": outcomes}
 
 
+def _seen(listing: dict, pool: str) -> dict:
+    """What the cluster's listing read of `pool` (the cluster, the pool's row and exemption)."""
+    if not listing:
+        return {}
+    return {
+        "clusterSeen": listing.get("clusterSeen"),
+        "clusterSeenAt": listing["at"],
+        "rowSeen": (listing.get("rowsSeen") or {}).get(pool.lower()),
+        "exemptionSeen": (listing.get("exemptionsSeen") or {}).get(pool.lower()),
+    }
+
+
 def reconcile_pool(context) -> Task:
     """Input: {"cluster", "pool", "reason", "actor"}. Output: {"pool", "outcome", "status", "reason", "error"}."""
     given = context.get_input()
-    seen = given.pop("clusterSeen", None)  # for the plan only: the later steps' inputs stay small
+    # For the plan only (the later steps' inputs stay small): what the cluster's listing read.
+    seen = {key: given.pop(key, None) for key in ("clusterSeen", "rowSeen", "exemptionSeen")}
     seen_at = given.pop("clusterSeenAt", None)
-    if seen_at and context.current_utc_datetime - datetime.fromisoformat(seen_at) > CLUSTER_SEEN_MAX_AGE:
-        seen = None  # read long ago (the pools before took their time): the plan reads the cluster
+    if not seen["clusterSeen"] or (
+        seen_at and context.current_utc_datetime - datetime.fromisoformat(seen_at) > CLUSTER_SEEN_MAX_AGE
+    ):
+        seen = {}  # read long ago (the pools before took their time): the plan reads it all
     target = {**given, "instanceId": context.instance_id}
     _at(context, target, "plan")
     base = target.get("pollSeconds") or DEFAULT_BASE_SECONDS
-    plan = yield from call(context, names.PLAN_POOL, {**target, "clusterSeen": seen} if seen else target, base)
+    plan = yield from call(context, names.PLAN_POOL, {**target, **seen}, base)
     if not plan.ok:
         yield from record_failure(context, target, "plan", plan.error)
         return (yield from _finish(context, target, plan.error.outcome, plan.error.message, plan.error))

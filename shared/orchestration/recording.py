@@ -179,23 +179,34 @@ def save_state(
     )
 
 
-def merge_state(rt: Runtime, ref: ClusterRef, pool: str, planned_as: tuple[str, str], **changes: Any) -> None:
-    """`save_state`'s changes written without a read, to the row the reconcile's own plan has
-    just written: `planned_as` is that plan's (status, desired mode). A pool's row is written by
-    its cluster's worker alone, one step after another, so it holds what the plan wrote and what
-    this reconcile changed since, which these columns write again (the status computed as
-    `save_state` would). A row gone meanwhile is written whole."""
-    status, desired = planned_as
-    planned = PoolState(ref.id, pool, desired_mode=desired, configured_mode=desired, status=status)
-    state = _changed(planned, **changes)
+def merge_state(
+    rt: Runtime, ref: ClusterRef, pool: str, known: PoolState, etag: str | None = None, **changes: Any
+) -> None:
+    """`save_state`'s changes written without a read: `known` holds what the status depends on
+    (modes, status, pending reimage) as the row has them, which its writer knows (the listing
+    read it, or the reconcile's own plan has just written it: a pool's row is written by its
+    cluster's worker alone, one step after another). Only the changed columns are written; with
+    `etag`, only if the row is unchanged since. A row changed or gone is written as `save_state`
+    does."""
+    state = _changed(known, **changes)
     columns = [column for name in changes for column in _COLUMNS[name]] + ["status", "updated_time"]
     try:
-        rt.store.merge_pool_state(state, columns)
-    except StoreNotFoundError:
+        rt.store.merge_pool_state(state, columns, etag)
+    except (StoreNotFoundError, StoreConflictError):
         save_state(rt, ref, pool, **changes)
 
 
+def row_seen(ref: ClusterRef, pool: str, seen: dict | None) -> PoolState | None:
+    """A pool's row as a cluster's listing saw it ({"pending", "etag"}; None: there was none):
+    enough to plan the pool and to merge the plan's columns under that ETag."""
+    if seen is None:
+        return None
+    drifted = Status.DRIFTED.value  # no column but pending_reimage is judged from it
+    return PoolState(ref.id, pool, "", "", drifted, pending_reimage=seen["pending"], etag=seen["etag"])
+
+
 _COLUMNS = {  # the row's fields each change of `_changed` sets
+    "plan": ("desired_mode", "configured_mode", "reason", "os", "os_sku"),
     "configured": ("configured_mode",),
     "desired": ("desired_mode",),
     "pending": ("pending_reimage",),

@@ -425,3 +425,20 @@ def test_the_cli_refuses_bad_input_with_exit_2_and_writes_nothing(cli_env, azuri
     with WardenStore(azurite) as store:
         store.ensure_tables()
         assert store.list_exemptions() == [] and store.list_audit() == []
+
+
+def test_an_exemption_granted_after_a_cluster_write_listed_the_pools_stops_the_write(warden, arm_emulator):
+    """The plans of a cluster write use the exemptions as its listing read them; one granted
+    since is honoured by the write's own check of it."""
+    w = warden(POLICY)
+    listed = []
+    w.on_progress = lambda e: (
+        listed.append(e) if e.kind == "activity-completed" and e.activity == names.LIST_POOLS else None
+    )
+    w.functions.deliver_events([arm_event(DEV.id, "Microsoft.ContainerService/managedClusters/write")])
+    assert w.functions.durable.run_until(lambda: bool(listed)), "the cluster's pools were never listed"
+    assert grant(w, NODEPOOL1, in_two_hours())[0] == 201
+    finish_worker(w)
+    assert writes_to(w, "nodepool1") == [], "the pool was exempted before its write went out"
+    steps = [(r.step, r.outcome.value) for r in w.audit() if r.pool == "nodepool1"]
+    assert ("plan", "planned") in steps and ("update-ssh-access", "skipped") in steps, steps
