@@ -8,10 +8,10 @@ and the ARM emulator. Two figures per run, seconds / 10:
 - to idle: until nothing is left to run, the verification that each remediation asks for
   included (informational: its cost per node is section 5's).
 
-The baseline is the same `timed_run` (its source is sent along) in the tree of
-`BASELINE_COMMIT`, the commit before the reconcile was made cheaper: its tree is taken with `git
-archive` into a temporary directory (the checkout is not touched) and run in a subprocess, on the
-same Azurite. The two alternate, `RUNS` times each; the medians are compared. Without git or the
+Each side runs the same `timed_run` (its source is sent along) in a subprocess of its own, on the
+same Azurite: this tree, and the tree of `BASELINE_COMMIT`, the commit before the reconcile was
+made cheaper, taken with `git archive` into a temporary directory (the checkout is not touched).
+The two alternate, `RUNS` times each; the medians are compared. Without git or the
 commit (an exported tree, a shallow clone) the baseline is the figure recorded in
 bench/README.md, `RECORDED_BASELINE`, and the report says so.
 """
@@ -31,15 +31,13 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from bench.scenarios import SCENARIOS
-
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE_COMMIT = "0f37603"
 RECORDED_BASELINE = {"reconcile": 0.178, "idle": 0.263}  # seconds per pool on BASELINE_COMMIT (bench/README.md)
 SCENARIO = "cluster-x10"
-RUNS = 3
+RUNS = 5
 
 
 def timed_run(tables: str, key: str) -> dict:
@@ -68,13 +66,13 @@ def timed_run(tables: str, key: str) -> dict:
     return {"reconcile": (ended[0] - began) / scenario.pools, "idle": (idle - began) / scenario.pools}
 
 
-# Runs in the baseline tree: one `timed_run` per line read, its figures back as JSON.
+# Runs in each tree (this one and the baseline's), in a process of its own: one `timed_run` per
+# line read, its figures back as JSON. Both sides are measured alike, after one unmeasured run.
 _CHILD = f"""
 import json, logging, sys
 logging.basicConfig(level=logging.ERROR)
-from bench.scenarios import warm_up
 {inspect.getsource(timed_run)}
-warm_up(sys.argv[1])
+timed_run(sys.argv[1], sys.argv[2])  # unmeasured: the imports and first connections of the scenario
 print("ready", flush=True)
 for _ in sys.stdin:
     print(json.dumps(timed_run(sys.argv[1], sys.argv[2])), flush=True)
@@ -82,17 +80,20 @@ for _ in sys.stdin:
 
 
 def measure(tables: str) -> dict:
-    [scenario] = [s for s in SCENARIOS if s.key == SCENARIO]
-    baseline, source = _Baseline.start(tables), f"commit {BASELINE_COMMIT}, measured in this run"
+    ours_process = _Tree.start(ROOT, tables)
+    if ours_process is None:
+        raise RuntimeError("this tree's reconcile measurement did not start (see the log above)")
+    baseline, source = _Tree.start(_baseline_tree(), tables), f"commit {BASELINE_COMMIT}, measured in this run"
     ours, theirs = [], []
     try:
         for _ in range(RUNS):
-            ours.append(timed_run(tables, scenario.key))
+            ours.append(ours_process.measure())
             if baseline is not None:
                 theirs.append(baseline.measure())
     finally:
-        if baseline is not None:
-            baseline.close()
+        for tree in (ours_process, baseline):
+            if tree is not None:
+                tree.close()
     if not theirs:
         theirs, source = [RECORDED_BASELINE], f"commit {BASELINE_COMMIT}, recorded in bench/README.md"
     return {
@@ -109,31 +110,30 @@ def measure(tables: str) -> dict:
 _SUFFIX = {"reconcile": "", "idle": "_to_idle"}
 
 
-class _Baseline:
-    """The baseline tree's bench in a subprocess, answering one measure per request."""
+class _Tree:
+    """A tree's `timed_run` in a subprocess, answering one measure per request."""
 
     def __init__(self, process: subprocess.Popen):
         self._process = process
 
     @classmethod
-    def start(cls, tables: str) -> _Baseline | None:
-        tree = _baseline_tree()
+    def start(cls, tree: Path | None, tables: str) -> _Tree | None:
         if tree is None:
             return None
         process = subprocess.Popen(
             [sys.executable, "-c", _CHILD, tables, SCENARIO],
             cwd=tree,
-            env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},  # its own tree, not this one
+            env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},  # its own tree, not another
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )
-        baseline = cls(process)
-        if baseline._line() != "ready":
-            baseline.close()
-            log.warning("the baseline tree of %s did not start; using the recorded figure", BASELINE_COMMIT)
+        started = cls(process)
+        if started._line() != "ready":
+            started.close()
+            log.warning("the reconcile measurement in %s did not start", tree)
             return None
-        return baseline
+        return started
 
     def measure(self) -> dict:
         self._process.stdin.write("measure\n")
