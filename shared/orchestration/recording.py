@@ -207,6 +207,8 @@ def row_seen(ref: ClusterRef, pool: str, seen: dict | None) -> PoolState | None:
 
 _COLUMNS = {  # the row's fields each change of `_changed` sets
     "plan": ("desired_mode", "configured_mode", "reason", "os", "os_sku"),
+    "planned": ("desired_mode", "configured_mode", "reason", "os", "os_sku"),
+    "verified": ("last_verified_time", "nodes_checked", "nodes_drifted", "verification_summary", "verdict"),
     "configured": ("configured_mode",),
     "desired": ("desired_mode",),
     "pending": ("pending_reimage",),

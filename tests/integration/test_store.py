@@ -409,3 +409,35 @@ def test_a_merge_writes_only_its_columns_of_an_existing_pool_row(store):
     ), "the merged columns changed, the others stayed"
     with pytest.raises(StoreNotFoundError):
         store.merge_pool_state(replace(update, pool="gone"), ["status"])
+
+
+def test_a_plan_merged_under_a_stale_etag_reads_the_row_and_keeps_what_changed_since(store):
+    from shared.models import SshAccess
+    from shared.orchestration.recording import PlannedPool, merge_state, row_seen
+    from shared.orchestration.runtime import Runtime
+
+    rt = Runtime(settings=None, arm=None, store=store)  # the store alone is written
+    store.put_pool_state(pool_state(reason="seen by the listing"))
+    listed = store.get_pool_state(CLUSTER_A.key, "np1")
+    seen = row_seen(CLUSTER_A, "np1", {"pending": listed.pending_reimage, "etag": listed.etag})
+    store.put_pool_state(replace(listed, pending_reimage=True, etag=None), etag=listed.etag)  # written since
+    planned = PlannedPool(SshAccess.LOCAL_USER.value, SshAccess.DISABLED.value, "drifted", "the plan's reason")
+    merge_state(rt, CLUSTER_A, "np1", seen, etag=seen.etag, planned=planned)
+    row = store.get_pool_state(CLUSTER_A.key, "np1")
+    assert (row.reason, row.pending_reimage) == ("the plan's reason", True), "the plan's columns over the row as it is"
+
+    merge_state(
+        rt, CLUSTER_A, "gone", row_seen(CLUSTER_A, "gone", {"pending": False, "etag": listed.etag}), planned=planned
+    )
+    assert store.get_pool_state(CLUSTER_A.key, "gone").reason == "the plan's reason", "a row gone is written whole"
+
+
+def test_every_change_a_pool_row_takes_names_the_columns_a_merge_writes():
+    import inspect
+
+    from shared.orchestration import recording
+
+    changes = [p.name for p in inspect.signature(recording._changed).parameters.values() if p.kind is p.KEYWORD_ONLY]
+    assert sorted(changes) == sorted(recording._COLUMNS), "a merge would miss (or invent) columns"
+    stored = {c for columns in recording._COLUMNS.values() for c in columns}
+    assert stored <= set(PoolState.__dataclass_fields__), stored - set(PoolState.__dataclass_fields__)
