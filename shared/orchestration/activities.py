@@ -223,7 +223,8 @@ def start_node_image_upgrade(payload: dict) -> Result:
 @activity
 def poll_operation(payload: dict) -> Result:
     """One poll; on the operation's end, record it and the pool's new state. A status URL that
-    answers 404 has expired or was lost: the pool itself then says how the operation ended."""
+    answers 404 has expired or was lost: the pool itself then says how the operation ended.
+    On success, the upgrade handed over to it (`then`) goes out, its answer returned as `next`."""
     rt, ref, step = runtime(), cluster_ref(payload), payload["step"]
     operation = Operation(**payload["operation"])
     try:
@@ -241,7 +242,12 @@ def poll_operation(payload: dict) -> Result:
             state.error_code or state.status, state.error_message or f"operation ended {state.status}"
         )
         return arm_steps.arm_failed(rt, payload, step, failure, operation=operation.url)
-    return arm_steps.operation_succeeded(rt, payload, step, operation)
+    first = arm_steps.record_success(rt, payload, step, operation)
+    done = succeeded(done=True, status="Succeeded", closed=bool(payload.get("closing")))
+    if then := payload.get("then"):  # the upgrade that follows at once (`operations.handover`), sent now
+        call = {**then["call"], "at": payload["call"]["at"]}
+        done.value["next"] = start_node_image_upgrade({**then, "call": call, "unsent": first})
+    return done
 
 
 @activity

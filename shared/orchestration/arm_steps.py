@@ -68,8 +68,10 @@ def recheck(
 def write(rt: Runtime, payload: dict, step: str, attempt: Callable[[], Operation | Result]) -> Result:
     """One ARM write step: unless this very step already sent it (a re-run), `attempt` reads
     what it needs and either answers a `Result` (busy: not now) or sends the write and returns
-    its `Operation`. A decision that no longer holds, and ARM's errors, become their results."""
-    if (receipt := already_started(rt, payload)) is not None:
+    its `Operation`. A decision that no longer holds, and ARM's errors, become their results.
+    `unsent` (set by the activity that sends a handed-over start, see `operations.handover`):
+    its own record was written first by this run, so no earlier run sent this write either."""
+    if not payload.get("unsent") and (receipt := already_started(rt, payload)) is not None:
         return receipt
     try:
         sent = attempt()
@@ -133,9 +135,15 @@ def judge_by_pool(rt: Runtime, payload: dict, step: str, operation: Operation) -
 
 
 def operation_succeeded(rt: Runtime, payload: dict, step: str, operation: Operation) -> Result:
-    """The operation's success, recorded with the pool's new state. The pool's last operation
-    carries its `closing` outcome ({"reason", "followUp"}): its row goes with the step's, with its
-    event and the follow-up it asks for, and the orchestrator records no outcome of its own."""
+    record_success(rt, payload, step, operation)
+    return succeeded(done=True, status="Succeeded", closed=bool(payload.get("closing")))
+
+
+def record_success(rt: Runtime, payload: dict, step: str, operation: Operation) -> bool:
+    """The operation's success, recorded with the pool's new state; True if this run wrote it.
+    The pool's last operation carries its `closing` outcome ({"reason", "followUp"}): its row goes
+    with the step's, with its event and the follow-up it asks for, and the orchestrator records
+    no outcome of its own."""
     after_success(rt, cluster_ref(payload), payload, step, operation)
     entries = [Entry(step, Outcome.SUCCEEDED, operation=operation.url)]
     if closing := payload.get("closing"):
@@ -145,7 +153,7 @@ def operation_succeeded(rt: Runtime, payload: dict, step: str, operation: Operat
     first = audit_rows(rt, payload, [(payload.get("pool") or "", entry) for entry in entries])
     if first and closing:
         publish_outcome(rt, {**payload, "reason": closing["reason"]}, Outcome.SUCCEEDED)
-    return succeeded(done=True, status="Succeeded", closed=bool(closing))
+    return first
 
 
 def arm_failed(rt: Runtime, payload: dict, step: str, e: ArmError, operation: str = "") -> Result:

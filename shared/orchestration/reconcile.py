@@ -8,6 +8,8 @@ in its own sub-orchestration with its own bounded history:
         plan -> skip | PUT sshAccess (once idle, decision re-checked) -> poll
              -> [wait for the node-OS window] -> node-image upgrade (idem) -> poll -> outcome
 
+With no window to wait for, the PUT's last poll sends the upgrade itself (`handover`).
+
 Every pool the plan gives steps ends in exactly one `outcome` row — succeeded, skipped, waiting,
 gone or failed — also when a step ran out of retries or the pool's sub-orchestration failed; a
 pool with nothing to do ends at its `plan` row (skipped, with its status and why).
@@ -22,6 +24,7 @@ from shared.orchestration.operations import (
     DEFAULT_BASE_SECONDS,
     Task,
     call,
+    handover,
     record,
     record_failure,
     run_operation,
@@ -29,7 +32,7 @@ from shared.orchestration.operations import (
 )
 from shared.plan import Status
 from shared.policy import NODE_OS_WINDOW
-from shared.protocol import Failure, FailureKind, Outcome, WorkKind
+from shared.protocol import Failure, FailureKind, Outcome, Result, WorkKind
 
 UPDATE, UPGRADE = "update-ssh-access", "upgrade-node-image"
 # A cluster's listing serves the pool plans begun this soon after it; later ones read it all again.
@@ -132,11 +135,17 @@ def _remediate(context, target: dict, plan: dict) -> Task:
     change["plannedAs"] = [plan["status"], plan["desired"]]  # what the plan wrote on the pool's row
     success = f"{plan['current']} -> {plan['desired']}"
     closing = {"closing": {"reason": success, "followUp": _verify_after(success)}}
+    upgrade = {**change, "step": UPGRADE, **closing}
+    image = plan.get("nodeImageVersion")
+    # An upgrade right after the update (no reimage held, no window to wait for) is started by
+    # the update's last poll, where the cluster was just seen idle.
+    at_once = UPDATE in plan["steps"] and not held and plan["upgradeWindow"] != NODE_OS_WINDOW
+    handed = handover(context, upgrade, image=image) if at_once and UPGRADE in plan["steps"] else None
     if UPDATE in plan["steps"]:
         _at(context, target, UPDATE)
         last = closing if UPGRADE not in plan["steps"] and not held else {}
         done = yield from run_operation(
-            context, names.START_SSH_UPDATE, {**change, "step": UPDATE, **last}, base, fresh=plan["idle"]
+            context, names.START_SSH_UPDATE, {**change, "step": UPDATE, **last}, base, fresh=plan["idle"], then=handed
         )
         if (early := (yield from _stopped(context, change, UPDATE, done))) is not None:
             return early
@@ -151,13 +160,15 @@ def _remediate(context, target: dict, plan: dict) -> Task:
         ):
             return Outcome.WAITING, "no usable node-OS maintenance window: the upgrade waits", None, False
         _at(context, target, UPGRADE)
+        sent = done.get("next") if handed else None  # the update's last poll sent the first start
         done = yield from run_operation(
             context,
             names.START_NODE_IMAGE_UPGRADE,
-            {**change, "step": UPGRADE, **closing},
+            upgrade,
             base,
             fresh=fresh,
-            image=plan.get("nodeImageVersion"),
+            image=image,
+            handed=(handed, Result.from_json(sent) if sent else None) if handed else None,
         )
         if (early := (yield from _stopped(context, change, UPGRADE, done))) is not None:
             return early

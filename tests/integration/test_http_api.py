@@ -215,8 +215,14 @@ def test_status_shows_the_pool_and_step_while_the_work_runs_and_the_output_after
     worker = worker_instance_id(DEV.key)
     seen: list[dict] = []
 
+    sent = []
+
     def during_the_upgrade(event) -> None:
-        if event.kind == "activity-completed" and event.activity == names.START_NODE_IMAGE_UPGRADE and not seen:
+        if event.kind != "activity-completed" or seen:
+            return
+        if "next" in event.payload.get("value", {}):  # the update's last poll started the upgrade
+            sent.append(event)
+        elif sent and event.activity == names.POLL_OPERATION:  # the upgrade's first poll
             response = status_of(w.functions, worker)
             assert response.status_code == 200
             seen.append(answer(response, STATUS_FUNCTION))

@@ -10,6 +10,7 @@ AUTOMATIC = ClusterRef(SUB_B, "rg-prod-neu", "aks-auto-neu")
 STOPPED = ClusterRef(SUB_B, "rg-dev-neu", "aks-sandbox-neu")
 
 NODEPOOL1 = DEV.id + "/agentPools/nodepool1"
+UPGRADE = "upgrade-node-image"
 
 
 def test_pool_write_event_gives_one_put_then_one_upgrade_and_ssh_off_on_the_nodes(warden, arm_emulator):
@@ -49,6 +50,20 @@ def test_the_upgrade_starts_only_after_the_put_succeeded(warden, arm_emulator):
     upgrade = next(i for i, r in enumerate(requests) if r.method == "POST")
     assert put < upgrade
     assert any("/operations/" in r.path.lower() for r in requests[put:upgrade]), "no poll of the PUT before the upgrade"
+
+
+def test_the_upgrade_right_after_the_update_goes_out_from_the_update_s_last_poll(warden, arm_emulator):
+    """Nothing waits between them: the poll that sees the PUT succeed sends the upgrade, and the
+    upgrade's own start activity never runs (it would only when a retry or a window comes between)."""
+    w = warden({"default": "Disabled"})
+    w.deliver(arm_event(NODEPOOL1))
+    assert w.activity_times(names.START_NODE_IMAGE_UPGRADE) == []
+    [chained] = [e for e in w.progress if e.kind == "activity-completed" and "next" in e.payload.get("value", {})]
+    assert chained.activity == names.POLL_OPERATION
+    sent = chained.payload["value"]["next"]
+    assert w.writes() == [("PUT", "agentPools/nodepool1"), ("POST", "nodepool1/upgradeNodeImageVersion")]
+    [started] = [r for r in w.audit(DEV) if (r.pool, r.step, r.outcome.value) == ("nodepool1", UPGRADE, "started")]
+    assert sent["ok"] and sent["value"]["operation"]["url"] == started.operation_id
 
 
 def test_compliant_pool_gets_no_write(warden):

@@ -43,9 +43,16 @@ def rolling_event(
 
 def waiting_on_the_upgrade(w) -> bool:
     """The upgrade went out and its first poll waits (its timer is set)."""
-    seen = [(e.kind, e.activity) for e in w.progress]
-    started = ("activity-completed", names.START_NODE_IMAGE_UPGRADE)
-    return started in seen and ("timer", None) in seen[seen.index(started) :]
+    went_out = [i for i, e in enumerate(w.progress) if _sent_the_upgrade(e)]
+    return bool(went_out) and any(e.kind == "timer" for e in w.progress[went_out[0] :])
+
+
+def _sent_the_upgrade(event) -> bool:
+    """Its own start, or the update's last poll, which starts the upgrade that follows at once."""
+    if event.kind != "activity-completed":
+        return False
+    sent_next = event.activity == names.POLL_OPERATION and "next" in (event.payload or {}).get("value", {})
+    return event.activity == names.START_NODE_IMAGE_UPGRADE or sent_next
 
 
 def upgrade_polls(w) -> list[datetime]:

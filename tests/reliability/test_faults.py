@@ -303,8 +303,15 @@ def _delete_while_the_put_is_polled(w, arm_emulator) -> None:
 
 
 def _delete_after_the_put_succeeded(w, arm_emulator) -> None:
-    # As the upgrade is about to start (right after the update: it POSTs without reading first).
-    on_activity(w, names.START_NODE_IMAGE_UPGRADE, lambda: arm_emulator.delete_pool(NODEPOOL1), nth=1)
+    # As the update's last poll is about to run: it finds the PUT succeeded and starts the upgrade
+    # right away (without reading first).
+    on_activity(
+        w,
+        names.POLL_OPERATION,
+        lambda: arm_emulator.delete_pool(NODEPOOL1),
+        nth=2,
+        when=lambda e: e.payload["step"] == UPDATE,
+    )
 
 
 @pytest.mark.parametrize(
@@ -342,7 +349,8 @@ def test_an_upgrade_that_ran_while_a_retry_waited_is_not_started_again(warden, a
         while not w.runtime.arm.operation_state(operation, DEV.subscription).done:
             pass
 
-    on_activity(w, names.START_NODE_IMAGE_UPGRADE, upgrade_meanwhile, nth=2)
+    # The first attempt goes out from the update's last poll; the retry is the start activity's first call.
+    on_activity(w, names.START_NODE_IMAGE_UPGRADE, upgrade_meanwhile, nth=1)
     w.deliver(arm_event(NODEPOOL1))
     posts = [r for r in arm_emulator.requests if r.method == "POST" and not is_run_command(r.path)]
     assert len(posts) == 2, "the refused attempt and the one that ran meanwhile, none from the retry"
