@@ -37,9 +37,15 @@ def _needs_escape(char: str) -> bool:
     return char in _ESCAPED or unicodedata.category(char) in ("Cc", "Cs")
 
 
+# What `_needs_escape` accepts, as one pattern: most keys (ARM ids) have none of it.
+_NEEDS_ESCAPE = re.compile(r"[/\\#?%|\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
 def table_key(text: str) -> str:
     """`text` as a legal, reversible PartitionKey/RowKey: forbidden characters become `%XX`
     (or `%uXXXX` above U+00FF); every other character is kept, so keys stay readable."""
+    if not _NEEDS_ESCAPE.search(text):
+        return text
     return "".join(_escape(c) if _needs_escape(c) else c for c in text)
 
 
