@@ -214,8 +214,7 @@ def test_status_shows_the_pool_and_step_while_the_work_runs_and_the_output_after
     w = warden()
     worker = worker_instance_id(DEV.key)
     seen: list[dict] = []
-
-    sent = []
+    sent = []  # the update's last poll, which started the upgrade
 
     def during_the_upgrade(event) -> None:
         if event.kind != "activity-completed" or seen:
