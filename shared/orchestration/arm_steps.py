@@ -14,6 +14,7 @@ from shared.orchestration import exemptions
 from shared.orchestration.envelope import arm_failure, cluster_ref, step_time
 from shared.orchestration.recording import (
     Entry,
+    PlannedPool,
     add_follow_up,
     audit,
     audit_failure,
@@ -23,7 +24,7 @@ from shared.orchestration.recording import (
     save_state,
 )
 from shared.orchestration.runtime import Runtime
-from shared.plan import Status, Step, write_still_applies
+from shared.plan import Exemption, Status, Step, write_still_applies
 from shared.protocol import Outcome, Result, succeeded
 from shared.records import PoolState
 
@@ -55,6 +56,8 @@ def recheck(
     settings = rt.settings
     still_writing(rt, pool.cluster.subscription)
     exemption = exemptions.for_step(rt, pool.cluster, pool.name, payload)  # one granted since the plan counts too
+    if exemption is not None and exemption.mode is not mode:
+        show_exempted(rt, pool, exemption)  # the checks below refuse the write
     if cluster is not None and (why := write_still_applies(cluster, pool, settings.policy, mode, exemption)):
         raise Superseded(why)
     if cluster is None and exemption is not None and exemption.mode is not mode:
@@ -63,6 +66,16 @@ def recheck(
         raise Superseded(f"the pool's sshAccess is {pool.ssh_access.value} now, not {mode.value}: not reimaging for it")
     if step == Step.UPDATE_SSH_ACCESS.value and pool.ssh_access is mode:
         raise Superseded(f"the pool already has sshAccess {mode.value}: no PUT", done=True)
+
+
+def show_exempted(rt: Runtime, pool: Pool, exemption: Exemption) -> None:
+    """The pool's row says `exempted` at once when a write finds an exemption its plan did not
+    see (a cluster write's plans use the listing's snapshot), not only from the next plan on."""
+    mode, current = exemption.mode or pool.ssh_access, pool.ssh_access.value
+    reason = f"{exemption.describe()}: {mode.value if exemption.mode else f'keeps {current}'}"
+    planned = PlannedPool(current, mode.value, Status.EXEMPTED.value, reason, pool.os_type, pool.os_sku)
+    row = PoolState(pool.cluster.id, pool.name, mode.value, current, Status.EXEMPTED.value)
+    merge_state(rt, pool.cluster, pool.name, row, planned=planned)
 
 
 def write(rt: Runtime, payload: dict, step: str, attempt: Callable[[], Operation | Result]) -> Result:

@@ -442,3 +442,5 @@ def test_an_exemption_granted_after_a_cluster_write_listed_the_pools_stops_the_w
     assert writes_to(w, "nodepool1") == [], "the pool was exempted before its write went out"
     steps = [(r.step, r.outcome.value) for r in w.audit() if r.pool == "nodepool1"]
     assert ("plan", "planned") in steps and ("update-ssh-access", "skipped") in steps, steps
+    state = w.pool_state(DEV, "nodepool1")
+    assert state.status.value == "exempted" and "until" in state.reason, "the row says so at once, not at the next plan"

@@ -11,6 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
+from shared.adapters.store import WardenStore
 from shared.cli import main
 from shared.keys import fingerprint
 from shared.protocol import WorkKind
@@ -80,8 +81,15 @@ def test_an_automatic_cluster_is_refused_with_the_reason(warden, arm_emulator):
     assert row.outcome.value == "failed" and "AKS Automatic" in row.message
 
 
-def test_no_key_store_and_no_key_is_exit_2_with_nothing_written(monkeypatch, arm_emulator, azurite, capsys):
+@pytest.fixture
+def cli_env(monkeypatch, arm_emulator, azurite):
     set_cli_env(monkeypatch, arm_emulator, azurite)
+    yield
+    with WardenStore(azurite) as store:  # the CLI uses the default table names: leave none behind
+        store.delete_tables()
+
+
+def test_no_key_store_and_no_key_is_exit_2_with_nothing_written(cli_env, monkeypatch, arm_emulator, capsys):
     monkeypatch.delenv("WARDEN_KEYVAULT_URL", raising=False)
     assert main(["rotate-keys", "--cluster", DEV.id]) == 2
     assert "no key store" in capsys.readouterr().err
@@ -98,10 +106,7 @@ def test_no_key_store_and_no_key_is_exit_2_with_nothing_written(monkeypatch, arm
     ],
     ids=["ed25519", "rsa-1024", "private-key", "junk"],
 )
-def test_an_unusable_supplied_key_is_exit_2_with_nothing_written(
-    monkeypatch, arm_emulator, azurite, capsys, tmp_path, key, message
-):
-    set_cli_env(monkeypatch, arm_emulator, azurite)
+def test_an_unusable_supplied_key_is_exit_2_with_nothing_written(cli_env, arm_emulator, capsys, tmp_path, key, message):
     path = tmp_path / "key.pub"
     path.write_text(key)
     assert main(["rotate-keys", "--cluster", DEV.id, "--public-key", str(path), "--json"]) == 2
@@ -110,8 +115,7 @@ def test_an_unusable_supplied_key_is_exit_2_with_nothing_written(
     assert [r for r in arm_emulator.requests if r.method != "GET"] == []
 
 
-def test_cli_rotation_with_a_supplied_key(monkeypatch, arm_emulator, azurite, capsys, tmp_path):
-    set_cli_env(monkeypatch, arm_emulator, azurite)
+def test_cli_rotation_with_a_supplied_key(cli_env, arm_emulator, capsys, tmp_path):
     path = tmp_path / "key.pub"
     path.write_text(RSA_3072 + " someone@example\n")
     assert main(["rotate-keys", "--cluster", PROD.id, "--public-key", str(path), "--json"]) == 0
