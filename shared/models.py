@@ -201,6 +201,7 @@ class Pool:
     orchestrator_version: str = ""
     node_image_version: str = ""
     power_state: str = "Running"
+    etag: str = field(default="", compare=False)  # `properties.eTag` as read: what a write's If-Match names
 
     @property
     def id(self) -> str:

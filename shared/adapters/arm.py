@@ -37,7 +37,7 @@ from shared.adapters.arm_parse import (
     vm_instance_from_arm,
 )
 from shared.adapters.credentials import arm_client_options
-from shared.errors import ArmError, CredentialError, NotFoundError, TransientError
+from shared.errors import ArmError, ConflictError, CredentialError, NotFoundError, TransientError
 from shared.models import (
     Cluster,
     ClusterRef,
@@ -128,7 +128,12 @@ class Arm:
     # --- AKS: writes (each starts a long-running operation) ------------------------------
 
     def set_pool_ssh_access(
-        self, ref: ClusterRef, pool: str, mode: SshAccess, check: Callable[[Pool], None] | None = None
+        self,
+        ref: ClusterRef,
+        pool: str,
+        mode: SshAccess,
+        check: Callable[[Pool], None] | None = None,
+        etag: str | None = None,
     ) -> Operation:
         """PUT the pool whole with only `securityProfile.sshAccess` changed.
 
@@ -137,7 +142,8 @@ class Arm:
         this adapter last read of the pool (its list or GET) serves as well as a new GET:
         if the pool changed since, the PUT fails and nothing is overwritten. Without one it
         GETs the pool. `check` sees the pool the PUT is based on and may raise to stop the
-        write (a decision re-checked).
+        write (a decision re-checked). `etag`: the pool's ETag as its plan read it; a pool
+        that has changed since is refused here as ARM would (412), before `check` and the PUT.
         """
         from azure.mgmt.containerservice.models import AgentPoolSecurityProfile
 
@@ -145,6 +151,8 @@ class Arm:
         try:
             with translated_errors():
                 body = self._bodies.take(ref, pool) or client.agent_pools.get(ref.resource_group, ref.name, pool)
+                if etag and body.properties.e_tag != etag:
+                    raise ConflictError("PreconditionFailed", f"pool {pool} has changed since its plan", status=412)
                 if check is not None:
                     check(pool_from_arm(ref, body.as_dict()))
                 profile = body.properties.security_profile or AgentPoolSecurityProfile()

@@ -63,6 +63,7 @@ def pool_from_arm(cluster: ClusterRef, body: Mapping[str, Any]) -> Pool:
         orchestrator_version=props.get("currentOrchestratorVersion") or props.get("orchestratorVersion") or "",
         node_image_version=props.get("nodeImageVersion") or "",
         power_state=(props.get("powerState") or {}).get("code") or "Running",
+        etag=str(props.get("eTag") or ""),
     )
 
 

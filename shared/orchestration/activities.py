@@ -152,6 +152,7 @@ def plan_pool_activity(payload: dict) -> Result:
         idle=not arm_steps.busy(cluster, [pool]),
         reimageHeld=held_reimage(cluster, pool) if Step.UPDATE_SSH_ACCESS in plan.steps else "",
         nodeImageVersion=pool.node_image_version,
+        poolEtag=pool.etag,
         upgradeWindow=rt.settings.policy.upgrade_window,
         maintenanceWindow=window,
     )
@@ -162,10 +163,12 @@ def start_ssh_update(payload: dict) -> Result:
     """PUT the pool's new sshAccess, once the cluster is idle and the decision still holds.
 
     `fresh`: the plan has just seen the cluster idle and read the pool, nothing waited since:
-    the PUT sends that body with its ETag. Otherwise cluster and pools are read again first.
+    the PUT sends that body on the ETag the plan read (`poolEtag`). Otherwise cluster and pools
+    are read again first.
     """
     rt, ref, name, mode = runtime(), cluster_ref(payload), payload["pool"], SshAccess.parse(payload["mode"])
     step = Step.UPDATE_SSH_ACCESS.value
+    planned_etag = payload.get("poolEtag") if payload.get("fresh") else None
 
     def attempt() -> Operation | Result:
         cluster = None
@@ -176,10 +179,15 @@ def start_ssh_update(payload: dict) -> Result:
         if (not_now := reimage_budget.take(rt, payload)) is not None:  # Kubernetes >= 1.37: the PUT reimages
             return not_now
         return rt.arm.set_pool_ssh_access(
-            ref, name, mode, check=lambda pool: arm_steps.recheck(rt, payload, cluster, pool, mode, step)
+            ref,
+            name,
+            mode,
+            check=lambda pool: arm_steps.recheck(rt, payload, cluster, pool, mode, step),
+            etag=planned_etag,
         )
 
-    return reimage_budget.settle_start(rt, payload, arm_steps.write(rt, payload, step, attempt))
+    written = arm_steps.write(rt, payload, step, attempt, guarded=bool(planned_etag))
+    return reimage_budget.settle_start(rt, payload, written)
 
 
 @activity

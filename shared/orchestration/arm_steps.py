@@ -78,19 +78,27 @@ def show_exempted(rt: Runtime, pool: Pool, exemption: Exemption) -> None:
     merge_state(rt, pool.cluster, pool.name, row, planned=planned)
 
 
-def write(rt: Runtime, payload: dict, step: str, attempt: Callable[[], Operation | Result]) -> Result:
+def write(
+    rt: Runtime, payload: dict, step: str, attempt: Callable[[], Operation | Result], *, guarded: bool = False
+) -> Result:
     """One ARM write step: unless this very step already sent it (a re-run), `attempt` reads
     what it needs and either answers a `Result` (busy: not now) or sends the write and returns
     its `Operation`. A decision that no longer holds, and ARM's errors, become their results.
-    `unsent` (set by the activity that sends a handed-over start, see `operations.handover`):
-    its own record was written first by this run, so no earlier run sent this write either."""
-    if not payload.get("unsent") and (receipt := already_started(rt, payload)) is not None:
+
+    The receipt of an earlier run is read first, except where it cannot be needed first:
+    - `guarded`: the write goes out only on the pool's ETag as its plan read it, which an
+      earlier run's write has changed: its refusal (412) is when the receipt is read;
+    - `unsent` (set by the activity that sends a handed-over start, see `operations.handover`):
+      its own record was written first by this run, so no earlier run sent this write either."""
+    if not (guarded or payload.get("unsent")) and (receipt := already_started(rt, payload)) is not None:
         return receipt
     try:
         sent = attempt()
     except Superseded as s:
         return superseded(rt, payload, step, s)
     except ArmError as e:
+        if guarded and e.status == 412 and (receipt := already_started(rt, payload)) is not None:
+            return receipt
         return arm_failed(rt, payload, step, e)
     return sent if isinstance(sent, Result) else started(rt, payload, step, sent)
 

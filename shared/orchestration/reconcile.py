@@ -144,9 +144,8 @@ def _remediate(context, target: dict, plan: dict) -> Task:
     if UPDATE in plan["steps"]:
         _at(context, target, UPDATE)
         last = closing if UPGRADE not in plan["steps"] and not held else {}
-        done = yield from run_operation(
-            context, names.START_SSH_UPDATE, {**change, "step": UPDATE, **last}, base, fresh=plan["idle"], then=handed
-        )
+        update = {**change, "step": UPDATE, "poolEtag": plan.get("poolEtag", ""), **last}
+        done = yield from run_operation(context, names.START_SSH_UPDATE, update, base, fresh=plan["idle"], then=handed)
         if (early := (yield from _stopped(context, change, UPDATE, done))) is not None:
             return early
         if held:  # set, not yet on the nodes: not a success to claim

@@ -190,6 +190,26 @@ def test_the_put_sends_the_body_last_read_without_a_new_get_and_an_outdated_one_
     assert arm_emulator.pool_body(pool_id)["properties"]["securityProfile"]["sshAccess"] == "Disabled"
 
 
+def test_a_put_on_the_etag_its_plan_read_refuses_a_pool_changed_since_without_sending(arm, arm_emulator):
+    """`etag`: the ETag as the plan read it. A pool that changed since (another writer, or this
+    step's own earlier attempt) is refused as ARM would (412), before the re-check and the PUT."""
+    planned = arm.get_pool(DEV, "nodepool1")
+    assert planned.etag, "the pool's properties.eTag is read"
+    other = Arm(arm_emulator.base_url, local=True, retries=0)
+    assert poll_to_end(other, other.set_pool_ssh_access(DEV, "nodepool1", SshAccess.ENTRA_ID)).succeeded
+    other.close()
+    later = Arm(arm_emulator.base_url, local=True, retries=0)  # the step runs where the plan's body is not at hand
+    sent, checked = len(arm_emulator.requests), []
+    with pytest.raises(ConflictError) as refused:
+        later.set_pool_ssh_access(DEV, "nodepool1", SshAccess.DISABLED, check=checked.append, etag=planned.etag)
+    assert refused.value.status == 412 and checked == []
+    assert [r.method for r in arm_emulator.requests[sent:]] == ["GET"], "read, found changed, nothing sent"
+    now = later.get_pool(DEV, "nodepool1")
+    assert now.etag != planned.etag
+    assert poll_to_end(later, later.set_pool_ssh_access(DEV, "nodepool1", SshAccess.DISABLED, etag=now.etag)).succeeded
+    later.close()
+
+
 def test_only_a_recent_body_with_an_etag_is_reused():
     from types import SimpleNamespace
 

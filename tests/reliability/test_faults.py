@@ -359,3 +359,25 @@ def test_an_upgrade_that_ran_while_a_retry_waited_is_not_started_again(warden, a
     ]
     assert skipped.code == ""
     assert_converged(w, arm_emulator)
+
+
+def test_a_put_whose_answer_was_lost_is_found_by_its_etag_not_sent_again(warden, arm_emulator):
+    """The PUT right after the plan reads no receipt first: it goes out on the ETag the plan read.
+    Run again after its answer was lost, it finds the pool changed (by itself), reads its receipt
+    then and hands back the operation it started: one PUT, its rows once, no retry."""
+    w = warden({"default": "Disabled"})
+    lost = []
+
+    def lose(name, payload) -> bool:
+        if name == names.START_SSH_UPDATE and not lost:
+            lost.append(payload)
+            return True
+        return False
+
+    w.functions.durable.lose_completion = lose
+    w.deliver(arm_event(NODEPOOL1))
+    assert lost and lost[0]["fresh"] and lost[0]["poolEtag"], "the first attempt was a guarded one"
+    assert [m for m, _ in w.writes()] == ["PUT", "POST"]
+    assert len(rows(w, "nodepool1", UPDATE, "started")) == 1
+    assert not [r for r in w.audit(DEV) if r.outcome.value == "retried"]
+    assert_converged(w, arm_emulator)
