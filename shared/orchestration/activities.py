@@ -250,11 +250,10 @@ def poll_operation(payload: dict) -> Result:
             state.error_code or state.status, state.error_message or f"operation ended {state.status}"
         )
         return arm_steps.arm_failed(rt, payload, step, failure, operation=operation.url)
-    first = arm_steps.record_success(rt, payload, step, operation)
-    done = succeeded(done=True, status="Succeeded", closed=bool(payload.get("closing")))
+    done = arm_steps.operation_succeeded(rt, payload, step, operation)
     if then := payload.get("then"):  # the upgrade that follows at once (`operations.handover`), sent now
         call = {**then["call"], "at": payload["call"]["at"]}
-        done.value["next"] = start_node_image_upgrade({**then, "call": call, "unsent": first})
+        done.value["next"] = start_node_image_upgrade({**then, "call": call, "unsent": done["written"]})
     return done
 
 

@@ -56,12 +56,12 @@ def recheck(
     settings = rt.settings
     still_writing(rt, pool.cluster.subscription)
     exemption = exemptions.for_step(rt, pool.cluster, pool.name, payload)  # one granted since the plan counts too
+    why = write_still_applies(cluster, pool, settings.policy, mode, exemption) if cluster is not None else None
     if exemption is not None and exemption.mode is not mode:
-        show_exempted(rt, pool, exemption)  # the checks below refuse the write
-    if cluster is not None and (why := write_still_applies(cluster, pool, settings.policy, mode, exemption)):
+        show_exempted(rt, pool, exemption)
+        raise Superseded(why or f"the pool is {exemption.describe()}: not writing {mode.value}")
+    if why:
         raise Superseded(why)
-    if cluster is None and exemption is not None and exemption.mode is not mode:
-        raise Superseded(f"the pool is {exemption.describe()}: not writing {mode.value}")
     if must_have_mode and pool.ssh_access is not mode:
         raise Superseded(f"the pool's sshAccess is {pool.ssh_access.value} now, not {mode.value}: not reimaging for it")
     if step == Step.UPDATE_SSH_ACCESS.value and pool.ssh_access is mode:
@@ -156,12 +156,7 @@ def judge_by_pool(rt: Runtime, payload: dict, step: str, operation: Operation) -
 
 
 def operation_succeeded(rt: Runtime, payload: dict, step: str, operation: Operation) -> Result:
-    record_success(rt, payload, step, operation)
-    return succeeded(done=True, status="Succeeded", closed=bool(payload.get("closing")))
-
-
-def record_success(rt: Runtime, payload: dict, step: str, operation: Operation) -> bool:
-    """The operation's success, recorded with the pool's new state; True if this run wrote it.
+    """The operation's success, recorded with the pool's new state (`written`: by this run).
     The pool's last operation carries its `closing` outcome ({"reason", "followUp"}): its row goes
     with the step's, with its event and the follow-up it asks for, and the orchestrator records
     no outcome of its own."""
@@ -174,7 +169,7 @@ def record_success(rt: Runtime, payload: dict, step: str, operation: Operation) 
     first = audit_rows(rt, payload, [(payload.get("pool") or "", entry) for entry in entries])
     if first and closing:
         publish_outcome(rt, {**payload, "reason": closing["reason"]}, Outcome.SUCCEEDED)
-    return first
+    return succeeded(done=True, status="Succeeded", closed=bool(closing), written=first)
 
 
 def arm_failed(rt: Runtime, payload: dict, step: str, e: ArmError, operation: str = "") -> Result:
