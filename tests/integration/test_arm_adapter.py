@@ -39,6 +39,16 @@ def test_lists_clusters_and_pools_as_plain_models(arm):
     assert arm.get_cluster(DEV).tags["env"] == "dev"
 
 
+def test_a_paged_pool_list_is_read_to_its_last_page(arm, arm_emulator):
+    whole = [p.name for p in arm.list_pools(DEV)]
+    sent = len(arm_emulator.requests)
+    arm_emulator.aks.page_size = 1
+    assert [p.name for p in arm.list_pools(DEV)] == whole and len(whole) > 2
+    pages = arm_emulator.requests[sent:]
+    assert len(pages) == len(whole) and all("agentPools" in r.path for r in pages)
+    assert "$skiptoken" in pages[-1].query and pages[-1].query.get("api-version")
+
+
 def test_get_is_case_insensitive_on_ids(arm):
     pool = arm.get_pool(ClusterRef(SUB_A, "RG-DEV-WEU", "AKS-DEV-WEU"), "NODEPOOL1")
     assert pool.name == "nodepool1"
@@ -211,17 +221,15 @@ def test_a_put_on_the_etag_its_plan_read_refuses_a_pool_changed_since_without_se
 
 
 def test_only_a_recent_body_with_an_etag_is_reused():
-    from types import SimpleNamespace
-
     from shared.adapters.arm import PoolBodies
 
     now = [100.0]
     bodies = PoolBodies(clock=lambda: now[0])
-    pool = lambda name, etag: SimpleNamespace(name=name, properties=SimpleNamespace(e_tag=etag))  # noqa: E731
+    pool = lambda name, etag: {"name": name, "properties": {"eTag": etag} if etag else {}}  # noqa: E731
     bodies.keep(DEV, pool("a", "1"))
     bodies.keep(DEV, pool("b", None))
     bodies.keep(DEV, pool("c", "3"))
-    assert bodies.take(DEV, "A").name == "a"  # case-insensitive, and handed out once
+    assert bodies.take(DEV, "A")["name"] == "a"  # case-insensitive, and handed out once
     assert bodies.take(DEV, "a") is None
     assert bodies.take(DEV, "b") is None, "no ETag: the PUT would be unguarded, so it GETs"
     now[0] += PoolBodies.MAX_AGE_SECONDS + 1

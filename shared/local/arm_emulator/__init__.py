@@ -12,6 +12,8 @@ throttled at a bucket of 20 refilled 1/min (429 Throttled + Retry-After), one ru
 is handled, as across a network; requests wait side by side, one server thread each.
 `run_command_seconds` (also `--run-command-seconds`, `PUT /_emulator/run-command-seconds`) keeps
 each run-command InProgress at least that long; `run_command_log` records every run-command.
+Lists come in one page, as AKS answers them; `aks.page_size` pages the cluster and pool lists as
+ARM pages (`nextLink`: absolute, with api-version and `$skiptoken`).
 
 Node sshd changes only when AKS reimages: when a node-image upgrade completes (Disabled ->
 inactive/disabled, EntraId or LocalUser -> active/enabled; EntraId -> `PubkeyAuthentication no`),

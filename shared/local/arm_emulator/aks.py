@@ -6,6 +6,7 @@ AKS operation-status URLs: routing, locking and long-running answers. The rules 
 from __future__ import annotations
 
 import copy
+from urllib.parse import urlencode
 
 from shared.local.arm_emulator import errors
 from shared.local.arm_emulator.aks_rules import (
@@ -50,6 +51,9 @@ class AksApi:
         self.faults = faults
         self.throttle = throttle
         self.retry_after = retry_after
+        # Items per page of a list; None: all in one page, as AKS answers (100 pools at most).
+        # ARM's paging when set: `nextLink`, absolute, with api-version and `$skiptoken`.
+        self.page_size: int | None = None
 
     def register(self, router: Router) -> None:
         router.add("GET", "/subscriptions/{s}/providers/Microsoft.ContainerService/managedClusters", self.list_all)
@@ -71,7 +75,7 @@ class AksApi:
 
     def list_all(self, req: Request, s: str) -> Response:
         with self.fleet.lock:
-            return Response(200, {"value": [cluster_view(c) for c in self.fleet.in_subscription(s)]})
+            return Response(200, self._page(req, [cluster_view(c) for c in self.fleet.in_subscription(s)]))
 
     def get_cluster(self, req: Request, s: str, rg: str, c: str) -> Response:
         with self.fleet.lock:
@@ -79,11 +83,24 @@ class AksApi:
 
     def list_pools(self, req: Request, s: str, rg: str, c: str) -> Response:
         with self.fleet.lock:
-            return Response(200, {"value": [pool_view(p) for p in self._read(s, rg, c).pools.values()]})
+            return Response(200, self._page(req, [pool_view(p) for p in self._read(s, rg, c).pools.values()]))
 
     def get_pool(self, req: Request, s: str, rg: str, c: str, p: str) -> Response:
         with self.fleet.lock:
             return Response(200, pool_view(self._read(s, rg, c).pool(p)))
+
+    def _page(self, req: Request, items: list[dict]) -> dict:
+        if not self.page_size:
+            return {"value": items}
+        try:
+            start = int(req.query.get("$skiptoken", "0"))
+        except ValueError:
+            raise errors.ArmHttpError(400, "InvalidSkipToken", "The $skiptoken is not valid.") from None
+        page = {"value": items[start : start + self.page_size]}
+        if start + self.page_size < len(items):
+            query = urlencode({"api-version": req.api_version, "$skiptoken": start + self.page_size})
+            page["nextLink"] = f"{req.base_url}{req.path}?{query}"
+        return page
 
     def _read(self, s: str, rg: str, c: str) -> Cluster:
         """The cluster, once its operations in progress had the time this read takes."""

@@ -71,7 +71,8 @@ class ArmEmulator:
         self.faults = Faults()
         self.operations = Operations(self.fleet.lock, lro_polls, clock)
         self._router = Router()
-        AksApi(self.fleet, self.operations, self.faults, Throttle(clock), retry_after).register(self._router)
+        self.aks = AksApi(self.fleet, self.operations, self.faults, Throttle(clock), retry_after)
+        self.aks.register(self._router)
         self._compute = ComputeApi(self.fleet, self.operations, self.faults, retry_after, clock)
         self._compute.register(self._router)
         self.run_command_seconds = run_command_seconds
