@@ -9,7 +9,6 @@ schema these functions implement.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -22,9 +21,6 @@ from shared.protocol import Outcome, WorkKind
 
 # --- keys -------------------------------------------------------------------------------
 
-# Table Storage forbids these in PartitionKey/RowKey (plus control characters). `%` is the
-# escape character itself, and `|` separates the parts of composite keys.
-_ESCAPED = frozenset("/\\#?%|")
 _ESCAPE = re.compile(r"%(?:u([0-9A-F]{4})|([0-9A-F]{2}))")
 KEY_SEPARATOR = "|"
 LATEST_CHECK_PREFIX = "latest-"
@@ -32,25 +28,20 @@ CHECK_PREFIX = "check-"
 ONCE_PREFIX = "~once-"
 
 
-def _needs_escape(char: str) -> bool:
-    # Cc: C0/C1 control characters; Cs: lone surrogates, which UTF-8 cannot carry.
-    return char in _ESCAPED or unicodedata.category(char) in ("Cc", "Cs")
-
-
-# What `_needs_escape` accepts, as one pattern: most keys (ARM ids) have none of it.
+# Table Storage forbids / \ # ? and control characters (C0, C1) in PartitionKey/RowKey; `%` is
+# the escape character itself, `|` separates the parts of composite keys, and lone surrogates
+# cannot go into UTF-8.
 _NEEDS_ESCAPE = re.compile(r"[/\\#?%|\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def table_key(text: str) -> str:
     """`text` as a legal, reversible PartitionKey/RowKey: forbidden characters become `%XX`
     (or `%uXXXX` above U+00FF); every other character is kept, so keys stay readable."""
-    if not _NEEDS_ESCAPE.search(text):
-        return text
-    return "".join(_escape(c) if _needs_escape(c) else c for c in text)
+    return _NEEDS_ESCAPE.sub(_escape, text)
 
 
-def _escape(char: str) -> str:
-    code = ord(char)
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
     return f"%{code:02X}" if code <= 0xFF else f"%u{code:04X}"
 
 
