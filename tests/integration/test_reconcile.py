@@ -138,6 +138,8 @@ def test_a_cluster_write_reconciles_every_pool_one_after_another(warden):
         ("POST", "spot/upgradeNodeImageVersion"),
     ]
     assert not [s for s in w.steps() if s[1] == "retried"]  # never overlapped: no 409 was ever met
+    verified = [s.input["pools"] for s in w.functions.durable.statuses() if s.name == names.VERIFY_CLUSTER]
+    assert verified == [["nodepool1", "spot"]], "the pools remediated are verified next, together"
 
 
 def test_a_thousand_copies_of_one_event_give_one_put_and_one_upgrade(warden):
