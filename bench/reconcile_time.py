@@ -11,9 +11,12 @@ and the ARM emulator. Two figures per run, seconds / 10:
 Each side runs the same `timed_run` (its source is sent along) in a subprocess of its own, on the
 same Azurite: this tree, and the tree of `BASELINE_COMMIT`, the commit before the reconcile was
 made cheaper, taken with `git archive` into a temporary directory (the checkout is not touched).
-The two alternate, `RUNS` times each; the medians are compared. Without git or the
-commit (an exported tree, a shallow clone) the baseline is the figure recorded in
-bench/README.md, `RECORDED_BASELINE`, and the report says so.
+The two alternate, `RUNS` times each. Each run of ours is divided by the baseline's run next to
+it, and the ratio is the median of those pairs: the machine's speed drifts over a run of the
+bench, and a pair sees the same drift. The seconds shown are the medians of each side. Without
+git or the commit (an exported tree, a shallow clone) the baseline is the figure recorded in
+bench/README.md, `RECORDED_BASELINE` (the ratio: the median of ours divided by it), and the
+report says so.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BASELINE_COMMIT = "0f37603"
 RECORDED_BASELINE = {"reconcile": 0.178, "idle": 0.263}  # seconds per pool on BASELINE_COMMIT (bench/README.md)
 SCENARIO = "cluster-x10"
-RUNS = 5
+RUNS = 7
 
 
 def timed_run(tables: str, key: str) -> dict:
@@ -96,15 +99,24 @@ def measure(tables: str) -> dict:
                 tree.close()
     if not theirs:
         theirs, source = [RECORDED_BASELINE], f"commit {BASELINE_COMMIT}, recorded in bench/README.md"
+    medians = {k: statistics.median(r[k] for r in ours) for k in _SUFFIX}
     return {
         "scenario": SCENARIO,
         "runs": RUNS,
         "baseline": source,
-        **{f"seconds_per_pool{_SUFFIX[k]}": statistics.median(r[k] for r in ours) for k in _SUFFIX},
+        **{f"seconds_per_pool{_SUFFIX[k]}": medians[k] for k in _SUFFIX},
         **{f"baseline_seconds_per_pool{_SUFFIX[k]}": statistics.median(r[k] for r in theirs) for k in _SUFFIX},
-        "seconds_all": sorted(r["reconcile"] for r in ours),
-        "baseline_seconds_all": sorted(r["reconcile"] for r in theirs),
+        **{f"ratio{_SUFFIX[k]}": paired_ratio(ours, theirs, k) for k in _SUFFIX},
+        "seconds_all": [r["reconcile"] for r in ours],
+        "baseline_seconds_all": [r["reconcile"] for r in theirs],
     }
+
+
+def paired_ratio(ours: list[dict], theirs: list[dict], key: str) -> float:
+    """The median of ours / theirs over the runs made side by side (with one recorded baseline:
+    each of ours against it)."""
+    pairs = zip(ours, theirs if len(theirs) == len(ours) else theirs * len(ours), strict=True)
+    return statistics.median(mine[key] / other[key] for mine, other in pairs)
 
 
 _SUFFIX = {"reconcile": "", "idle": "_to_idle"}
