@@ -250,10 +250,16 @@ def poll_operation(payload: dict) -> Result:
             state.error_code or state.status, state.error_message or f"operation ended {state.status}"
         )
         return arm_steps.arm_failed(rt, payload, step, failure, operation=operation.url)
-    done = arm_steps.operation_succeeded(rt, payload, step, operation)
-    if then := payload.get("then"):  # the upgrade that follows at once (`operations.handover`), sent now
-        call = {**then["call"], "at": payload["call"]["at"]}
-        done.value["next"] = start_node_image_upgrade({**then, "call": call, "unsent": done["written"]})
+    if not (then := payload.get("then")):
+        return arm_steps.operation_succeeded(rt, payload, step, operation)
+    # The upgrade that follows at once (`operations.handover`), sent now. The update's state names
+    # this orchestration as the poller of the pool's upgrade (`note_upgrade_wait`): one write for
+    # both. If the upgrade waits for its turn instead, it goes out from here later all the same,
+    # and the pool's rolling events until then concern the reimage about to come.
+    call = {**then["call"], "at": payload["call"]["at"]}
+    poller = (payload["instanceId"], step_time({"call": call}))
+    done = arm_steps.operation_succeeded(rt, payload, step, operation, upgrade_wait=poller)
+    done.value["next"] = start_node_image_upgrade({**then, "call": call, "unsent": done["written"], "noted": True})
     return done
 
 
@@ -265,10 +271,15 @@ def record(payload: dict) -> Result:
     if pool and payload["step"] == "outcome" and outcome is not Outcome.SUCCEEDED:
         # A success gave its hold back when its reimage ended; any other end may have left one.
         reimage_budget.let_go(rt, payload["instanceId"])
-    if pool and "pendingReimage" in payload:
-        save_state(rt, ref, pool, pending=payload["pendingReimage"])
-    if pool and payload["step"] == "outcome" and outcome is Outcome.FAILED:
-        save_state(rt, ref, pool, reason=f"last reconcile failed: {payload.get('reason', '')}")
+    changes: dict = {}
+    if "pendingReimage" in payload:
+        changes["pending"] = payload["pendingReimage"]
+    if payload["step"] == "outcome" and outcome is Outcome.FAILED:
+        changes["reason"] = f"last reconcile failed: {payload.get('reason', '')}"
+    if payload.get("pollerGone"):  # it ended without its upgrade's end: nobody polls one now
+        changes["upgrade_wait"] = ("", None)
+    if pool and changes:
+        save_state(rt, ref, pool, **changes)
     entry = Entry(
         payload["step"], outcome, payload.get("reason", ""), error.get("code", ""), payload.get("operation", "")
     )

@@ -131,7 +131,7 @@ def started(rt: Runtime, payload: dict, step: str, operation: Operation) -> Resu
     except Exception as e:  # noqa: BLE001 - see above
         log.warning("%s went out but was not recorded (%s): the orchestrator records it", step, e)
         unrecorded = {"step": step, "operation": operation.url}
-    if operation.kind != "done":
+    if operation.kind != "done" and not payload.get("noted"):  # `noted`: by the poll that handed it over
         note_upgrade_wait(rt, payload, step, (payload.get("instanceId", ""), step_time(payload)))
     started = None if operation.kind == "done" else {"url": operation.url, "kind": operation.kind}
     return succeeded(operation=started, unrecorded=unrecorded)
@@ -154,11 +154,14 @@ def judge_by_pool(rt: Runtime, payload: dict, step: str, operation: Operation) -
     return operation_succeeded(rt, payload, step, operation)
 
 
-def operation_succeeded(rt: Runtime, payload: dict, step: str, operation: Operation) -> Result:
-    """The operation's success, recorded with the pool's new state (`written`: by this run).
+def operation_succeeded(
+    rt: Runtime, payload: dict, step: str, operation: Operation, upgrade_wait: tuple[str, datetime] | None = None
+) -> Result:
+    """The operation's success, recorded with the pool's new state (`written`: by this run;
+    `upgrade_wait`: with the poller of the upgrade it hands over named, see `after_success`).
     The pool's last operation carries its `closing` outcome ({"reason"}): its row goes with the
     step's, with its event, and the orchestrator records no outcome of its own."""
-    after_success(rt, cluster_ref(payload), payload, step, operation)
+    after_success(rt, cluster_ref(payload), payload, step, operation, upgrade_wait)
     entries = [Entry(step, Outcome.SUCCEEDED, operation=operation.url)]
     if closing := payload.get("closing"):
         entries.append(Entry("outcome", Outcome.SUCCEEDED, closing["reason"]))
@@ -178,13 +181,24 @@ def arm_failed(rt: Runtime, payload: dict, step: str, e: ArmError, operation: st
     return Result(False, error=failure)
 
 
-def after_success(rt: Runtime, ref: ClusterRef, payload: dict, step: str, operation: Operation) -> None:
+def after_success(
+    rt: Runtime,
+    ref: ClusterRef,
+    payload: dict,
+    step: str,
+    operation: Operation,
+    upgrade_wait: tuple[str, datetime] | None = None,
+) -> None:
+    """The pool's row after the step's success; `upgrade_wait`: the poller of the upgrade that
+    follows, named with it (`note_upgrade_wait`)."""
     if step == Step.UPDATE_SSH_ACCESS.value:
         changes = {"configured": payload["mode"], "pending": bool(payload.get("reimageOwed"))}
     elif step == Step.UPGRADE_NODE_IMAGE.value:
         changes = {"pending": False, "upgraded": (step_time(payload), operation.url), "upgrade_wait": ("", None)}
     else:
         return
+    if upgrade_wait is not None:
+        changes["upgrade_wait"] = upgrade_wait
     if planned_as := payload.get("plannedAs"):  # a reconcile's step: its plan has just written the row
         status, desired = planned_as
         merge_state(rt, ref, payload["pool"], PoolState(ref.id, payload["pool"], desired, desired, status), **changes)

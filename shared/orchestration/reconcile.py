@@ -71,9 +71,8 @@ def reconcile_cluster(context) -> Task:
             outcome = yield context.call_sub_orchestrator(names.RECONCILE_POOL, target, child)
         except Exception as e:  # noqa: BLE001 - a failed sub-orchestration fails this pool only
             failure = Failure(FailureKind.INTERNAL, "PoolReconcileFailed", f"the reconcile of pool {pool} failed: {e}")
-            outcome = yield from _finish(
-                context, {**target, "instanceId": child}, Outcome.FAILED, failure.message, failure
-            )
+            ended = {**target, "instanceId": child, "pollerGone": True}  # whatever it was polling, nobody does now
+            outcome = yield from _finish(context, ended, Outcome.FAILED, failure.message, failure)
         outcomes.append(outcome)
     if follow_ups := [{"pool": o["pool"], **o["followUp"]} for o in outcomes if o.get("followUp")]:
         asked = yield from call(context, names.REQUEST_FOLLOW_UP, {**common, "followUps": follow_ups}, base)
@@ -121,7 +120,9 @@ def reconcile_pool(context) -> Task:
     follow_up = _verify_after(reason) if outcome is Outcome.SUCCEEDED else None
     if closed:  # the last operation's success recorded the outcome with it
         return _result(target, outcome, reason, error, status, follow_up)
-    return (yield from _finish(context, {**target, **modes}, outcome, reason, error, status, follow_up))
+    # An upgrade planned and not seen to its end may have been named the pool's to wake: not any more.
+    gone = {"pollerGone": True} if UPGRADE in plan["steps"] and outcome is not Outcome.SUCCEEDED else {}
+    return (yield from _finish(context, {**target, **modes, **gone}, outcome, reason, error, status, follow_up))
 
 
 def _verify_after(reason: str) -> dict:

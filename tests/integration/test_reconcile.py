@@ -66,6 +66,30 @@ def test_the_upgrade_right_after_the_update_goes_out_from_the_update_s_last_poll
     assert sent["ok"] and sent["value"]["operation"]["url"] == started.operation_id
 
 
+def test_the_update_s_last_poll_names_the_upgrade_s_poller_and_an_upgrade_refused_names_none(warden, arm_emulator):
+    """The poll that hands the upgrade over names its orchestration on the pool's row with the
+    update's success (the pool's rolling events wake it); an upgrade refused at its start leaves
+    the row naming nobody once the pool's reconcile has ended."""
+    w = warden({"default": "Disabled"})
+    named = []
+
+    def watch(event) -> None:
+        if event.kind == "activity" and event.activity == names.POLL_OPERATION and event.payload["step"] == UPGRADE:
+            named.append((event.instance_id, w.pool_state(DEV, event.payload["pool"]).upgrade_instance_id))
+
+    w.on_progress = watch
+    w.deliver(arm_event(NODEPOOL1))
+    assert w.activity_times(names.START_NODE_IMAGE_UPGRADE) == [], "handed over by the update's last poll"
+    assert named and all(polling == on_row for polling, on_row in named), named
+    assert w.pool_state(DEV, "nodepool1").upgrade_instance_id == ""  # ended: nobody polls it
+
+    arm_emulator.faults.arm("POST", r"spot/upgradeNodeImageVersion$", 400, code="BadRequest", message="refused")
+    w.deliver(arm_event(DEV.id + "/agentPools/spot"))
+    assert w.writes()[-2:] == [("PUT", "agentPools/spot"), ("POST", "spot/upgradeNodeImageVersion")]  # refused
+    assert ("outcome", "failed") in w.steps(pool="spot")
+    assert w.pool_state(DEV, "spot").upgrade_instance_id == ""
+
+
 def test_compliant_pool_gets_no_write(warden):
     w = warden({"default": "Disabled"})
     w.deliver(arm_event(PROD.id + "/agentPools/system"))
