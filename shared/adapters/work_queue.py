@@ -47,22 +47,14 @@ class WorkQueue:
             return Admission.JOINED if is_open else Admission.START
         raise StoreConflictError(f"requests of {request.cluster_id} kept changing; gave up after {attempts} attempts")
 
-    def add_own_requests(self, requests: list[WorkRequest]) -> None:
-        """Requests the cluster's running worker makes for itself (e.g. verify the pools it has
-        just reimaged), all of one cluster: one write per 100, without the marker. The worker
-        takes them before it ends, for it ends only when it finds no request. The same request
-        already waiting is written again: like any request renewed after its lease, it is taken
-        in the worker's next round."""
-        entities = [sdk_entity(to_entity(r, r.partition_key, r.row_key)) for r in requests]
-        what = ", ".join(f"{r.kind} {r.pool or '(cluster)'}" for r in requests)
-        with translated(f"add requests of {requests[0].cluster_id!r}: {what}" if requests else "add no request"):
-            if len(entities) == 1:
-                self._table(REQUESTS_TABLE).upsert_entity(entities[0], mode=UpdateMode.REPLACE)
-            for start in range(0, len(entities) if len(entities) > 1 else 0, MAX_TRANSACTION_OPERATIONS):
-                chunk = entities[start : start + MAX_TRANSACTION_OPERATIONS]
-                self._table(REQUESTS_TABLE).submit_transaction(
-                    [("upsert", e, {"mode": UpdateMode.REPLACE}) for e in chunk]
-                )
+    def add_own_request(self, request: WorkRequest) -> None:
+        """A request the cluster's running worker makes for itself (e.g. verify a pool it has just
+        reimaged): one write, without the marker. The worker takes it before it ends, for it ends
+        only when it finds no request. The same request already waiting is written again: like
+        any request renewed after its lease, it is taken in the worker's next round."""
+        entity = sdk_entity(to_entity(request, request.partition_key, request.row_key))
+        with translated(f"add {request.kind} request {request.cluster_id!r} {request.pool!r}"):
+            self._table(REQUESTS_TABLE).upsert_entity(entity, mode=UpdateMode.REPLACE)
 
     def _write_request(self, request: WorkRequest, marker: Any) -> None:
         entity = sdk_entity(to_entity(request, request.partition_key, request.row_key))

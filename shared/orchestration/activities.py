@@ -25,7 +25,7 @@ from shared.orchestration.envelope import (
 )
 from shared.orchestration.recording import (
     Entry,
-    add_follow_ups,
+    add_follow_up,
     audit,
     merge_state,
     pool_state,
@@ -286,15 +286,16 @@ def record(payload: dict) -> Result:
     first = audit(rt, payload, entry)
     if first and payload["step"] == "outcome":
         publish_outcome(rt, payload, outcome)
+    if follow_up := payload.get("followUp"):  # after the row: a re-run adds it again, harmlessly (joined)
+        add_follow_up(rt, {**payload, **follow_up})
     return succeeded(written=first)
 
 
 @activity
 def request_follow_up(payload: dict) -> Result:
-    """More work for this cluster's worker (`followUps`, e.g. verify the pools it has just
-    reimaged): request rows its next round takes, written together. A re-run writes them again,
-    harmlessly (the same requests, joined)."""
-    add_follow_ups(runtime(), payload)
+    """More work for this cluster's worker (e.g. verify a pool it has just reimaged): a request
+    row its next round takes."""
+    add_follow_up(runtime(), payload)
     return succeeded()
 
 

@@ -12,8 +12,7 @@ With no window to wait for, the PUT's last poll sends the upgrade itself (`hando
 
 Every pool the plan gives steps ends in exactly one `outcome` row — succeeded, skipped, waiting,
 gone or failed — also when a step ran out of retries or the pool's sub-orchestration failed; a
-pool with nothing to do ends at its `plan` row (skipped, with its status and why). The pools
-remediated are verified next: their requests go out together when the last pool is done.
+pool with nothing to do ends at its `plan` row (skipped, with its status and why).
 """
 
 from __future__ import annotations
@@ -74,10 +73,6 @@ def reconcile_cluster(context) -> Task:
             ended = {**target, "instanceId": child, "pollerGone": True}  # whatever it was polling, nobody does now
             outcome = yield from _finish(context, ended, Outcome.FAILED, failure.message, failure)
         outcomes.append(outcome)
-    if follow_ups := [{"pool": o["pool"], **o["followUp"]} for o in outcomes if o.get("followUp")]:
-        asked = yield from call(context, names.REQUEST_FOLLOW_UP, {**common, "followUps": follow_ups}, base)
-        if not asked.ok:
-            yield from record_failure(context, common, "follow-up", asked.error)
     return {"outcomes": outcomes}
 
 
@@ -117,16 +112,16 @@ def reconcile_pool(context) -> Task:
     status = {Outcome.SUCCEEDED: Status.COMPLIANT, Outcome.WAITING: Status.PENDING_REIMAGE}.get(outcome, plan["status"])
     if plan["status"] == Status.EXEMPTED and outcome is Outcome.SUCCEEDED:
         status = Status.EXEMPTED  # given the exemption's mode: exempt it stays until the exemption ends
-    follow_up = _verify_after(reason) if outcome is Outcome.SUCCEEDED else None
     if closed:  # the last operation's success recorded the outcome with it
-        return _result(target, outcome, reason, error, status, follow_up)
+        return _result(target, outcome, reason, error, status)
+    follow_up = _verify_after(reason) if outcome is Outcome.SUCCEEDED else None
     # An upgrade planned and not seen to its end may have been named the pool's to wake: not any more.
     gone = {"pollerGone": True} if UPGRADE in plan["steps"] and outcome is not Outcome.SUCCEEDED else {}
     return (yield from _finish(context, {**target, **modes, **gone}, outcome, reason, error, status, follow_up))
 
 
 def _verify_after(reason: str) -> dict:
-    """The nodes are the truth: a success asks for their verification (`reconcile_cluster`)."""
+    """The nodes are the truth: a success asks for their verification, with its outcome row."""
     return {"kind": WorkKind.VERIFY.value, "reason": f"after the warden's remediation ({reason})"}
 
 
@@ -140,7 +135,7 @@ def _remediate(context, target: dict, plan: dict) -> Task:
     change = {**target, "mode": plan["desired"], "modeBefore": plan["current"], "reimageOwed": owed}
     change["plannedAs"] = [plan["status"], plan["desired"]]  # what the plan wrote on the pool's row
     success = f"{plan['current']} -> {plan['desired']}"
-    closing = {"closing": {"reason": success}}
+    closing = {"closing": {"reason": success, "followUp": _verify_after(success)}}
     upgrade = {**change, "step": UPGRADE, **closing}
     image = plan.get("nodeImageVersion")
     # An upgrade right after the update (no reimage held, no window to wait for) is started by
@@ -204,28 +199,22 @@ def _finish(
     status: str = "",
     follow_up: dict | None = None,
 ) -> Task:
-    """The pool's one outcome row (and its event); the pool's result (with the work it asks
-    for next)."""
+    """The pool's one outcome row (and its event, and the work it asks for next); the pool's
+    result for the worker."""
     extra = {"error": error.to_json()} if error else {}
+    if follow_up:
+        extra["followUp"] = follow_up
     if outcome is Outcome.WAITING:
         extra["pendingReimage"] = True
     yield from record(context, target, "outcome", outcome, reason, **extra)
-    return _result(target, outcome, reason, error, status, follow_up)
+    return _result(target, outcome, reason, error, status)
 
 
-def _result(
-    target: dict,
-    outcome: Outcome,
-    reason: str,
-    error: Failure | None = None,
-    status: str = "",
-    follow_up: dict | None = None,
-) -> dict:
+def _result(target: dict, outcome: Outcome, reason: str, error: Failure | None = None, status: str = "") -> dict:
     return {
         "pool": target["pool"],
         "outcome": outcome.value,
         "status": str(status),
         "reason": reason,
         "error": error.to_json() if error else None,
-        **({"followUp": follow_up} if follow_up else {}),
     }

@@ -83,15 +83,18 @@ def publish_outcome(rt: Runtime, payload: dict, outcome: Outcome) -> None:
     )
 
 
-def add_follow_ups(rt: Runtime, payload: dict) -> None:
-    """More work for the running cluster worker (`followUps`: [{"kind", "reason", "pool"}], e.g.
-    verify the pools just reimaged; no pool: the whole cluster), taken before the worker ends."""
-    cluster_id, now = cluster_ref(payload).id, datetime.now(UTC)
-    requests = [
-        WorkRequest(cluster_id, f.get("pool") or "", now, WorkKind(f["kind"]), f.get("reason", ""), "warden")
-        for f in payload["followUps"]
-    ]
-    rt.store.add_own_requests(requests)
+def add_follow_up(rt: Runtime, payload: dict) -> None:
+    """More work for the running cluster worker ({"kind", "reason", "pool"}: e.g. verify a pool
+    just reimaged), taken before the worker ends."""
+    request = WorkRequest(
+        cluster_ref(payload).id,
+        payload.get("pool") or "",
+        datetime.now(UTC),
+        WorkKind(payload["kind"]),
+        payload.get("reason", ""),
+        "warden",
+    )
+    rt.store.add_own_request(request)
 
 
 def audit_failure(rt: Runtime, payload: dict, step: str, failure: Failure, operation: str = "") -> bool:

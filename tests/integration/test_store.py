@@ -394,20 +394,6 @@ def test_finished_requests_go_together_and_a_renewed_one_stays(azurite, store):
     assert [r.pool for r in store.list_requests(CLUSTER_A.key)] == ["c"], "c was renewed since its lease: it stays"
 
 
-def test_the_worker_s_own_requests_go_in_one_transaction_per_hundred(azurite, store):
-    from shared.protocol import WorkKind
-    from shared.records import WorkRequest
-
-    pools = [f"pool{i:03d}" for i in range(101)]
-    own = [WorkRequest(CLUSTER_A.id, pool, T0, WorkKind.VERIFY, "after a remediation", "warden") for pool in pools]
-    sent = []
-    with WardenStore(azurite, table_prefix=store.table_prefix, raw_request_hook=sent.append) as counted:
-        counted.add_own_requests(own)
-        counted.add_own_requests(own[:1])  # the same request again: written again, still one row
-    assert len(sent) == 3, "101 rows: a transaction of 100 and one of 1; then one row alone"
-    assert sorted(r.pool for r in store.list_requests(CLUSTER_A.key)) == pools
-
-
 def test_a_merge_writes_only_its_columns_of_an_existing_pool_row(store):
     from shared.errors import StoreNotFoundError
 
