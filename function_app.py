@@ -7,8 +7,10 @@ each importing its implementation at its first call (the worker indexes the app 
 import azure.durable_functions as df
 import azure.functions as func
 
+from shared.orchestration.replay import read_history_timestamps_fast
 from shared.triggers import BLUEPRINTS
 
+read_history_timestamps_fast()  # every episode re-reads the whole history (see `replay`)
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 for blueprint in BLUEPRINTS:
     app.register_functions(blueprint)

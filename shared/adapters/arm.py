@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urljoin, urlparse
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -265,16 +265,15 @@ class Arm:
         errors). Pools are read so: a fleet's scan reads hundreds of pool lists for a few fields
         of each, and the SDK's models of them (made and turned back into JSON) cost a third of
         the client's time per list. The one pool a PUT sends becomes a model there."""
-        request = HttpRequest("GET", quote(path), params={"api-version": AKS_API_VERSION})  # as the SDK quotes names
-        return self._get_json(subscription, request)
+        quoted = "/".join(quote(segment, safe="") for segment in path.split("/"))  # each name, as the SDK does
+        return self._get_json(subscription, HttpRequest("GET", quoted, params={"api-version": AKS_API_VERSION}))
 
     def _read_list(self, subscription: str, path: str) -> list[dict[str, Any]]:
-        """An AKS list's items as JSON (see `_read`), page after page (`nextLink`, which carries
-        its own query)."""
+        """An AKS list's items as JSON (see `_read`), page after page (`nextLink`)."""
         page = self._read(subscription, path)
         items = list(page.get("value") or [])
         while next_link := page.get("nextLink"):
-            page = self._get_json(subscription, HttpRequest("GET", next_link))
+            page = self._get_json(subscription, _next_page(next_link))
             items += page.get("value") or []
         return items
 
@@ -320,6 +319,14 @@ class Arm:
         if headers.get("Location"):
             return Operation(headers["Location"], "location")
         return Operation("", "done")  # completed synchronously (200 with no operation headers)
+
+
+def _next_page(link: str) -> HttpRequest:
+    """A list's next page asked for as the SDK's pagers ask: the link's path, and its query as
+    parameters with the client's api-version."""
+    parsed = urlparse(link)
+    params = {key: [quote(value) for value in values] for key, values in parse_qs(parsed.query).items()}
+    return HttpRequest("GET", urljoin(link, parsed.path), params={**params, "api-version": AKS_API_VERSION})
 
 
 class PoolBodies:

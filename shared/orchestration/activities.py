@@ -253,13 +253,16 @@ def poll_operation(payload: dict) -> Result:
     if not (then := payload.get("then")):
         return arm_steps.operation_succeeded(rt, payload, step, operation)
     # The upgrade that follows at once (`operations.handover`), sent now. The update's state names
-    # this orchestration as the poller of the pool's upgrade (`note_upgrade_wait`): one write for
-    # both. If the upgrade waits for its turn instead, it goes out from here later all the same,
-    # and the pool's rolling events until then concern the reimage about to come.
-    call = {**then["call"], "at": payload["call"]["at"]}
-    poller = (payload["instanceId"], step_time({"call": call}))
+    # this orchestration as the poller of the pool's upgrade (`note_upgrade_wait`) with the time of
+    # its start: one write for both. An upgrade that does not go out now (its turn, a busy cluster,
+    # a refusal) names nobody until its own start activity sends it.
+    upgrade = {**then, "call": {**then["call"], "at": payload["call"]["at"]}}
+    poller = (payload["instanceId"], step_time(upgrade))
     done = arm_steps.operation_succeeded(rt, payload, step, operation, upgrade_wait=poller)
-    done.value["next"] = start_node_image_upgrade({**then, "call": call, "unsent": done["written"], "noted": True})
+    sent = start_node_image_upgrade({**upgrade, "unsent": done["written"], "noted": True})
+    if not (sent["ok"] and (sent.get("value") or {}).get("operation")):
+        arm_steps.note_upgrade_wait(rt, upgrade, Step.UPGRADE_NODE_IMAGE.value, ("", None))
+    done.value["next"] = sent
     return done
 
 

@@ -14,10 +14,8 @@ from typing import Any
 import azure.durable_functions as df
 
 from shared.orchestration import names
-from shared.orchestration.replay import read_history_timestamps_fast
 
 bp = df.Blueprint()
-read_history_timestamps_fast()  # every episode re-reads the whole history (see `replay`)
 
 
 # Orchestrators are deterministic generators of `context`, named by "<module>.<function>".

@@ -5,7 +5,7 @@ reads its timestamp with dateutil's general-purpose parser: about 30 us an event
 episode's time, paid again for the whole history at every activity result and timer. The Durable
 extension sends ISO 8601 (`2025-08-08T11:29:27.8766843Z`), which `datetime.fromisoformat` reads
 (Python >= 3.11, fractions beyond microseconds cut as dateutil cuts them) to the same instant in
-about 1 us. Anything it does not read goes to dateutil, as before.
+about 1 us. Anything it does not read goes to dateutil, as before. `function_app.py` sets it up.
 """
 
 from __future__ import annotations

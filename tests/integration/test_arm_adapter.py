@@ -49,6 +49,16 @@ def test_a_paged_pool_list_is_read_to_its_last_page(arm, arm_emulator):
     assert "$skiptoken" in pages[-1].query and pages[-1].query.get("api-version")
 
 
+def test_the_json_reads_speak_the_api_version_of_the_sdk_s_models():
+    from azure.mgmt.containerservice import ContainerServiceClient
+
+    from shared.adapters.arm import AKS_API_VERSION
+
+    client = ContainerServiceClient(credential=object(), subscription_id=SUB_A)  # its default
+    assert client._config.api_version == AKS_API_VERSION
+    client.close()
+
+
 def test_get_is_case_insensitive_on_ids(arm):
     pool = arm.get_pool(ClusterRef(SUB_A, "RG-DEV-WEU", "AKS-DEV-WEU"), "NODEPOOL1")
     assert pool.name == "nodepool1"

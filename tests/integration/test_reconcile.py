@@ -68,12 +68,20 @@ def test_the_upgrade_right_after_the_update_goes_out_from_the_update_s_last_poll
 
 def test_the_update_s_last_poll_names_the_upgrade_s_poller_and_an_upgrade_refused_names_none(warden, arm_emulator):
     """The poll that hands the upgrade over names its orchestration on the pool's row with the
-    update's success (the pool's rolling events wake it); an upgrade refused at its start leaves
-    the row naming nobody once the pool's reconcile has ended."""
-    w = warden({"default": "Disabled"})
+    update's success, in one write of the row (the pool's rolling events wake it); an upgrade
+    refused at its start leaves the row naming nobody once the pool's reconcile has ended."""
+    running, row_writes = [None], []  # the activity running; the one that wrote each pool row
+
+    def count_row_writes(request) -> None:
+        if "WardenPoolState" in request.http_request.url and request.http_request.method != "GET":
+            row_writes.append(running[0])
+
+    w = warden({"default": "Disabled"}, store_options={"raw_request_hook": count_row_writes})
     named = []
 
     def watch(event) -> None:
+        if event.kind == "activity":
+            running[0] = (event.activity, "then" in event.payload)
         if event.kind == "activity" and event.activity == names.POLL_OPERATION and event.payload["step"] == UPGRADE:
             named.append((event.instance_id, w.pool_state(DEV, event.payload["pool"]).upgrade_instance_id))
 
@@ -81,6 +89,7 @@ def test_the_update_s_last_poll_names_the_upgrade_s_poller_and_an_upgrade_refuse
     w.deliver(arm_event(NODEPOOL1))
     assert w.activity_times(names.START_NODE_IMAGE_UPGRADE) == [], "handed over by the update's last poll"
     assert named and all(polling == on_row for polling, on_row in named), named
+    assert row_writes.count((names.POLL_OPERATION, True)) == 1, "the handing poll writes the pool's row once"
     assert w.pool_state(DEV, "nodepool1").upgrade_instance_id == ""  # ended: nobody polls it
 
     arm_emulator.faults.arm("POST", r"spot/upgradeNodeImageVersion$", 400, code="BadRequest", message="refused")

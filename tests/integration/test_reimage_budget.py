@@ -147,6 +147,39 @@ def test_an_sshaccess_update_that_reimages_waits_for_the_budget_too(warden, arm_
     assert_nothing_held(w)
 
 
+def test_an_upgrade_handed_over_that_must_wait_for_its_turn_names_no_poller_until_it_goes_out(warden):
+    """The update's last poll names the upgrade's poller with its own state; when the upgrade it
+    hands over cannot go out (the budget is taken), the row names nobody while it waits: the
+    pool's rolling events meanwhile are someone else's, to be verified, not a wake for a poll."""
+    w = warden(WARDEN_MAX_REIMAGES="1")
+    now, store = datetime.now(UTC), w.runtime.store
+    other = Claim("another-reimage", SUB_B, "elsewhere", "np")
+    assert store.take_reimage_turn(other, Limits(1, 1), now, HOLD_TTL, TICKET_TTL).granted
+    while_waiting, when_polled = [], []
+
+    def watch(event) -> None:
+        answer = event.payload if event.kind == "activity-completed" and isinstance(event.payload, dict) else {}
+        handed = (answer.get("value") or {}).get("next") or {}
+        if (handed.get("value") or {}).get("budget") and not while_waiting:
+            while_waiting.append(w.pool_state(DEV, "nodepool1").upgrade_instance_id)
+            store.release_reimage_hold(other.holder)
+        if (
+            event.kind == "activity"
+            and event.activity == names.POLL_OPERATION
+            and event.payload["step"] == "upgrade-node-image"
+        ):
+            when_polled.append((event.instance_id, w.pool_state(DEV, "nodepool1").upgrade_instance_id))
+
+    w.on_progress = watch
+    w.deliver(arm_event(DEV.id + "/agentPools/nodepool1"))
+
+    assert while_waiting == [""], "named while its upgrade waited for its turn"
+    assert upgrades(w.emulator) == ["aks-dev-weu"] and w.activity_times(names.START_NODE_IMAGE_UPGRADE), "sent later"
+    assert when_polled and all(polling == on_row for polling, on_row in when_polled), when_polled
+    assert w.pool_state(DEV, "nodepool1").upgrade_instance_id == ""
+    assert_nothing_held(w)
+
+
 def test_a_failed_reimage_pauses_its_cluster_until_resumed(warden, arm_emulator):
     w = warden()
     arm_emulator.faults.fail_operation(
