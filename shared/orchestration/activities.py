@@ -7,14 +7,12 @@ Every write re-checks, with what it has just read, that it still applies.
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
-from datetime import UTC, datetime
+from dataclasses import replace
 
 from shared.adapters.publisher import OutcomeKind
-from shared.adapters.store import SlotHandle
-from shared.errors import ArmError, KeyStoreError, NotFoundError, OperationFailedError, Superseded
-from shared.models import Operation, SshAccess, Vmss
-from shared.orchestration import arm_steps, exemptions, key_steps, node_checks, reimage_budget, verification
+from shared.errors import ArmError, NotFoundError, OperationFailedError, Superseded
+from shared.models import Operation, SshAccess
+from shared.orchestration import arm_steps, exemptions, reimage_budget
 from shared.orchestration.envelope import (
     activity,
     arm_failure,
@@ -37,8 +35,7 @@ from shared.orchestration.recording import (
 from shared.orchestration.runtime import runtime
 from shared.plan import Status, Step, held_reimage, plan_pool
 from shared.policy import NODE_OS_WINDOW
-from shared.protocol import FailureKind, Outcome, Result, failed, succeeded
-from shared.sshd import script_for
+from shared.protocol import Outcome, Result, succeeded
 from shared.work import unreadable_items, work_items
 
 # --- the worker's queue ---------------------------------------------------------------------
@@ -299,154 +296,4 @@ def request_follow_up(payload: dict) -> Result:
     """More work for this cluster's worker (e.g. verify a pool it has just reimaged): a request
     row its next round takes."""
     add_follow_up(runtime(), payload)
-    return succeeded()
-
-
-# --- verify -----------------------------------------------------------------------------------
-
-
-@activity
-def plan_verification(payload: dict) -> Result:
-    """The pools to check (all, or those named), their scale sets, and a sample of their nodes."""
-    rt, ref = runtime(), cluster_ref(payload)
-    poll = rt.settings.poll_seconds
-    if why := arm_steps.out_of_scope(rt, ref):
-        return succeeded(nodes=[], skipped=[{"pool": "*", "reason": why, "phantom": True}], pollSeconds=poll)
-    try:
-        cluster, pools = rt.arm.get_cluster(ref), rt.arm.list_pools(ref)
-        scale_sets = rt.arm.list_pool_scale_sets(cluster)
-        nodes, skipped = [], []
-        chosen = node_checks.named(pools, payload.get("pools"), skipped)
-        # The cluster's pool states and exemptions, one query each, serve all its pools.
-        states = {s.pool.lower(): s for s in rt.store.list_pool_states(ref.key)}
-        in_force = exemptions.for_cluster_step(rt, ref, payload)
-        for pool in chosen:
-            known = states.get(pool.name.lower()), in_force.get(pool.key)
-            checked = node_checks.sampled_nodes(rt, cluster, pool, scale_sets, payload, *known)
-            nodes += checked if isinstance(checked, list) else []
-            if isinstance(checked, str):
-                skipped.append(
-                    {"pool": pool.name, "os": pool.os_type, "mode": pool.ssh_access.value, "reason": checked}
-                )
-        planned = node_checks.planned_pools(cluster, chosen, rt.settings.policy, in_force)
-    except ArmError as e:
-        return arm_steps.arm_failed(rt, payload, "verify", e)
-    return succeeded(nodes=nodes, skipped=skipped, planned=planned, pollSeconds=poll)
-
-
-@activity
-def start_node_check(payload: dict) -> Result:
-    """Send the check to one node once a run-command slot of the subscription is free."""
-    rt, vmss = runtime(), Vmss(**payload["vmss"])
-    now = datetime.now(UTC)
-    slot = rt.store.acquire_slot(
-        vmss.subscription, payload["instanceId"], rt.settings.verify_concurrency, now, node_checks.SLOT_TTL
-    )
-    if slot is None:
-        taken = f"all {rt.settings.verify_concurrency} run-command slots of subscription {vmss.subscription} are taken"
-        return succeeded(busy=[taken], retryAfter=node_checks.SLOT_RETRY_SECONDS)
-    command, script = script_for(payload["os"])
-    try:
-        operation = rt.arm.start_run_command(vmss, payload["instance"], list(script), command_id=command)
-    except ArmError as e:
-        if not e.retryable:  # a retry keeps the slot (a 409 may be this check's own earlier send)
-            rt.store.release_slot(vmss.subscription, payload["instanceId"], slot)
-        return Result(False, error=arm_failure(e))
-    return succeeded(operation=asdict(operation), forPolls={"slot": slot.to_json()})
-
-
-@activity
-def poll_node_check(payload: dict) -> Result:
-    """One poll of a node's run-command; once it ended, the slot is free and the answer judged."""
-    rt, vmss = runtime(), Vmss(**payload["vmss"])
-    slot = SlotHandle.from_json(payload.get("slot"))
-    try:
-        output = rt.arm.run_command_output(Operation(**payload["operation"]), vmss.subscription)
-    except ArmError as e:
-        if e.retryable:
-            return Result(False, error=arm_failure(e))
-        rt.store.release_slot(vmss.subscription, payload["instanceId"], slot)
-        check = verification.unknown(payload, e.code or "RunCommandFailed", f"run-command failed: {e.message}")
-        return succeeded(done=True, check=check)
-    if output is None:
-        return succeeded(done=False, status="InProgress", retryAfter=None)
-    rt.store.release_slot(vmss.subscription, payload["instanceId"], slot)
-    return succeeded(done=True, check=node_checks.node_check(payload, output, payload["call"]["at"]))
-
-
-@activity
-def release_slot(payload: dict) -> Result:
-    runtime().store.release_slot(payload["vmss"]["subscription"], payload["instanceId"])
-    return succeeded()
-
-
-@activity
-def record_verification(payload: dict) -> Result:
-    rt = runtime()
-    return succeeded(pools=node_checks.record_checks(rt, payload, payload["checks"], payload["skipped"]))
-
-
-# --- rotate-keys -------------------------------------------------------------------------------
-
-
-@activity
-def prepare_rotation(payload: dict) -> Result:
-    """Check the cluster can take a key; the new one (generated into the key store, or supplied)."""
-    rt, ref = runtime(), cluster_ref(payload)
-    if why := arm_steps.out_of_scope(rt, ref):
-        return failed(FailureKind.PERMANENT, "OutOfScope", why)
-    try:
-        cluster = rt.arm.get_cluster(ref)
-    except ArmError as e:
-        return arm_steps.arm_failed(rt, payload, "read-cluster", e)
-    if why := key_steps.cannot_take_a_key(cluster):
-        return failed(FailureKind.PERMANENT, "CannotRotate", why)
-    try:
-        return key_steps.prepare(rt, ref, cluster, payload)
-    except KeyStoreError as e:  # its message names the store and the secret, never the key
-        kind = FailureKind.TRANSIENT if e.retryable else FailureKind.PERMANENT
-        return failed(kind, e.code or "KeyStoreError", str(e), retryable=e.retryable, status=e.status)
-
-
-@activity
-def start_key_update(payload: dict) -> Result:
-    """PUT the cluster with the new public key, once the cluster is idle and the write still holds."""
-    rt, ref, step = runtime(), cluster_ref(payload), payload["step"]
-
-    def attempt() -> Operation | Result:
-        cluster, pools = rt.arm.get_cluster(ref), rt.arm.list_pools(ref)
-        if busy := arm_steps.busy(cluster, pools):
-            return succeeded(busy=busy)
-        return rt.arm.set_cluster_ssh_key(ref, payload["publicKey"], key_steps.check_key_write(rt, payload))
-
-    return arm_steps.write(rt, payload, step, attempt)
-
-
-@activity
-def plan_key_reimages(payload: dict) -> Result:
-    rt, ref = runtime(), cluster_ref(payload)
-    try:
-        cluster, pools = rt.arm.get_cluster(ref), rt.arm.list_pools(ref)
-        reimage, later = key_steps.pools_to_reimage(cluster, pools)
-        window = rt.settings.policy.upgrade_window
-        maintenance = arm_steps.node_os_window(rt, ref) if reimage and window == NODE_OS_WINDOW else None
-    except ArmError as e:
-        return arm_steps.arm_failed(rt, payload, "upgrade-node-image", e)
-    return succeeded(reimage=reimage, later=later, upgradeWindow=window, maintenanceWindow=maintenance)
-
-
-@activity
-def record_rotation(payload: dict) -> Result:
-    """The rotation's row, its audit row and (once) its event. A rotation that did not put the
-    new key on the cluster leaves the previous one current: its row says failed or skipped."""
-    rt, ref = runtime(), cluster_ref(payload)
-    outcome = Outcome(payload["outcome"])
-    reimage_budget.let_go(rt, payload["instanceId"])
-    if payload.get("fingerprint") or outcome is not Outcome.SKIPPED:
-        rt.store.record_key_rotation(key_steps.rotation_row(payload, ref), key=payload["call"]["id"])
-    message = f"{payload.get('oldFingerprint') or '?'} -> {payload.get('fingerprint') or '?'}: {payload['reason']}"
-    first = audit(rt, payload, Entry("rotate-keys", outcome, message))
-    if first and outcome is Outcome.SUCCEEDED:
-        data = {k: payload.get(k) for k in ("fingerprint", "oldFingerprint", "secretId", "poolsReimaged")}
-        publish(rt, OutcomeKind.KEY_ROTATED, payload, **data)
     return succeeded()

@@ -51,40 +51,41 @@ for _name, _path in ORCHESTRATORS.items():
     bp.function_name(_name)(bp.orchestration_trigger(context_name="context")(lazy_orchestrator(_path)))
 
 
-# Activities take and return JSON (a `shared.protocol.Result`); the implementations live in `activities`.
+# Activities take and return JSON (a `shared.protocol.Result`), named by "<module>.<function>":
+# the worker's queue and reconcile in `activities`, verify and key rotation in their own modules.
 ACTIVITIES = {
-    names.LEASE_REQUESTS: "lease_requests",
-    names.FINISH_REQUESTS: "finish_requests",
-    names.CLOSE_WORKER: "close_worker",
-    names.LIST_POOLS: "list_pools",
-    names.PLAN_POOL: "plan_pool_activity",
-    names.START_SSH_UPDATE: "start_ssh_update",
-    names.START_NODE_IMAGE_UPGRADE: "start_node_image_upgrade",
-    names.POLL_OPERATION: "poll_operation",
-    names.RECORD: "record",
-    names.REQUEST_FOLLOW_UP: "request_follow_up",
-    names.PLAN_VERIFICATION: "plan_verification",
-    names.START_NODE_CHECK: "start_node_check",
-    names.POLL_NODE_CHECK: "poll_node_check",
-    names.RELEASE_SLOT: "release_slot",
-    names.RECORD_VERIFICATION: "record_verification",
-    names.PREPARE_ROTATION: "prepare_rotation",
-    names.START_KEY_UPDATE: "start_key_update",
-    names.PLAN_KEY_REIMAGES: "plan_key_reimages",
-    names.RECORD_ROTATION: "record_rotation",
+    names.LEASE_REQUESTS: "activities.lease_requests",
+    names.FINISH_REQUESTS: "activities.finish_requests",
+    names.CLOSE_WORKER: "activities.close_worker",
+    names.LIST_POOLS: "activities.list_pools",
+    names.PLAN_POOL: "activities.plan_pool_activity",
+    names.START_SSH_UPDATE: "activities.start_ssh_update",
+    names.START_NODE_IMAGE_UPGRADE: "activities.start_node_image_upgrade",
+    names.POLL_OPERATION: "activities.poll_operation",
+    names.RECORD: "activities.record",
+    names.REQUEST_FOLLOW_UP: "activities.request_follow_up",
+    names.PLAN_VERIFICATION: "verify_activities.plan_verification",
+    names.START_NODE_CHECK: "verify_activities.start_node_check",
+    names.POLL_NODE_CHECK: "verify_activities.poll_node_check",
+    names.RELEASE_SLOT: "verify_activities.release_slot",
+    names.RECORD_VERIFICATION: "verify_activities.record_verification",
+    names.PREPARE_ROTATION: "rotation_activities.prepare_rotation",
+    names.START_KEY_UPDATE: "rotation_activities.start_key_update",
+    names.PLAN_KEY_REIMAGES: "rotation_activities.plan_key_reimages",
+    names.RECORD_ROTATION: "rotation_activities.record_rotation",
 }
 
 
-def lazy_activity(implementation: str) -> Callable[[dict], dict]:
-    """The activity `activities.<implementation>`, imported when first called. Durable binds the
-    input by the parameter's name, `payload`."""
+def lazy_activity(path: str) -> Callable[[dict], dict]:
+    """The activity `path` ("<module>.<function>"), imported when first called. Durable binds
+    the input by the parameter's name, `payload`."""
 
     def run(payload: dict) -> dict:
-        return implementation_of(f"activities.{implementation}")(payload)
+        return implementation_of(path)(payload)
 
-    run.__name__ = run.__qualname__ = implementation
+    run.__name__ = run.__qualname__ = path.rsplit(".", 1)[1]
     return run
 
 
-for _name, _function in ACTIVITIES.items():
-    bp.function_name(_name)(bp.activity_trigger(input_name="payload")(lazy_activity(_function)))
+for _name, _path in ACTIVITIES.items():
+    bp.function_name(_name)(bp.activity_trigger(input_name="payload")(lazy_activity(_path)))
