@@ -47,14 +47,19 @@ class WorkQueue:
             return Admission.JOINED if is_open else Admission.START
         raise StoreConflictError(f"requests of {request.cluster_id} kept changing; gave up after {attempts} attempts")
 
-    def add_own_request(self, request: WorkRequest) -> None:
-        """A request the cluster's running worker makes for itself (e.g. verify a pool it has just
-        reimaged): one write, without the marker. The worker takes it before it ends, for it ends
-        only when it finds no request. The same request already waiting is written again: like
-        any request renewed after its lease, it is taken in the worker's next round."""
-        entity = sdk_entity(to_entity(request, request.partition_key, request.row_key))
-        with translated(f"add {request.kind} request {request.cluster_id!r} {request.pool!r}"):
-            self._table(REQUESTS_TABLE).upsert_entity(entity, mode=UpdateMode.REPLACE)
+    def add_own_requests(self, requests: Iterable[WorkRequest]) -> None:
+        """Requests the cluster's running worker makes for itself (e.g. verify the pools it has
+        just reimaged), all of one cluster: without the marker, 100 to a write. The worker takes
+        them before it ends, for it ends only when it finds no request. The same request already
+        waiting is written again: like any request renewed after its lease, it is taken in the
+        worker's next round."""
+        upserts = _upserts(requests)
+        with translated(f"add {len(upserts)} requests of the cluster's worker"):
+            if len(upserts) == 1:  # one row: one upsert, not a transaction of one
+                self._table(REQUESTS_TABLE).upsert_entity(upserts[0][1], mode=UpdateMode.REPLACE)
+                return
+            for start in range(0, len(upserts), MAX_TRANSACTION_OPERATIONS):
+                self._table(REQUESTS_TABLE).submit_transaction(upserts[start : start + MAX_TRANSACTION_OPERATIONS])
 
     def _write_request(self, request: WorkRequest, marker: Any) -> None:
         entity = sdk_entity(to_entity(request, request.partition_key, request.row_key))
@@ -124,25 +129,39 @@ class WorkQueue:
             return True
         return bool(entity.get("Lease"))
 
-    def finish_requests(self, cluster_key: str, rows: Iterable[tuple[str, str]]) -> int:
-        """Delete leased requests whose work is recorded: (RowKey, ETag) pairs. A row renewed
-        since its lease (a newer request for the same target) stays for the next round, and
-        one already deleted (a re-run) is fine. Returns how many were deleted now.
-        The rows go in one transaction; when one of them is renewed or gone, row by row."""
-        table, deleted, rows = self._table(REQUESTS_TABLE), 0, list(rows)
-        if len(rows) > 1 and len(rows) <= MAX_TRANSACTION_OPERATIONS:
-            partition = cluster_partition(cluster_key)
-            deletes = [
-                ("delete", {"PartitionKey": partition, "RowKey": key}, {"etag": etag, "match_condition": UNCHANGED})
-                for key, etag in rows
-            ]
-            with translated(f"finish {len(rows)} requests of {cluster_key!r}"):
+    def finish_requests(
+        self, cluster_key: str, rows: Iterable[tuple[str, str]], then: Iterable[WorkRequest] = ()
+    ) -> int:
+        """Delete leased requests whose work is recorded: (RowKey, ETag) pairs; and add the
+        requests that work asks for next (`then`, see `add_own_requests`). A row renewed since
+        its lease (a newer request for the same target) stays for the next round, and one
+        already deleted (a re-run) is fine. Returns how many were deleted now.
+        All go in one transaction; when a row is renewed or gone, or a next request is one of
+        the rows, the rows are deleted one by one and the next requests written after them."""
+        table, rows, then = self._table(REQUESTS_TABLE), list(rows), list(then)
+        upserts = _upserts(then)
+        partition = cluster_partition(cluster_key)
+        deletes = [
+            ("delete", {"PartitionKey": partition, "RowKey": key}, {"etag": etag, "match_condition": UNCHANGED})
+            for key, etag in rows
+        ]
+        apart = {key for key, _ in rows} & {entity["RowKey"] for _, entity, _ in upserts}
+        if 1 < len(deletes) + len(upserts) <= MAX_TRANSACTION_OPERATIONS and not apart:
+            with translated(f"finish {len(rows)} requests of {cluster_key!r}, {len(upserts)} next"):
                 try:
-                    table.submit_transaction(deletes)
+                    table.submit_transaction([*deletes, *upserts])
                     return len(rows)
                 except TableTransactionError as error:
                     if error.status_code not in (404, 409, 412):
                         raise  # one of them renewed or already deleted: see each, below
+        deleted = self._delete_each(table, cluster_key, rows)
+        if upserts:
+            self.add_own_requests(then)
+        return deleted
+
+    @staticmethod
+    def _delete_each(table: Any, cluster_key: str, rows: list[tuple[str, str]]) -> int:
+        deleted = 0
         for row_key, etag in rows:
             try:
                 with translated(f"finish request {row_key!r}"):
@@ -190,3 +209,10 @@ class WorkQueue:
             for e in rows
             if e["RowKey"] != WORKER_ROW
         ]
+
+
+def _upserts(requests: Iterable[WorkRequest]) -> list[tuple]:
+    """Transaction operations writing `requests` whole (a waiting one written again)."""
+    return [
+        ("upsert", sdk_entity(to_entity(r, r.partition_key, r.row_key)), {"mode": UpdateMode.REPLACE}) for r in requests
+    ]

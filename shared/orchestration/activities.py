@@ -25,6 +25,7 @@ from shared.orchestration.recording import (
     Entry,
     add_follow_up,
     audit,
+    follow_up_requests,
     merge_state,
     pool_state,
     publish,
@@ -50,8 +51,10 @@ def lease_requests(payload: dict) -> Result:
 
 @activity
 def finish_requests(payload: dict) -> Result:
+    """The rows of work done removed, and the work it asks for next (`followUps`) added, together."""
     rt, ref = runtime(), cluster_ref(payload)
-    return succeeded(deleted=rt.store.finish_requests(ref.key, [tuple(row) for row in payload["rows"]]))
+    then = follow_up_requests(payload, payload.get("followUps") or [])
+    return succeeded(deleted=rt.store.finish_requests(ref.key, [tuple(row) for row in payload["rows"]], then))
 
 
 @activity
@@ -286,8 +289,6 @@ def record(payload: dict) -> Result:
     first = audit(rt, payload, entry)
     if first and payload["step"] == "outcome":
         publish_outcome(rt, payload, outcome)
-    if follow_up := payload.get("followUp"):  # after the row: a re-run adds it again, harmlessly (joined)
-        add_follow_up(rt, {**payload, **follow_up})
     return succeeded(written=first)
 
 

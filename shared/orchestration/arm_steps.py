@@ -15,7 +15,6 @@ from shared.orchestration.envelope import arm_failure, cluster_ref, step_time
 from shared.orchestration.recording import (
     Entry,
     PlannedPool,
-    add_follow_up,
     audit,
     audit_failure,
     audit_rows,
@@ -160,14 +159,11 @@ def operation_succeeded(
 ) -> Result:
     """The operation's success, recorded with the pool's new state (`written`: by this run;
     `upgrade_wait`: with the poller of the upgrade it hands over named, see `after_success`).
-    The pool's last operation carries its `closing` outcome ({"reason", "followUp"}): its row goes
-    with the step's, with its event and the follow-up it asks for, and the orchestrator records
-    no outcome of its own."""
+    The pool's last operation carries its `closing` outcome ({"reason"}): its row goes with the
+    step's, with its event, and the orchestrator records no outcome of its own."""
     after_success(rt, cluster_ref(payload), payload, step, operation, upgrade_wait)
     entries = [Entry(step, Outcome.SUCCEEDED, operation=operation.url)]
     if closing := payload.get("closing"):
-        if follow_up := closing.get("followUp"):  # before the rows, which mark the poll done (see `started`)
-            add_follow_up(rt, {**payload, **follow_up})
         entries.append(Entry("outcome", Outcome.SUCCEEDED, closing["reason"]))
     first = audit_rows(rt, payload, [(payload.get("pool") or "", entry) for entry in entries])
     if first and closing:

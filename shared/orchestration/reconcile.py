@@ -12,7 +12,9 @@ With no window to wait for, the PUT's last poll sends the upgrade itself (`hando
 
 Every pool the plan gives steps ends in exactly one `outcome` row — succeeded, skipped, waiting,
 gone or failed — also when a step ran out of retries or the pool's sub-orchestration failed; a
-pool with nothing to do ends at its `plan` row (skipped, with its status and why).
+pool with nothing to do ends at its `plan` row (skipped, with its status and why). A pool
+remediated asks for the verification of its nodes (`followUps` of the result): the worker writes
+those requests with the end of this work.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ CLUSTER_SEEN_MAX_AGE = timedelta(minutes=30)
 
 
 def reconcile_cluster(context) -> Task:
-    """Input: {"cluster", "pools": [names] | null (all), "reason", "actor"}. Output: {"outcomes", "error"}."""
+    """Input: {"cluster", "pools": [names] | null (all), "reason", "actor"}.
+    Output: {"outcomes", "followUps": [{"kind", "pool", "reason"}], "error"}."""
     work = context.get_input()
     cluster, pools = work["cluster"], work.get("pools")
     common = {"cluster": cluster, "instanceId": context.instance_id, "actor": work.get("actor", "")}
@@ -73,7 +76,8 @@ def reconcile_cluster(context) -> Task:
             ended = {**target, "instanceId": child, "pollerGone": True}  # whatever it was polling, nobody does now
             outcome = yield from _finish(context, ended, Outcome.FAILED, failure.message, failure)
         outcomes.append(outcome)
-    return {"outcomes": outcomes}
+    follow_ups = [{"pool": o["pool"], **o["followUp"]} for o in outcomes if o.get("followUp")]
+    return {"outcomes": outcomes, "followUps": follow_ups}
 
 
 def _seen(listing: dict, pool: str) -> dict:
@@ -89,7 +93,8 @@ def _seen(listing: dict, pool: str) -> dict:
 
 
 def reconcile_pool(context) -> Task:
-    """Input: {"cluster", "pool", "reason", "actor"}. Output: {"pool", "outcome", "status", "reason", "error"}."""
+    """Input: {"cluster", "pool", "reason", "actor"}.
+    Output: {"pool", "outcome", "status", "reason", "error", "followUp" (on success)}."""
     given = context.get_input()
     # For the plan only (the later steps' inputs stay small): what the cluster's listing read.
     seen = {key: given.pop(key, None) for key in ("clusterSeen", "rowSeen", "exemptionSeen")}
@@ -112,16 +117,16 @@ def reconcile_pool(context) -> Task:
     status = {Outcome.SUCCEEDED: Status.COMPLIANT, Outcome.WAITING: Status.PENDING_REIMAGE}.get(outcome, plan["status"])
     if plan["status"] == Status.EXEMPTED and outcome is Outcome.SUCCEEDED:
         status = Status.EXEMPTED  # given the exemption's mode: exempt it stays until the exemption ends
-    if closed:  # the last operation's success recorded the outcome with it
-        return _result(target, outcome, reason, error, status)
     follow_up = _verify_after(reason) if outcome is Outcome.SUCCEEDED else None
+    if closed:  # the last operation's success recorded the outcome with it
+        return _result(target, outcome, reason, error, status, follow_up)
     # An upgrade planned and not seen to its end may have been named the pool's to wake: not any more.
     gone = {"pollerGone": True} if UPGRADE in plan["steps"] and outcome is not Outcome.SUCCEEDED else {}
     return (yield from _finish(context, {**target, **modes, **gone}, outcome, reason, error, status, follow_up))
 
 
 def _verify_after(reason: str) -> dict:
-    """The nodes are the truth: a success asks for their verification, with its outcome row."""
+    """The nodes are the truth: a success asks for their verification."""
     return {"kind": WorkKind.VERIFY.value, "reason": f"after the warden's remediation ({reason})"}
 
 
@@ -135,7 +140,7 @@ def _remediate(context, target: dict, plan: dict) -> Task:
     change = {**target, "mode": plan["desired"], "modeBefore": plan["current"], "reimageOwed": owed}
     change["plannedAs"] = [plan["status"], plan["desired"]]  # what the plan wrote on the pool's row
     success = f"{plan['current']} -> {plan['desired']}"
-    closing = {"closing": {"reason": success, "followUp": _verify_after(success)}}
+    closing = {"closing": {"reason": success}}
     upgrade = {**change, "step": UPGRADE, **closing}
     image = plan.get("nodeImageVersion")
     # An upgrade right after the update (no reimage held, no window to wait for) is started by
@@ -199,22 +204,28 @@ def _finish(
     status: str = "",
     follow_up: dict | None = None,
 ) -> Task:
-    """The pool's one outcome row (and its event, and the work it asks for next); the pool's
-    result for the worker."""
+    """The pool's one outcome row (and its event); the pool's result for the worker (with the
+    work it asks for next)."""
     extra = {"error": error.to_json()} if error else {}
-    if follow_up:
-        extra["followUp"] = follow_up
     if outcome is Outcome.WAITING:
         extra["pendingReimage"] = True
     yield from record(context, target, "outcome", outcome, reason, **extra)
-    return _result(target, outcome, reason, error, status)
+    return _result(target, outcome, reason, error, status, follow_up)
 
 
-def _result(target: dict, outcome: Outcome, reason: str, error: Failure | None = None, status: str = "") -> dict:
+def _result(
+    target: dict,
+    outcome: Outcome,
+    reason: str,
+    error: Failure | None = None,
+    status: str = "",
+    follow_up: dict | None = None,
+) -> dict:
     return {
         "pool": target["pool"],
         "outcome": outcome.value,
         "status": str(status),
         "reason": reason,
         "error": error.to_json() if error else None,
+        **({"followUp": follow_up} if follow_up else {}),
     }

@@ -86,15 +86,17 @@ def publish_outcome(rt: Runtime, payload: dict, outcome: Outcome) -> None:
 def add_follow_up(rt: Runtime, payload: dict) -> None:
     """More work for the running cluster worker ({"kind", "reason", "pool"}: e.g. verify a pool
     just reimaged), taken before the worker ends."""
-    request = WorkRequest(
-        cluster_ref(payload).id,
-        payload.get("pool") or "",
-        datetime.now(UTC),
-        WorkKind(payload["kind"]),
-        payload.get("reason", ""),
-        "warden",
-    )
-    rt.store.add_own_request(request)
+    rt.store.add_own_requests(follow_up_requests(payload, [payload]))
+
+
+def follow_up_requests(payload: dict, follow_ups: list[dict]) -> list[WorkRequest]:
+    """The work the cluster's work asks for next ({"kind", "reason", "pool"}; no pool: the whole
+    cluster), as the worker's own requests."""
+    cluster_id, now = cluster_ref(payload).id, datetime.now(UTC)
+    return [
+        WorkRequest(cluster_id, f.get("pool") or "", now, WorkKind(f["kind"]), f.get("reason", ""), "warden")
+        for f in follow_ups
+    ]
 
 
 def audit_failure(rt: Runtime, payload: dict, step: str, failure: Failure, operation: str = "") -> bool:

@@ -7,10 +7,13 @@ rotation of one cluster never overlap. Triggers only write requests to the table
 
     lease the requests -> none: close (or, if one just arrived, go round again) and end
                        -> for each work item: its kind's sub-orchestration, then finish its rows
+                          and write the requests it asks for next (e.g. verify the pools it
+                          remediated), in one transaction
                        -> continue as new (a fresh, short history), to lease again
 
 A request is deleted only after its work is recorded; a worker that dies leaves its rows
-leased to a lease nobody holds, and the next worker takes them again.
+leased to a lease nobody holds, and the next worker takes them again. The requests work asks
+for are carried in the worker's input until they are written: it closes only when it owes none.
 """
 
 from __future__ import annotations
@@ -30,20 +33,21 @@ WORK_ORCHESTRATORS: dict[str, str] = {
 
 
 def cluster_worker(context) -> Task:
-    """Input: {"cluster": {subscription, resourceGroup, name}, "generation": n, "pollSeconds": s}.
-    `pollSeconds` (WARDEN_POLL_SECONDS, as the trigger and then each lease read it) is the base
-    of every wait and retry, from the first call on."""
+    """Input: {"cluster": {subscription, resourceGroup, name}, "generation": n, "pollSeconds": s,
+    "followUps": [requests owed]}. `pollSeconds` (WARDEN_POLL_SECONDS, as the trigger and then
+    each lease read it) is the base of every wait and retry, from the first call on."""
     state = context.get_input()
     cluster, generation = state["cluster"], state.get("generation", 0)
     base = state.get("pollSeconds") or DEFAULT_BASE_SECONDS
+    owed = state.get("followUps") or []  # asked for by work done, not yet written as requests
     lease = {"cluster": cluster, "lease": str(context.new_uuid())}
     leased = yield from call(context, names.LEASE_REQUESTS, lease, base)
     if not leased.ok:
         # The store is out of reach: the worker must not end while the cluster is marked open
         # (a trigger would count on it), so it pauses and tries again in a new generation.
-        return (yield from _pause_and_go_on(context, cluster, generation, base))
+        return (yield from _pause_and_go_on(context, cluster, generation, base, owed))
     work, base = leased["work"], leased.get("pollSeconds") or base
-    if not work:
+    if not work and not owed:
         closed = yield from call(context, names.CLOSE_WORKER, {"cluster": cluster}, base)
         if not closed.ok:
             return (yield from _pause_and_go_on(context, cluster, generation, base))
@@ -58,16 +62,31 @@ def cluster_worker(context) -> Task:
             "generation": generation,
         }
         context.set_custom_status(progress)
-        yield from run_work(context, cluster, item, progress, base)
-        yield from call(context, names.FINISH_REQUESTS, {"cluster": cluster, "rows": item["rows"]}, base)
-    context.continue_as_new({"cluster": cluster, "generation": generation + 1, "pollSeconds": base})
+        done = yield from run_work(context, cluster, item, progress, base)
+        owed = owed + ((done or {}).get("followUps") or [])
+        owed = yield from _finish(context, cluster, item["rows"], owed, base)
+    if owed:  # none finished with them (no work this round, or that write failed): on their own
+        owed = yield from _finish(context, cluster, [], owed, base)
+    context.continue_as_new(_next(cluster, generation, base, owed))
     return None
 
 
-def _pause_and_go_on(context, cluster: dict, generation: int, base: float) -> Task:
+def _finish(context, cluster: dict, rows: list, owed: list[dict], base: float) -> Task:
+    """Remove the rows of work done and write the requests owed, together; returns what is still
+    owed (all of it when the write failed: the rows stay leased, and the next round retries)."""
+    finish = {"cluster": cluster, "rows": rows, "followUps": owed}
+    finished = yield from call(context, names.FINISH_REQUESTS, finish, base)
+    return [] if finished.ok else owed
+
+
+def _pause_and_go_on(context, cluster: dict, generation: int, base: float, owed: list[dict] | None = None) -> Task:
     yield from sleep(context, STORE_PAUSE_SECONDS)
-    context.continue_as_new({"cluster": cluster, "generation": generation + 1, "pollSeconds": base})
+    context.continue_as_new(_next(cluster, generation, base, owed or []))
     return None
+
+
+def _next(cluster: dict, generation: int, base: float, owed: list[dict]) -> dict:
+    return {"cluster": cluster, "generation": generation + 1, "pollSeconds": base, "followUps": owed}
 
 
 def run_work(

@@ -42,6 +42,7 @@ from tests.reliability.test_faults import (
     on_activity,
     rows,
 )
+from tests.table_faults import FlakyTransport
 from tests.warden_fixtures import DEV, PROD, arm_event
 
 POLL_SECONDS = 10  # WARDEN_POLL_SECONDS of the warden fixture: the backoff's base
@@ -183,6 +184,31 @@ def test_a_kind_without_an_orchestrator_is_recorded_failed_and_its_request_remov
     else:
         assert w.writes() == []
         assert_finished_cleanly(w)
+    assert_worker_closed(w)
+
+
+def test_the_verification_a_remediation_asks_for_survives_a_store_that_refuses_its_write(warden, arm_emulator):
+    """The verify requests the reconcile asks for go with the removal of its request, in one
+    write. When that write fails past its retries, the worker carries them to its next round and
+    writes them there: the pool is verified, once, and the worker closes owing nothing."""
+    transport = FlakyTransport()
+    w = warden({"default": "Disabled"}, store_options={"transport": transport})
+    refused = []
+
+    def refuse_the_first_finishes(text: str) -> bool:
+        if "$batch" in text and "verify%7Cnodepool1" in text and len(refused) < MAX_ATTEMPTS:
+            refused.append(text)
+            return True
+        return False
+
+    transport.fail_when = refuse_the_first_finishes
+    w.deliver(arm_event(NODEPOOL1))
+
+    assert len(refused) == MAX_ATTEMPTS, "the finish with the follow-up was refused past its retries"
+    assert_converged(w, arm_emulator)
+    verified = [s.input["pools"] for s in w.functions.durable.statuses() if s.name == names.VERIFY_CLUSTER]
+    assert verified == [["nodepool1"]]
+    assert w.runtime.store.list_requests(DEV.key) == []
     assert_worker_closed(w)
 
 
