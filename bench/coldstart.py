@@ -2,7 +2,9 @@
 
 The worker imports `function_app` and calls `app.get_functions()` once per process. Measured in
 fresh interpreters (`sys.executable -c ...` from the repository root, `.pyc` files written by
-an unmeasured first run), from before `import function_app` to after `get_functions()`:
+an unmeasured first run: PYTHONDONTWRITEBYTECODE is dropped for these interpreters, or a module
+changed since its last `.pyc` would be compiled at every run; bench/README.md gives the figure
+without them), from before `import function_app` to after `get_functions()`:
 - the warden: `import function_app; function_app.app.get_functions()`;
 - the floor: a bare `df.DFApp` registering as many functions of each kind as the warden does
   (orchestrators, activities, HTTP routes with and without a durable client, timers, Event
@@ -14,6 +16,7 @@ an unmeasured first run), from before `import function_app` to after `get_functi
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -113,8 +116,9 @@ def measure() -> dict:
 
 
 def _run(code: str, *args: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     done = subprocess.run(
-        [sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, check=False, timeout=120
+        [sys.executable, "-c", code, *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=120
     )
     if done.returncode:
         raise RuntimeError(f"cold start run failed: {done.stderr.strip().splitlines()[-1:]}")
