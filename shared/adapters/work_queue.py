@@ -212,7 +212,10 @@ class WorkQueue:
 
 
 def _upserts(requests: Iterable[WorkRequest]) -> list[tuple]:
-    """Transaction operations writing `requests` whole (a waiting one written again)."""
+    """Transaction operations writing `requests` whole (a waiting one written again), each row
+    once (a transaction refuses a row twice): the last request for a row wins."""
+    rows = {r.row_key: r for r in requests}
     return [
-        ("upsert", sdk_entity(to_entity(r, r.partition_key, r.row_key)), {"mode": UpdateMode.REPLACE}) for r in requests
+        ("upsert", sdk_entity(to_entity(r, r.partition_key, r.row_key)), {"mode": UpdateMode.REPLACE})
+        for r in rows.values()
     ]

@@ -294,7 +294,7 @@ def record(payload: dict) -> Result:
 
 @activity
 def request_follow_up(payload: dict) -> Result:
-    """More work for this cluster's worker (e.g. verify a pool it has just reimaged): a request
-    row its next round takes."""
+    """More work for this cluster's worker (key rotation's verification of the cluster): a
+    request row its next round takes."""
     add_follow_up(runtime(), payload)
     return succeeded()

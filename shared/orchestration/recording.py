@@ -84,8 +84,9 @@ def publish_outcome(rt: Runtime, payload: dict, outcome: Outcome) -> None:
 
 
 def add_follow_up(rt: Runtime, payload: dict) -> None:
-    """More work for the running cluster worker ({"kind", "reason", "pool"}: e.g. verify a pool
-    just reimaged), taken before the worker ends."""
+    """More work for the running cluster worker ({"kind", "reason", "pool"}: key rotation's
+    verification of the cluster), taken before the worker ends. Other work returns what it
+    asks for (`followUps`), which the worker writes with the end of that work."""
     rt.store.add_own_requests(follow_up_requests(payload, [payload]))
 
 

@@ -63,7 +63,7 @@ def cluster_worker(context) -> Task:
         }
         context.set_custom_status(progress)
         done = yield from run_work(context, cluster, item, progress, base)
-        owed = owed + ((done or {}).get("followUps") or [])
+        owed = _uncovered(_merged(owed, (done or {}).get("followUps") or []), work[index + 1 :])
         owed = yield from _finish(context, cluster, item["rows"], owed, base)
     if owed:  # none finished with them (no work this round, or that write failed): on their own
         owed = yield from _finish(context, cluster, [], owed, base)
@@ -71,9 +71,33 @@ def cluster_worker(context) -> Task:
     return None
 
 
+def _merged(owed: list[dict], more: list[dict]) -> list[dict]:
+    """The requests owed, each (kind, pool) once: a request row is one per kind and pool."""
+    seen: dict[tuple[str, str], dict] = {}
+    for follow_up in [*owed, *more]:
+        seen.setdefault((follow_up["kind"], (follow_up.get("pool") or "").lower()), follow_up)
+    return list(seen.values())
+
+
+def _uncovered(owed: list[dict], later: list[dict]) -> list[dict]:
+    """Less what a later item of this round does anyway (its row is leased: a request written
+    over it would take it back from the lease, and the work would run twice)."""
+
+    def covered(follow_up: dict) -> bool:
+        pool = (follow_up.get("pool") or "").lower()
+        return any(
+            item["kind"] == follow_up["kind"]
+            and (item["pools"] is None or (pool and pool in {p.lower() for p in item["pools"]}))
+            for item in later
+        )
+
+    return [follow_up for follow_up in owed if not covered(follow_up)]
+
+
 def _finish(context, cluster: dict, rows: list, owed: list[dict], base: float) -> Task:
     """Remove the rows of work done and write the requests owed, together; returns what is still
-    owed (all of it when the write failed: the rows stay leased, and the next round retries)."""
+    owed (all of it when the write failed: the rows not yet removed stay leased, and the next
+    round retries)."""
     finish = {"cluster": cluster, "rows": rows, "followUps": owed}
     finished = yield from call(context, names.FINISH_REQUESTS, finish, base)
     return [] if finished.ok else owed
@@ -118,4 +142,6 @@ def run_work(
         return (yield context.call_sub_orchestrator(orchestrator, payload, child))
     except Exception as e:  # noqa: BLE001 - recorded; the worker goes on with the next item
         yield from record(context, common, kind, Outcome.FAILED, f"{kind} work failed: {e}")
+        if kind == WorkKind.RECONCILE.value:  # it may have remediated pools: their result is lost with it
+            return {"followUps": [{"kind": WorkKind.VERIFY.value, "reason": f"the reconcile failed ({e})"}]}
         return None

@@ -77,25 +77,29 @@ def test_the_update_s_last_poll_names_the_upgrade_s_poller_and_an_upgrade_refuse
             row_writes.append(running[0])
 
     w = warden({"default": "Disabled"}, store_options={"raw_request_hook": count_row_writes})
-    named = []
+    named, after_handing = [], {}  # the row's name at each upgrade poll; right after the handing poll
 
     def watch(event) -> None:
         if event.kind == "activity":
-            running[0] = (event.activity, "then" in event.payload)
+            running[0] = (event.activity, "then" in event.payload, event.payload.get("pool"))
         if event.kind == "activity" and event.activity == names.POLL_OPERATION and event.payload["step"] == UPGRADE:
             named.append((event.instance_id, w.pool_state(DEV, event.payload["pool"]).upgrade_instance_id))
+        if event.kind == "activity-completed" and running[0][:2] == (names.POLL_OPERATION, True):
+            after_handing[running[0][2]] = w.pool_state(DEV, running[0][2]).upgrade_instance_id
 
     w.on_progress = watch
     w.deliver(arm_event(NODEPOOL1))
     assert w.activity_times(names.START_NODE_IMAGE_UPGRADE) == [], "handed over by the update's last poll"
     assert named and all(polling == on_row for polling, on_row in named), named
-    assert row_writes.count((names.POLL_OPERATION, True)) == 1, "the handing poll writes the pool's row once"
+    assert row_writes.count((names.POLL_OPERATION, True, "nodepool1")) == 1, "the handing poll writes the row once"
+    assert after_handing["nodepool1"], "named by the poll that sent its upgrade"
     assert w.pool_state(DEV, "nodepool1").upgrade_instance_id == ""  # ended: nobody polls it
 
     arm_emulator.faults.arm("POST", r"spot/upgradeNodeImageVersion$", 400, code="BadRequest", message="refused")
     w.deliver(arm_event(DEV.id + "/agentPools/spot"))
     assert w.writes()[-2:] == [("PUT", "agentPools/spot"), ("POST", "spot/upgradeNodeImageVersion")]  # refused
     assert ("outcome", "failed") in w.steps(pool="spot")
+    assert after_handing["spot"] == "", "the poll whose upgrade was refused named nobody"
     assert w.pool_state(DEV, "spot").upgrade_instance_id == ""
 
 

@@ -394,6 +394,22 @@ def test_finished_requests_go_together_and_a_renewed_one_stays(azurite, store):
     assert [r.pool for r in store.list_requests(CLUSTER_A.key)] == ["c"], "c was renewed since its lease: it stays"
 
 
+def test_finished_requests_go_with_the_requests_their_work_asks_for_each_row_once(azurite, store):
+    from shared.protocol import WorkKind
+    from shared.records import WorkRequest
+
+    store.add_request(WorkRequest(CLUSTER_A.id, "", T0, WorkKind.RECONCILE, "a cluster write", "event"))
+    leased, _ = store.lease_requests(CLUSTER_A.key, "lease-1")
+    verify = WorkRequest(CLUSTER_A.id, "np1", T0, WorkKind.VERIFY, "after a remediation", "warden")
+    sent = []
+    with WardenStore(azurite, table_prefix=store.table_prefix, raw_request_hook=sent.append) as counted:
+        # The same request twice (carried over, and asked again): a transaction takes a row once.
+        assert counted.finish_requests(CLUSTER_A.key, [(r.stored_key, r.etag) for r in leased], [verify, verify]) == 1
+        counted.add_own_requests([verify, verify])
+    assert len(sent) == 2, "the removal and the request in one transaction; the pair alone in one write"
+    assert [(r.kind, r.pool) for r in store.list_requests(CLUSTER_A.key)] == [(WorkKind.VERIFY, "np1")]
+
+
 def test_a_merge_writes_only_its_columns_of_an_existing_pool_row(store):
     from shared.errors import StoreNotFoundError
 

@@ -189,26 +189,58 @@ def test_a_kind_without_an_orchestrator_is_recorded_failed_and_its_request_remov
 
 def test_the_verification_a_remediation_asks_for_survives_a_store_that_refuses_its_write(warden, arm_emulator):
     """The verify requests the reconcile asks for go with the removal of its request, in one
-    write. When that write fails past its retries, the worker carries them to its next round and
-    writes them there: the pool is verified, once, and the worker closes owing nothing."""
+    write. When every write of them fails past its retries, the worker carries them in its
+    input to its next round and writes them there: the pool is verified, once, and the worker
+    closes owing nothing."""
     transport = FlakyTransport()
     w = warden({"default": "Disabled"}, store_options={"transport": transport})
-    refused = []
+    refused, carried = [], []
 
-    def refuse_the_first_finishes(text: str) -> bool:
-        if "$batch" in text and "verify%7Cnodepool1" in text and len(refused) < MAX_ATTEMPTS:
+    def refuse_the_follow_up_for_a_round(text: str) -> bool:
+        if "verify%7Cnodepool1" in text and len(refused) < 2 * MAX_ATTEMPTS:  # with the rows, then alone
             refused.append(text)
             return True
         return False
 
-    transport.fail_when = refuse_the_first_finishes
+    def watch(event) -> None:
+        if event.kind == "continued-as-new" and event.orchestration == names.CLUSTER_WORKER:
+            carried.append(event.payload.get("followUps"))
+
+    transport.fail_when = refuse_the_follow_up_for_a_round
+    w.on_progress = watch
     w.deliver(arm_event(NODEPOOL1))
 
-    assert len(refused) == MAX_ATTEMPTS, "the finish with the follow-up was refused past its retries"
+    assert len(refused) == 2 * MAX_ATTEMPTS, "every write of the follow-up was refused past its retries"
+    assert [f["pool"] for f in carried[0]] == ["nodepool1"], "carried to the next round"
     assert_converged(w, arm_emulator)
     verified = [s.input["pools"] for s in w.functions.durable.statuses() if s.name == names.VERIFY_CLUSTER]
     assert verified == [["nodepool1"]]
     assert w.runtime.store.list_requests(DEV.key) == []
+    assert_worker_closed(w)
+
+
+def test_a_reconcile_that_fails_after_remediating_has_the_whole_cluster_verified(warden, arm_emulator, monkeypatch):
+    """The pools a failed reconcile remediated are lost with its result: the worker records the
+    failure and asks for the whole cluster's verification instead."""
+    from shared.orchestration import reconcile
+
+    remediate = reconcile.reconcile_cluster
+
+    def remediate_then_fail(context):
+        yield from remediate(context)
+        raise RuntimeError("lost its way after the pools")
+
+    monkeypatch.setattr(reconcile, "reconcile_cluster", remediate_then_fail)
+    w = warden({"default": "Disabled"})
+    w.deliver(arm_event(NODEPOOL1))
+
+    assert ("PUT", "agentPools/nodepool1") in w.writes()
+    failed = [r for r in w.audit() if r.step == WorkKind.RECONCILE.value]
+    assert failed and all(r.outcome.value == "failed" for r in failed)
+    verified = [s.input["pools"] for s in w.functions.durable.statuses() if s.name == names.VERIFY_CLUSTER]
+    # The whole cluster, its remediated pools among them (the drift it finds on `batch` is
+    # re-enforced by another reconcile, which fails the same way and asks the same).
+    assert verified and all(pools is None for pools in verified)
     assert_worker_closed(w)
 
 
