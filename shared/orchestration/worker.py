@@ -47,6 +47,7 @@ def cluster_worker(context) -> Task:
         # (a trigger would count on it), so it pauses and tries again in a new generation.
         return (yield from _pause_and_go_on(context, cluster, generation, base, owed))
     work, base = leased["work"], leased.get("pollSeconds") or base
+    owed = _uncovered(owed, work)  # carried over: what this round's work does anyway is done here
     if not work and not owed:
         closed = yield from call(context, names.CLOSE_WORKER, {"cluster": cluster}, base)
         if not closed.ok:
@@ -80,8 +81,8 @@ def _merged(owed: list[dict], more: list[dict]) -> list[dict]:
 
 
 def _uncovered(owed: list[dict], later: list[dict]) -> list[dict]:
-    """Less what a later item of this round does anyway (its row is leased: a request written
-    over it would take it back from the lease, and the work would run twice)."""
+    """Less what an item of this round still to run does anyway (its row is leased: a request
+    written over it would take it back from the lease, and the work would run twice)."""
 
     def covered(follow_up: dict) -> bool:
         pool = (follow_up.get("pool") or "").lower()
