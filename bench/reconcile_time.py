@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BASELINE_COMMIT = "0f37603"
 RECORDED_BASELINE = {"reconcile": 0.178, "idle": 0.263}  # seconds per pool on BASELINE_COMMIT (bench/README.md)
 SCENARIO = "cluster-x10"
-RUNS = 7
+RUNS = 11
 
 
 def timed_run(tables: str, key: str) -> dict:
