@@ -111,7 +111,7 @@ class Arm:
         return [pool_from_arm(ref, body) for body in bodies]
 
     def get_pool(self, ref: ClusterRef, pool: str) -> Pool:
-        body = self._read(ref.subscription, f"{ref.id}/agentPools/{pool}")
+        body = self._read_pool(ref, pool)
         self._bodies.keep(ref, body)
         return pool_from_arm(ref, body)
 
@@ -150,7 +150,7 @@ class Arm:
         client = self.aks(ref.subscription)
         try:
             with translated_errors():
-                read = self._bodies.take(ref, pool) or self._read(ref.subscription, f"{ref.id}/agentPools/{pool}")
+                read = self._bodies.take(ref, pool) or self._read_pool(ref, pool)
                 if etag and (read.get("properties") or {}).get("eTag") != etag:
                     raise ConflictError("PreconditionFailed", f"pool {pool} has changed since its plan", status=412)
                 if check is not None:
@@ -267,6 +267,9 @@ class Arm:
         the client's time per list. The one pool a PUT sends becomes a model there."""
         quoted = "/".join(quote(segment, safe="") for segment in path.split("/"))  # each name, as the SDK does
         return self._get_json(subscription, HttpRequest("GET", quoted, params={"api-version": AKS_API_VERSION}))
+
+    def _read_pool(self, ref: ClusterRef, pool: str) -> dict[str, Any]:
+        return self._read(ref.subscription, f"{ref.id}/agentPools/{pool}")
 
     def _read_list(self, subscription: str, path: str) -> list[dict[str, Any]]:
         """An AKS list's items as JSON (see `_read`), page after page (`nextLink`)."""

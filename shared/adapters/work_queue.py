@@ -53,7 +53,9 @@ class WorkQueue:
         them before it ends, for it ends only when it finds no request. The same request already
         waiting is written again: like any request renewed after its lease, it is taken in the
         worker's next round."""
-        upserts = _upserts(requests)
+        self._write_upserts(_upserts(requests))
+
+    def _write_upserts(self, upserts: list[tuple]) -> None:
         with translated(f"add {len(upserts)} requests of the cluster's worker"):
             if len(upserts) == 1:  # one row: one upsert, not a transaction of one
                 self._table(REQUESTS_TABLE).upsert_entity(upserts[0][1], mode=UpdateMode.REPLACE)
@@ -138,8 +140,7 @@ class WorkQueue:
         already deleted (a re-run) is fine. Returns how many were deleted now.
         All go in one transaction; when a row is renewed or gone, or a next request is one of
         the rows, the rows are deleted one by one and the next requests written after them."""
-        table, rows, then = self._table(REQUESTS_TABLE), list(rows), list(then)
-        upserts = _upserts(then)
+        table, rows, upserts = self._table(REQUESTS_TABLE), list(rows), _upserts(then)
         partition = cluster_partition(cluster_key)
         deletes = [
             ("delete", {"PartitionKey": partition, "RowKey": key}, {"etag": etag, "match_condition": UNCHANGED})
@@ -156,7 +157,7 @@ class WorkQueue:
                         raise  # one of them renewed or already deleted: see each, below
         deleted = self._delete_each(table, cluster_key, rows)
         if upserts:
-            self.add_own_requests(then)
+            self._write_upserts(upserts)
         return deleted
 
     @staticmethod

@@ -23,7 +23,6 @@ from shared.orchestration.envelope import (
 )
 from shared.orchestration.recording import (
     Entry,
-    add_follow_up,
     audit,
     follow_up_requests,
     merge_state,
@@ -260,7 +259,7 @@ def poll_operation(payload: dict) -> Result:
     poller = (payload["instanceId"], step_time(upgrade))
     done = arm_steps.operation_succeeded(rt, payload, step, operation, upgrade_wait=poller)
     sent = start_node_image_upgrade({**upgrade, "unsent": done["written"], "noted": True})
-    if not (sent["ok"] and (sent.get("value") or {}).get("operation")):
+    if not (answer := Result.from_json(sent)).ok or answer.get("operation") is None:
         arm_steps.note_upgrade_wait(rt, upgrade, Step.UPGRADE_NODE_IMAGE.value, ("", None))
     done.value["next"] = sent
     return done
@@ -290,11 +289,3 @@ def record(payload: dict) -> Result:
     if first and payload["step"] == "outcome":
         publish_outcome(rt, payload, outcome)
     return succeeded(written=first)
-
-
-@activity
-def request_follow_up(payload: dict) -> Result:
-    """More work for this cluster's worker (key rotation's verification of the cluster): a
-    request row its next round takes."""
-    add_follow_up(runtime(), payload)
-    return succeeded()

@@ -63,7 +63,6 @@ ACTIVITIES = {
     names.START_NODE_IMAGE_UPGRADE: "activities.start_node_image_upgrade",
     names.POLL_OPERATION: "activities.poll_operation",
     names.RECORD: "activities.record",
-    names.REQUEST_FOLLOW_UP: "activities.request_follow_up",
     names.PLAN_VERIFICATION: "verify_activities.plan_verification",
     names.START_NODE_CHECK: "verify_activities.start_node_check",
     names.POLL_NODE_CHECK: "verify_activities.poll_node_check",

@@ -83,16 +83,9 @@ def publish_outcome(rt: Runtime, payload: dict, outcome: Outcome) -> None:
     )
 
 
-def add_follow_up(rt: Runtime, payload: dict) -> None:
-    """More work for the running cluster worker ({"kind", "reason", "pool"}: key rotation's
-    verification of the cluster), taken before the worker ends. Other work returns what it
-    asks for (`followUps`), which the worker writes with the end of that work."""
-    rt.store.add_own_requests(follow_up_requests(payload, [payload]))
-
-
 def follow_up_requests(payload: dict, follow_ups: list[dict]) -> list[WorkRequest]:
-    """The work the cluster's work asks for next ({"kind", "reason", "pool"}; no pool: the whole
-    cluster), as the worker's own requests."""
+    """The work the cluster's work asks for next (its result's `followUps`: {"kind", "reason",
+    "pool"}; no pool: the whole cluster), as the worker's own requests (`finish_requests`)."""
     cluster_id, now = cluster_ref(payload).id, datetime.now(UTC)
     return [
         WorkRequest(cluster_id, f.get("pool") or "", now, WorkKind(f["kind"]), f.get("reason", ""), "warden")

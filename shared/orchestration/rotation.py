@@ -54,13 +54,13 @@ def rotate_keys(context) -> Task:
         yield from record_failure(context, common, UPGRADE, pools.error)
         return (yield from _finish(context, common, key, Outcome.FAILED, f"the key is set; {pools.error.message}"))
     reimaged, failed = yield from _reimage(context, common, pools.value, base)
-    if reimaged:  # the nodes are the truth: check the reimaged ones next
-        follow_up = {**common, "kind": WorkKind.VERIFY.value, "reason": "after the warden's key rotation"}
-        yield from call(context, names.REQUEST_FOLLOW_UP, follow_up)
     later = [f"{p['pool']}: {p['reason']}" for p in pools["later"]]
     outcome = Outcome.FAILED if failed else Outcome.SUCCEEDED
     reason = "; ".join([*(f"{p}: {why}" for p, why in failed), *later]) or "every LocalUser pool reimaged"
-    return (yield from _finish(context, common, key, outcome, reason, reimaged))
+    done = yield from _finish(context, common, key, outcome, reason, reimaged)
+    if reimaged:  # the nodes are the truth: the worker has the cluster checked next (`followUps`)
+        done["followUps"] = [{"kind": WorkKind.VERIFY.value, "reason": "after the warden's key rotation"}]
+    return done
 
 
 def _reimage(context, common: dict, pools: dict, base: float) -> Task:

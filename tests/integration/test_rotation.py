@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from shared.adapters.store import WardenStore
 from shared.cli import main
 from shared.keys import fingerprint
+from shared.orchestration import names
 from shared.protocol import WorkKind
 from tests.warden_fixtures import DEV, PROD, set_cli_env
 
@@ -58,6 +59,8 @@ def test_a_supplied_key_is_put_once_and_only_local_user_pools_are_reimaged(warde
     assert (done.outcome.value, done.old_fingerprint, done.fingerprint) == ("succeeded", old, fingerprint(RSA_3072))
     assert (done.source, done.pools_reimaged, done.secret_id) == ("supplied", "nodepool1", "")
     assert "spot: sshAccess EntraId" in done.message and "vmpool" in done.message
+    verified = [s for s in w.functions.durable.statuses() if s.name == names.VERIFY_CLUSTER]
+    assert [s.input["pools"] for s in verified] == [None], "the rotation has the whole cluster verified next"
     assert w.runtime.store.list_requests(DEV.key) == []
 
 
