@@ -27,7 +27,7 @@ from shared.plan import Status
 from shared.records import AuditRecord, NodeCheck, PoolState, iso
 
 NEVER_VERIFIED = "never-verified"
-VERDICTS = ("ok", "drift", "unknown", NEVER_VERIFIED)
+VERDICTS = ("ok", "drift", "unknown", "unsupported", "not-checked", NEVER_VERIFIED)
 REMEDIATION_STEP = "outcome"  # every remediation the warden runs ends in exactly one such audit row
 SSH_ALLOWED_MODES = frozenset({SshAccess.LOCAL_USER.value.lower(), SshAccess.ENTRA_ID.value.lower()})
 
@@ -255,7 +255,10 @@ def _pool(state: PoolState, checks: list[NodeCheck], remediation: AuditRecord | 
         verdict=verification.verdict if verification else NEVER_VERIFIED,
         last_verification=verification,
         last_remediation=_remediation(remediation) if remediation else None,
-        stig={rule.id: stig_standing(rule, verification, desired) for rule in STIG_RULES},
+        stig={
+            rule.id: stig_standing(rule, verification, desired, state.configured_mode, state.status.value)
+            for rule in STIG_RULES
+        },
         updated_time=state.updated_time,
     )
 
@@ -284,19 +287,26 @@ def _remediation(row: AuditRecord) -> Remediation:
     )
 
 
-def stig_standing(rule: StigRule, verification: Verification | None, desired_mode: str) -> StigStanding:
-    """The pool against `rule`: by the nodes' evidence when it decides; else open when the policy
-    allows SSH (sshd runs by design), else not reviewed. Open on a pool whose policy allows SSH
-    is an accepted deviation: the auditor sees it with the reason."""
+def stig_standing(
+    rule: StigRule, verification: Verification | None, desired_mode: str, configured_mode: str = "", status: str = ""
+) -> StigStanding:
+    """The pool against `rule`: by the nodes' evidence when it decides; else open when the mode the
+    pool runs allows SSH (sshd runs by design), else not reviewed. Open is an accepted deviation only
+    where the pool runs what its policy (or a live exemption) chose on purpose: a pool on a mode it
+    was not asked for (drifted, unsupported, pending a reimage) is an open finding. `status` "" (no
+    row to say) reads as running the desired mode."""
     standing, note = _judged_by_evidence(rule, verification)
-    allowed = desired_mode.lower() in SSH_ALLOWED_MODES
+    chosen = status in ("", Status.COMPLIANT.value, Status.EXEMPTED.value)
+    running = desired_mode if chosen or not configured_mode else configured_mode
     if standing is None:
-        standing = Standing.OPEN if allowed else Standing.NOT_REVIEWED
-        if allowed:
-            note += f"; in {desired_mode} mode AKS runs sshd on the nodes"
-    deviation = allowed and standing is Standing.OPEN
+        standing = Standing.OPEN if running.lower() in SSH_ALLOWED_MODES else Standing.NOT_REVIEWED
+        if standing is Standing.OPEN:
+            note += f"; in {running} mode AKS runs sshd on the nodes"
+    deviation = chosen and desired_mode.lower() in SSH_ALLOWED_MODES and standing is Standing.OPEN
     if deviation:
         note += f"; the policy allows SSH ({desired_mode}): an accepted deviation"
+    elif standing is Standing.OPEN and not chosen:
+        note += f"; the pool is {status} (the policy asks for {desired_mode or 'nothing'}): an open finding"
     return StigStanding(rule.id, standing, note, deviation)
 
 

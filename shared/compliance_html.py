@@ -398,7 +398,7 @@ def _status_tone(status: str) -> str:
 
 
 def _verdict_tone(verdict: str) -> str:
-    return {"ok": "good", "drift": "bad", "unknown": "warn"}.get(verdict, "none")
+    return {"ok": "good", "drift": "bad", "unknown": "warn", "unsupported": "warn"}.get(verdict, "none")
 
 
 def _outcome_tone(outcome: str) -> str:

@@ -178,6 +178,13 @@ class Cluster:
     ssh_public_keys: tuple[str, ...] | None = None  # linuxProfile.ssh.publicKeys; None: no linuxProfile
     # nodeDisruptionProfile.nodeDisruptionPolicy: when AKS may reimage for a change (Kubernetes >= 1.37)
     node_disruption_policy: str = "Allow"
+    # nodeResourceGroupProfile.restrictionLevel: `ReadOnly` puts a deny assignment on the node
+    # resource group that allows only */read (AKS "node resource group lockdown"): no run-command there
+    node_resource_group_restriction: str = "Unrestricted"
+
+    @property
+    def node_resource_group_locked(self) -> bool:
+        return self.node_resource_group_restriction.lower() == "readonly"
 
     @property
     def is_automatic(self) -> bool:
@@ -233,20 +240,38 @@ def to_json(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class Operation:
-    """A started long-running ARM operation and where to poll it.
+    """A started long-running ARM operation: where to poll it next, and how to read the answer
+    (`shared.adapters.lro`, which reads them as azure-mgmt-core's `ARMPolling` does).
 
-    `kind` is "async" for an `Azure-AsyncOperation` URL (a status body) or "location"
-    for a `Location` URL (202 until done), the order ARM clients prefer them in.
+    `kind`: "async" polls an `Azure-AsyncOperation` status body; "location" a `Location` URL
+    (202 until done); "resource" the resource's `provisioningState`; "final" has succeeded, its
+    result one GET of `url` away; "done" has ended. `method` and `resource` are the request that
+    started it, `location` the `Location` that came with a status URL (a POST's result), and
+    `final_via` the operation's `final-state-via` where its API names one. Histories written
+    before these fields existed carry `url` and `kind` only, and read as they did.
     """
 
     url: str
     kind: str = "async"
+    method: str = ""
+    resource: str = ""
+    location: str = ""
+    final_via: str = ""
 
     @classmethod
     def from_url(cls, url: str) -> Operation:
-        """ARM's convention: `Azure-AsyncOperation` URLs end in `/operations/{id}`, `Location`
-        URLs in `/operationresults/{id}`."""
-        return cls(url, "location" if "/operationresults/" in url.lower() else "async")
+        """An operation known only by the URL it was polled at (a step's receipt), by ARM's
+        convention: status URLs end in `/operations/{id}`, `Location` URLs in
+        `/operationresults/{id}`; anything else is the resource itself."""
+        path = url.lower().split("?", 1)[0]
+        if "/operationresults/" in path:
+            return cls(url, "location")
+        return cls(url, "async" if "/operations/" in path else "resource")
+
+    @property
+    def ended(self) -> bool:
+        """Its outcome is known: "done", or "final" (succeeded, the result not read yet)."""
+        return self.kind in ("done", "final")
 
 
 @dataclass(frozen=True)
@@ -303,3 +328,13 @@ class RunCommandOutput:
 
     stdout: str
     stderr: str = ""
+
+
+@dataclass(frozen=True)
+class RunCommandPoll:
+    """Where a run-command stands: `operation` is what to poll next, `output` what the command
+    printed once it ended and its result was read (None before)."""
+
+    operation: Operation
+    output: RunCommandOutput | None = None
+    retry_after: float | None = None

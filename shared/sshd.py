@@ -70,7 +70,12 @@ def script_for(os_type: str) -> tuple[str, tuple[str, ...]]:
 class Verdict(StrEnum):
     OK = "ok"
     DRIFT = "drift"
-    UNKNOWN = "unknown"
+    UNKNOWN = "unknown"  # a check was due and could not conclude: proves nothing
+    # A pool's verdict only, with the reason: no node of it can be asked by VMSS run-command
+    # (not a scale-set pool; a node resource group locked down to reads)...
+    UNSUPPORTED = "unsupported"
+    # ...or none is asked now by design (the policy ignores the pool; a stopped cluster or pool).
+    NOT_CHECKED = "not-checked"
 
     @staticmethod
     def worst(verdicts) -> Verdict:

@@ -27,18 +27,26 @@ from azure.core.exceptions import (
 )
 from azure.core.rest import HttpRequest
 
+from shared.adapters import lro
 from shared.adapters.arm_parse import (
     classify,
     cluster_from_arm,
     error_from_response,
-    operation_state_from_response,
     pool_from_arm,
     retry_after_seconds,
     run_command_output_from_arm,
     vm_instance_from_arm,
 )
 from shared.adapters.credentials import arm_client_options
-from shared.errors import ArmError, ConflictError, CredentialError, NotFoundError, TransientError
+from shared.adapters.lro import Polled
+from shared.errors import (
+    ArmError,
+    ConflictError,
+    CredentialError,
+    NotFoundError,
+    OperationFailedError,
+    TransientError,
+)
 from shared.models import (
     Cluster,
     ClusterRef,
@@ -46,7 +54,7 @@ from shared.models import (
     Operation,
     OperationState,
     Pool,
-    RunCommandOutput,
+    RunCommandPoll,
     SshAccess,
     VmInstance,
     Vmss,
@@ -199,11 +207,12 @@ class Arm:
         with translated_errors():
             return self._start(client.agent_pools.begin_upgrade_node_image_version, ref.resource_group, ref.name, pool)
 
-    def operation_state(self, operation: Operation, subscription: str) -> OperationState:
-        """One poll of a started operation, by the URL ARM returned for it."""
-        with translated_errors():
-            response = self.aks(subscription).send_request(HttpRequest("GET", operation.url))
-            return operation_state_from_response(operation, response)
+    def poll_operation(self, operation: Operation, subscription: str) -> Polled:
+        """One poll of a started write, read as `ARMPolling` reads it (`lro`). A write's result is
+        not read: an operation whose status says it succeeded is done."""
+        if operation.ended:
+            return lro.Polled(operation, OperationState("Succeeded"))
+        return self._poll(self.aks(subscription), operation)
 
     # --- Compute: the pool's scale set and its nodes --------------------------------------
 
@@ -234,29 +243,32 @@ class Arm:
 
     def start_run_command(
         self, vmss: Vmss, instance_id: str, script: list[str], command_id: str = RUN_SHELL_SCRIPT
-    ) -> Operation:
-        """Start a run-command: `RunShellScript` on Linux nodes, `RunPowerShellScript` on Windows."""
+    ) -> RunCommandPoll:
+        """Start a run-command: `RunShellScript` on Linux nodes, `RunPowerShellScript` on Windows.
+        Compute answers 202 with both `Azure-AsyncOperation` and `Location`; an answer that is
+        already the result (200) comes back with its output."""
         from azure.mgmt.compute.models import RunCommandInput
 
         client = self.compute(vmss.subscription)
         with translated_errors():
-            return self._start(
+            begun = self._begin(
                 client.virtual_machine_scale_set_vms.begin_run_command,
                 vmss.resource_group,
                 vmss.name,
                 instance_id,
                 RunCommandInput(command_id=command_id, script=list(script)),
             )
+        return _run_command_poll(begun)
 
-    def run_command_output(self, operation: Operation, subscription: str) -> RunCommandOutput | None:
-        """One poll of a started run-command: its stdout and stderr once done, None while it runs."""
-        with translated_errors():
-            response = self.compute(subscription).send_request(HttpRequest("GET", operation.url))
-            if response.status_code == 202:
-                return None
-            if response.status_code >= 400:
-                raise error_from_response(response)
-            return run_command_output_from_arm(response.json() or {})
+    def run_command_output(self, operation: Operation, subscription: str) -> RunCommandPoll:
+        """One poll of a started run-command, as `ARMPolling` polls it: the status URL until it
+        says the command ended, then its result from `Location` (202 while it is not ready,
+        maybe with a new `Location`). `output` is None until the result is read."""
+        client = self.compute(subscription)
+        polled = self._poll(client, operation)
+        if polled.operation.kind == "final":  # the status says it ended: its result, at once
+            polled = self._poll(client, polled.operation)
+        return _run_command_poll(polled)
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -311,17 +323,36 @@ class Arm:
             return self._compute[subscription]
 
     @staticmethod
-    def _start(begin: Callable[..., Any], *args: Any, **kwargs: Any) -> Operation:
-        """Send the initial request of a long-running operation and return where to poll it."""
+    def _poll(client: Any, operation: Operation) -> Polled:
+        with translated_errors():
+            return lro.polled(operation, client.send_request(HttpRequest("GET", operation.url)))
+
+    @staticmethod
+    def _begin(begin: Callable[..., Any], *args: Any, **kwargs: Any) -> Polled:
+        """Send the initial request of a long-running operation; its answer says where to poll."""
         responses: list[Any] = []
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
         begin(*args, polling=False, raw_response_hook=lambda r: responses.append(r.http_response), **kwargs)
-        headers = responses[-1].headers
-        if headers.get("Azure-AsyncOperation"):
-            return Operation(headers["Azure-AsyncOperation"], "async")
-        if headers.get("Location"):
-            return Operation(headers["Location"], "location")
-        return Operation("", "done")  # completed synchronously (200 with no operation headers)
+        answer = responses[-1]
+        return lro.begun(answer.request.method, answer.request.url, answer)
+
+    @classmethod
+    def _start(cls, begin: Callable[..., Any], *args: Any, **kwargs: Any) -> Operation:
+        """A write's start: where to poll it ("done" or "final" when it ended at once)."""
+        return cls._begin(begin, *args, **kwargs).operation
+
+
+def _run_command_poll(polled: Polled) -> RunCommandPoll:
+    """A run-command's result is the `RunCommandResult` (`value`) its `Location` answers; where
+    no `Location` came with the status URL, the status body's `properties.output` holds it."""
+    if polled.state.done and not polled.state.succeeded:
+        raise OperationFailedError(polled.state.error_code or polled.state.status, polled.state.error_message)
+    if polled.operation.kind != "done":  # running, or ended with its result still to read
+        return RunCommandPoll(polled.operation, None, polled.state.retry_after)
+    result = polled.result if isinstance(polled.result, dict) else {}
+    if "value" not in result:
+        result = (result.get("properties") or {}).get("output") or result
+    return RunCommandPoll(polled.operation, run_command_output_from_arm(result), polled.state.retry_after)
 
 
 def _next_page(link: str) -> HttpRequest:

@@ -12,8 +12,6 @@ from shared.errors import ArmError, ConflictError, NotFoundError, PermanentError
 from shared.models import (
     Cluster,
     ClusterRef,
-    Operation,
-    OperationState,
     Pool,
     RunCommandOutput,
     SshAccess,
@@ -38,6 +36,8 @@ def cluster_from_arm(body: Mapping[str, Any]) -> Cluster:
         node_provisioning_mode=(props.get("nodeProvisioningProfile") or {}).get("mode") or "Manual",
         ssh_public_keys=_ssh_keys(props.get("linuxProfile")),
         node_disruption_policy=(props.get("nodeDisruptionProfile") or {}).get("nodeDisruptionPolicy") or "Allow",
+        node_resource_group_restriction=(props.get("nodeResourceGroupProfile") or {}).get("restrictionLevel")
+        or "Unrestricted",
     )
 
 
@@ -106,20 +106,6 @@ def run_command_output_from_arm(body: Mapping[str, Any]) -> RunCommandOutput:
 def _stream(status: Mapping[str, Any]) -> str | None:
     parts = str(status.get("code") or "").lower().split("/")
     return parts[1] if len(parts) == 3 and parts[0] == "componentstatus" and parts[1] in ("stdout", "stderr") else None
-
-
-def operation_state_from_response(operation: Operation, response: Any) -> OperationState:
-    """Read an `Azure-AsyncOperation` status body, or a `Location` poll (202 = still running)."""
-    retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-    if response.status_code >= 400:
-        raise error_from_response(response)
-    if operation.kind == "location":
-        return OperationState("InProgress" if response.status_code == 202 else "Succeeded", retry_after=retry_after)
-    body = response.json() or {}
-    error = body.get("error") or {}
-    return OperationState(
-        body.get("status") or "InProgress", error.get("code") or "", error.get("message") or "", retry_after
-    )
 
 
 def error_from_response(response: Any) -> ArmError:

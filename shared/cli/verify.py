@@ -14,15 +14,16 @@ from shared.config import Settings
 from shared.local.functions_host import LocalFunctions
 from shared.models import ClusterRef
 from shared.orchestration import names, runtime
-from shared.protocol import WorkKind
+from shared.protocol import Outcome, WorkKind
 from shared.triggers.http_api import BadRequest, reconcile_target
 from shared.triggers.start import StartError, request_work
 from shared.triggers.verify import verify_fleet
 
 ACTOR = "cli"
+REIMAGED = "reimaged"  # in a pool's history: the warden remediated it between two checks
 VERIFY_SHAPE = (
     '{"pools": [{"clusterId", "poolId", "subscription", "resourceGroup", "cluster", "pool", "os", "mode", "verdict", '
-    '"reason", "nodes"}], '
+    '"reason", "history": [verdicts, "reimaged", ...], "nodes"}], '
     '"summary": {verdict: count}, "errors": [{"target", "code", "message"}], "left": [...], "stopped": null | why}'
 )
 COLUMNS = (
@@ -66,16 +67,27 @@ async def _request(client, target) -> list[dict]:
 
 
 def report_verification(functions: LocalFunctions, args: argparse.Namespace, result: RunResult) -> int:
-    pools: dict[str, dict] = {}  # the last verification of each pool wins
-    for status in functions.durable.statuses():
-        if status.name != names.VERIFY_CLUSTER or not isinstance(status.output, dict):
+    """The last verification of each pool, with what happened to it on the way (`history`: a
+    drift the warden reimaged shows as drift, reimaged, ok). Exit 1 when a pool is left drifted
+    or unknown: a node nobody could check proves nothing."""
+    pools: dict[str, dict] = {}
+    history: dict[str, list[str]] = {}
+    for status in sorted(functions.durable.statuses(), key=lambda s: s.created_time):
+        if not isinstance(status.output, dict) or status.name not in (names.VERIFY_CLUSTER, names.RECONCILE_CLUSTER):
             continue
         cluster = status.input["cluster"]
         ref = ClusterRef(cluster["subscription"], cluster["resourceGroup"], cluster["name"])
+        if status.name == names.RECONCILE_CLUSTER:
+            for outcome in status.output.get("outcomes", []):
+                key = f"{ref.id}/agentPools/{outcome['pool']}".lower()
+                if key in history and outcome.get("outcome") == Outcome.SUCCEEDED and outcome.get("followUp"):
+                    history[key].append(REIMAGED)
+            continue
         if error := status.output.get("error"):
             result.errors.append(error_entry(ref.id, error.get("code", ""), error.get("message", "")))
         for pool in status.output.get("pools", []):
             pool_id = f"{ref.id}/agentPools/{pool['pool']}"
+            history.setdefault(pool_id.lower(), []).append(pool["verdict"])
             pools[pool_id.lower()] = {
                 "clusterId": ref.id,
                 "poolId": pool_id,
@@ -83,6 +95,7 @@ def report_verification(functions: LocalFunctions, args: argparse.Namespace, res
                 "resourceGroup": ref.resource_group,
                 "cluster": ref.name,
                 **pool,
+                "history": history[pool_id.lower()],
             }
     result.rows = [pools[key] for key in sorted(pools)]
     summary = dict(sorted(Counter(r["verdict"] for r in result.rows).items()))
@@ -92,16 +105,16 @@ def report_verification(functions: LocalFunctions, args: argparse.Namespace, res
             r["pool"],
             r.get("os", ""),
             r.get("mode", ""),
-            r["verdict"],
+            " → ".join(r["history"]),
             r["reason"],
         )
         for r in result.rows
     ]
     show_run(args, "pools", result, COLUMNS, cells, summary=summary)
-    if args.json:
-        return result.exit_code(bool(summary.get("drift")))
-    if result.rows:
-        print(f"\n{len(result.rows)} pools: " + ", ".join(f"{n} {v}" for v, n in summary.items()))
-    elif not result.errors:
-        say("nothing verified: no cluster in scope has a pool to check")
-    return result.exit_code(bool(summary.get("drift")))
+    unproven = bool(summary.get("drift") or summary.get("unknown"))
+    if not args.json:
+        if result.rows:
+            print(f"\n{len(result.rows)} pools: " + ", ".join(f"{n} {v}" for v, n in summary.items()))
+        elif not result.errors:
+            say("nothing verified: no cluster in scope has a pool to check")
+    return result.exit_code(unproven)

@@ -19,6 +19,7 @@ from shared.orchestration.envelope import (
     cluster_from_snapshot,
     cluster_ref,
     cluster_snapshot,
+    moved,
     step_time,
 )
 from shared.orchestration.recording import (
@@ -235,14 +236,15 @@ def poll_operation(payload: dict) -> Result:
     rt, ref, step = runtime(), cluster_ref(payload), payload["step"]
     operation = Operation(**payload["operation"])
     try:
-        state = rt.arm.operation_state(operation, ref.subscription)
+        polled = rt.arm.poll_operation(operation, ref.subscription)
     except NotFoundError:
         return reimage_budget.judged(rt, payload, arm_steps.judge_by_pool(rt, payload, step, operation))
     except ArmError as e:
         return Result(False, error=arm_failure(e))
+    state = polled.state
     if not state.done:
         reimage_budget.running(rt, payload)
-        return succeeded(done=False, status=state.status, retryAfter=state.retry_after)
+        return succeeded(done=False, status=state.status, retryAfter=state.retry_after, **moved(operation, polled))
     reimage_budget.ended(rt, payload, state)  # before the end is recorded: a failure here retries the poll
     if not state.succeeded:
         failure = OperationFailedError(

@@ -125,15 +125,15 @@ def started(rt: Runtime, payload: dict, step: str, operation: Operation) -> Resu
     again. What cannot be recorded now, the orchestrator records (`unrecorded`)."""
     unrecorded = None
     try:
-        if operation.kind == "done":
+        if operation.ended:
             after_success(rt, cluster_ref(payload), payload, step, operation)
         audit(rt, payload, Entry(step, Outcome.STARTED, operation=operation.url))
     except Exception as e:  # noqa: BLE001 - see above
         log.warning("%s went out but was not recorded (%s): the orchestrator records it", step, e)
         unrecorded = {"step": step, "operation": operation.url}
-    if operation.kind != "done" and not payload.get("noted"):  # `noted`: by the poll that handed it over
+    if not operation.ended and not payload.get("noted"):  # `noted`: by the poll that handed it over
         note_upgrade_wait(rt, payload, step, (payload.get("instanceId", ""), step_time(payload)))
-    started = None if operation.kind == "done" else {"url": operation.url, "kind": operation.kind}
+    started = None if operation.ended else asdict(operation)
     return succeeded(operation=started, unrecorded=unrecorded)
 
 

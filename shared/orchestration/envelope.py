@@ -10,11 +10,12 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
 from shared.errors import ArmError, ConflictError, NotFoundError, OperationFailedError, ThrottledError
-from shared.models import Cluster, ClusterRef, to_json
+from shared.models import Cluster, ClusterRef, Operation, to_json
 from shared.protocol import Failure, FailureKind, Result, failed
 from shared.records import clip
 
@@ -48,6 +49,12 @@ def arm_failure(e: ArmError, *, recorded: bool = False) -> Failure:
     return Failure(
         kind, e.code, clip(e.message, MESSAGE_LIMIT), e.retryable, e.retry_after, e.status, recorded=recorded
     )
+
+
+def moved(operation: Operation, polled: Any) -> dict[str, Any]:
+    """A poll's answer that moved the operation (a new `Location` to follow, its result due next)
+    hands the orchestrator what to poll next: `{"operation": ...}`, else nothing."""
+    return {"operation": asdict(polled.operation)} if polled.operation != operation else {}
 
 
 def cluster_ref(payload: dict) -> ClusterRef:

@@ -34,7 +34,13 @@ SLOT_RETRY_SECONDS = 20.0  # about how long a run-command takes: a slot frees ab
 SLOT_TTL = timedelta(minutes=100)
 REIMAGE_COOLDOWN = timedelta(hours=6)  # drift found this soon after the warden's own reimage: no second one
 RECONCILE_REQUESTED = "reconcile requested"
-_OUTCOMES = {Verdict.OK: Outcome.SUCCEEDED, Verdict.DRIFT: Outcome.FAILED, Verdict.UNKNOWN: Outcome.SKIPPED}
+_OUTCOMES = {
+    Verdict.OK: Outcome.SUCCEEDED,
+    Verdict.DRIFT: Outcome.FAILED,
+    Verdict.UNKNOWN: Outcome.SKIPPED,
+    Verdict.UNSUPPORTED: Outcome.SKIPPED,
+    Verdict.NOT_CHECKED: Outcome.SKIPPED,
+}
 
 
 def sample(instance_ids: list[str], size: int | None, seed: str) -> list[str]:
@@ -43,19 +49,30 @@ def sample(instance_ids: list[str], size: int | None, seed: str) -> list[str]:
     return sorted(ordered if size is None else ordered[:size], key=lambda i: (len(i), i))
 
 
-def why_not_checked(cluster: Cluster, pool: Pool, policy: Policy) -> str | None:
-    """Pools whose nodes are not asked now, and why; None for a pool to check."""
+def why_not_checked(cluster: Cluster, pool: Pool, policy: Policy) -> tuple[Verdict, str] | None:
+    """Pools whose nodes are not asked now: the pool's verdict and why; None for a pool to check."""
     decision = policy.decide(cluster, pool)
     if decision.desired is None:
-        return f"the policy leaves this pool alone ({decision.rule} says ignore): not checked"
+        return Verdict.NOT_CHECKED, f"the policy leaves this pool alone ({decision.rule} says ignore): not checked"
     if cluster.is_stopped:
-        return "the cluster is stopped: its nodes are deallocated"
+        return Verdict.NOT_CHECKED, "the cluster is stopped: its nodes are deallocated"
     if pool.type != VMSS:
-        return f"a {pool.type} pool has no scale set: its nodes are not checked by VMSS run-command"
+        return (
+            Verdict.UNSUPPORTED,
+            f"a {pool.type} pool has no scale set: its nodes are not checked by VMSS run-command",
+        )
+    if cluster.node_resource_group_locked:
+        return Verdict.UNSUPPORTED, (
+            f"the node resource group {cluster.node_resource_group} is locked down (restrictionLevel ReadOnly): "
+            "its deny assignment allows only */read, so run-command is refused there"
+        )
     if pool.provisioning_state.lower() not in IDLE_STATES:
-        return f"the pool is {pool.provisioning_state}: its nodes are not checked while an operation runs"
+        return (
+            Verdict.UNKNOWN,
+            f"the pool is {pool.provisioning_state}: its nodes are not checked while an operation runs",
+        )
     if pool.power_state.lower() == "stopped":
-        return "the pool is stopped: it has no running nodes"
+        return Verdict.NOT_CHECKED, "the pool is stopped: it has no running nodes"
     return None
 
 
@@ -149,7 +166,7 @@ def _pools(checks: list[dict], skipped: list[dict]) -> list[dict]:
             "pool": s["pool"],
             "os": s.get("os", ""),
             "mode": s.get("mode", ""),
-            "verdict": "unknown",
+            "verdict": s.get("verdict", Verdict.UNKNOWN.value),
             "reason": s["reason"],
             "nodes": [],
             "phantom": s.get("phantom", False),  # no such pool: nothing to keep state for
@@ -236,17 +253,17 @@ def named(pools: list, names: list[str] | None, skipped: list[dict]) -> list:
 
 def sampled_nodes(
     rt, cluster, pool, scale_sets: dict, payload: dict, state: PoolState | None, exemption: Exemption | None
-) -> list[dict] | str:
-    """The pool's sampled nodes, or why none is checked. `state`: the pool's row; `exemption`:
+) -> list[dict] | tuple[Verdict, str]:
+    """The pool's sampled nodes, or the pool's verdict and why none is checked. `state`: the pool's row; `exemption`:
     the pool's exemption in force at the step (as read for the whole cluster)."""
     if why := why_not_checked(cluster, pool, rt.settings.policy):
         return why
     vmss = scale_sets.get(pool.name.lower())
     if vmss is None:
-        return f"no scale set tagged aks-managed-poolName={pool.name} in {cluster.node_resource_group}"
+        return Verdict.UNKNOWN, f"no scale set tagged aks-managed-poolName={pool.name} in {cluster.node_resource_group}"
     instances = {vm.instance_id: vm for vm in rt.arm.list_instances(vmss)}
     if not instances:
-        return "the pool has no nodes"
+        return Verdict.NOT_CHECKED, "the pool has no nodes"
     # A pool owed a reimage is checked on every node: only then can all-ok say it has happened.
     owed = state is not None and state.pending_reimage
     chosen = sample(list(instances), None if owed else rt.settings.policy.verify_sample, payload["call"]["id"])

@@ -172,6 +172,7 @@ def poll_operation(context, payload: dict, operation: dict, base: float, activit
             return state
         if state.ok:
             failures = 0
+            operation = state.get("operation") or operation  # moved: a new Location, or its result next
             delay = retry_delay(state.get("retryAfter"), poll, base, jitter(context))
             continue
         if not state.error.retryable:

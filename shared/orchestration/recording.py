@@ -15,7 +15,7 @@ from typing import Any
 
 from shared.adapters.publisher import OutcomeKind
 from shared.adapters.store import StoreNotFoundError
-from shared.errors import StoreConflictError
+from shared.errors import StoreConflictError, WardenError
 from shared.models import ClusterRef
 from shared.orchestration.envelope import cluster_ref
 from shared.orchestration.runtime import Runtime
@@ -140,6 +140,28 @@ class PlannedPool:
 
 
 _UNREAD = object()  # `save_state(known=...)` not given: the row is read first
+
+
+def record_plans(rt: Runtime, plans: list[PoolPlan], rows: dict[str, PoolState] | None = None) -> list[str]:
+    """Every pool a plan sees has a row, so the compliance report (read from the rows) covers the
+    whole fleet: a pool no reconcile or verification has written (a stopped cluster's, one never
+    changed), or whose plan has moved on without work (its cluster stopped), gets the plan's facts.
+    `rows`: the pools' rows by pool key as just read (None: each is read). Returns what failed."""
+    errors = []
+    for plan in plans:
+        facts = PlannedPool.of(plan)
+        row = rows.get(plan.pool.key) if rows is not None else pool_state(rt, plan.cluster.ref, plan.pool.name)
+        if row is not None and (row.status.value, row.configured_mode, row.desired_mode) == (
+            facts.status,
+            facts.configured,
+            facts.desired,
+        ):
+            continue
+        try:
+            save_state(rt, plan.cluster.ref, plan.pool.name, known=row, planned=facts)
+        except WardenError as e:  # the next resync writes it
+            errors.append(f"pool {plan.pool.id}: its row could not be written: {e}")
+    return errors
 
 
 def pool_state(rt: Runtime, ref: ClusterRef, pool: str) -> PoolState | None:

@@ -14,6 +14,7 @@ from shared.orchestration.envelope import (
     activity,
     arm_failure,
     cluster_ref,
+    moved,
 )
 from shared.orchestration.runtime import runtime
 from shared.protocol import Result, succeeded
@@ -38,11 +39,19 @@ def plan_verification(payload: dict) -> Result:
         for pool in chosen:
             known = states.get(pool.name.lower()), in_force.get(pool.key)
             checked = node_checks.sampled_nodes(rt, cluster, pool, scale_sets, payload, *known)
-            nodes += checked if isinstance(checked, list) else []
-            if isinstance(checked, str):
-                skipped.append(
-                    {"pool": pool.name, "os": pool.os_type, "mode": pool.ssh_access.value, "reason": checked}
-                )
+            if isinstance(checked, list):
+                nodes += checked
+                continue
+            verdict, reason = checked
+            skipped.append(
+                {
+                    "pool": pool.name,
+                    "os": pool.os_type,
+                    "mode": pool.ssh_access.value,
+                    "verdict": verdict,
+                    "reason": reason,
+                }
+            )
         planned = node_checks.planned_pools(cluster, chosen, rt.settings.policy, in_force)
     except ArmError as e:
         return arm_steps.arm_failed(rt, payload, "verify", e)
@@ -62,12 +71,15 @@ def start_node_check(payload: dict) -> Result:
         return succeeded(busy=[taken], retryAfter=node_checks.SLOT_RETRY_SECONDS)
     command, script = script_for(payload["os"])
     try:
-        operation = rt.arm.start_run_command(vmss, payload["instance"], list(script), command_id=command)
+        begun = rt.arm.start_run_command(vmss, payload["instance"], list(script), command_id=command)
     except ArmError as e:
         if not e.retryable:  # a retry keeps the slot (a 409 may be this check's own earlier send)
             rt.store.release_slot(vmss.subscription, payload["instanceId"], slot)
         return Result(False, error=arm_failure(e))
-    return succeeded(operation=asdict(operation), forPolls={"slot": slot.to_json()})
+    if begun.output is not None:  # answered with its result at once: nothing to poll
+        rt.store.release_slot(vmss.subscription, payload["instanceId"], slot)
+        return succeeded(operation=None, check=node_checks.node_check(payload, begun.output, payload["call"]["at"]))
+    return succeeded(operation=asdict(begun.operation), forPolls={"slot": slot.to_json()})
 
 
 @activity
@@ -75,18 +87,19 @@ def poll_node_check(payload: dict) -> Result:
     """One poll of a node's run-command; once it ended, the slot is free and the answer judged."""
     rt, vmss = runtime(), Vmss(**payload["vmss"])
     slot = SlotHandle.from_json(payload.get("slot"))
+    operation = Operation(**payload["operation"])
     try:
-        output = rt.arm.run_command_output(Operation(**payload["operation"]), vmss.subscription)
+        polled = rt.arm.run_command_output(operation, vmss.subscription)
     except ArmError as e:
         if e.retryable:
             return Result(False, error=arm_failure(e))
         rt.store.release_slot(vmss.subscription, payload["instanceId"], slot)
         check = verification.unknown(payload, e.code or "RunCommandFailed", f"run-command failed: {e.message}")
         return succeeded(done=True, check=check)
-    if output is None:
-        return succeeded(done=False, status="InProgress", retryAfter=None)
+    if polled.output is None:  # the slot stays taken until the command really ended
+        return succeeded(done=False, status="InProgress", retryAfter=polled.retry_after, **moved(operation, polled))
     rt.store.release_slot(vmss.subscription, payload["instanceId"], slot)
-    return succeeded(done=True, check=node_checks.node_check(payload, output, payload["call"]["at"]))
+    return succeeded(done=True, check=node_checks.node_check(payload, polled.output, payload["call"]["at"]))
 
 
 @activity

@@ -22,7 +22,7 @@ from shared.models import ClusterRef, Target
 from shared.orchestration.runtime import Runtime, runtime
 from shared.plan import Exemption
 from shared.protocol import Outcome
-from shared.records import AuditRecord, exemptions_in_force
+from shared.records import AuditRecord, PoolState, exemptions_in_force
 from shared.triggers.functions import RESYNC_FUNCTION as RESYNC_FUNCTION  # its name, for callers
 from shared.triggers.start import StartError, ensure_worker, request_work
 
@@ -59,10 +59,13 @@ async def resync(client, rt: Runtime) -> ResyncReport:
 
     report = ResyncReport()
     exemptions = _exemptions(rt, datetime.now(UTC), report)
+    rows = _pool_rows(rt)
+    pending = frozenset(key for key, row in rows.items() if row.pending_reimage)
     fleet = scan_fleet(
-        rt.arm, rt.settings.subscriptions, rt.settings.policy, pending_reimage=_pending(rt), exemptions=exemptions
+        rt.arm, rt.settings.subscriptions, rt.settings.policy, pending_reimage=pending, exemptions=exemptions
     )
     report.clusters, report.errors = len(fleet.by_cluster()), report.errors + fleet.errors
+    _record_unwritten(rt, fleet, rows, report)
     for ref in fleet.clusters_with_steps():
         pools = [p for p in fleet.by_cluster()[ref] if p.steps]
         reason = f"resync: {len(pools)} pool(s) drifted or pending a reimage ({', '.join(p.pool.name for p in pools)})"
@@ -112,11 +115,20 @@ def _left_behind(rt: Runtime, report: ResyncReport) -> list[ClusterRef]:
     return refs
 
 
-def _pending(rt: Runtime) -> frozenset[str]:
+def _pool_rows(rt: Runtime) -> dict[str, PoolState]:
     try:
-        return frozenset(s.pool_key for s in rt.store.list_pool_states() if s.pending_reimage)
+        return {row.pool_key: row for row in rt.store.list_pool_states()}
     except StoreNotFoundError:
-        return frozenset()
+        return {}
+
+
+def _record_unwritten(rt: Runtime, fleet, rows: dict[str, PoolState], report: ResyncReport) -> None:
+    """Pools with work to do get their rows from their reconcile's plan; every other pool the plan
+    sees, from here (`record_plans`)."""
+    from shared.orchestration.recording import record_plans  # the Table Storage SDK: not at start-up
+
+    plans = [p for plans in fleet.by_cluster().values() for p in plans if not p.steps]
+    report.errors += record_plans(rt, plans, rows)
 
 
 def _exemptions(rt: Runtime, now: datetime, report: ResyncReport) -> dict[str, Exemption]:

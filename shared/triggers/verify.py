@@ -11,6 +11,7 @@ import logging
 import azure.durable_functions as df
 import azure.functions as func
 
+from shared.errors import WardenError
 from shared.models import Cluster
 from shared.orchestration.runtime import Runtime, runtime
 from shared.protocol import WorkKind
@@ -27,8 +28,25 @@ async def verify_timer(timer: func.TimerRequest, client: df.DurableOrchestration
 
 
 async def verify_fleet(client, rt: Runtime, reason: str, actor: str = ACTOR) -> FleetRequests:
-    return await request_fleet(client, rt, WorkKind.VERIFY, reason, actor, _stopped)
+    def stopped(cluster: Cluster) -> str | None:
+        if not cluster.is_stopped:
+            return None
+        _record_stopped(rt, cluster)
+        return "the cluster is stopped: its nodes are deallocated"
+
+    return await request_fleet(client, rt, WorkKind.VERIFY, reason, actor, stopped)
 
 
-def _stopped(cluster: Cluster) -> str | None:
-    return "the cluster is stopped: its nodes are deallocated" if cluster.is_stopped else None
+def _record_stopped(rt: Runtime, cluster: Cluster) -> None:
+    """A stopped cluster's pools are not verified; their rows still say where they stand, so the
+    compliance report lists them (best effort: the resync writes them too)."""
+    from shared.orchestration.recording import record_plans  # the Table Storage SDK: not at start-up
+    from shared.plan import plan_pool
+
+    try:
+        plans = [plan_pool(cluster, pool, rt.settings.policy) for pool in rt.arm.list_pools(cluster.ref)]
+        errors = record_plans(rt, plans)
+    except WardenError as e:
+        errors = [str(e)]
+    for error in errors:
+        log.warning("verify: cluster %s is stopped; its pools' rows: %s", cluster.ref.id, error)

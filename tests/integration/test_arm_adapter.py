@@ -22,9 +22,10 @@ def arm(arm_emulator):
 
 def poll_to_end(arm, operation, subscription=SUB_A, limit=20):
     for _ in range(limit):
-        state = arm.operation_state(operation, subscription)
-        if state.done:
-            return state
+        polled = arm.poll_operation(operation, subscription)
+        if polled.state.done:
+            return polled.state
+        operation = polled.operation
     raise AssertionError("operation never finished")
 
 
@@ -128,15 +129,14 @@ def test_maintenance_configuration_and_node_scale_set(arm):
     assert arm.find_pool_vmss(cluster, "vmpool") is None  # VirtualMachines pools have no scale set
     instances = arm.list_instances(vmss)
     assert instances == [VmInstance(str(i), "running") for i in range(3)]
-    operation = arm.start_run_command(
+    polled = arm.start_run_command(
         vmss, instances[0].instance_id, ["systemctl is-active ssh; systemctl is-enabled ssh"]
     )
-    output = None
     for _ in range(10):
-        output = arm.run_command_output(operation, SUB_A)
-        if output is not None:
+        if polled.output is not None:
             break
-    assert output == RunCommandOutput("active\nenabled\n", "")
+        polled = arm.run_command_output(polled.operation, SUB_A)
+    assert polled.output == RunCommandOutput("active\nenabled\n", "")
 
 
 def test_pool_scale_sets_come_from_one_list_and_ignore_foreign_vmss(arm, arm_emulator):

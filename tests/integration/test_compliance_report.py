@@ -88,8 +88,9 @@ def test_each_pool_of_a_real_run_stands_as_the_run_left_it(ran):
     assert {(s.status.value, s.accepted_deviation) for s in spot.stig.values()} == {("open", False)}
 
     vmpool = pools["aks-dev-weu", "vmpool"]  # no scale set: checked by nothing, planned unsupported
-    assert (vmpool.status, vmpool.verdict, vmpool.last_verification.nodes) == ("unsupported", "unknown", ())
-    assert {s.status.value for s in vmpool.stig.values()} == {"not-reviewed"}
+    assert (vmpool.status, vmpool.verdict, vmpool.last_verification.nodes) == ("unsupported", "unsupported", ())
+    # on LocalUser while its policy asks for Disabled: sshd runs by its mode, an open finding
+    assert {(s.status.value, s.accepted_deviation) for s in vmpool.stig.values()} == {("open", False)}
 
     system = pools["aks-prod-weu", "system"]
     assert (system.status, system.verdict, system.last_verification) == ("compliant", NEVER_VERIFIED, None)
@@ -108,9 +109,16 @@ def test_the_summary_counts_the_rows_of_a_real_run(ran):
         "ignored": 0,
         "exempted": 0,
     }
-    assert summary.by_verdict == {"ok": 3, "drift": 0, "unknown": 1, NEVER_VERIFIED: 1}
+    assert summary.by_verdict == {
+        "ok": 3,
+        "drift": 0,
+        "unknown": 0,
+        "unsupported": 1,
+        "not-checked": 0,
+        NEVER_VERIFIED: 1,
+    }
     assert summary.by_mode == {"Disabled": 3, "EntraId": 1, "LocalUser": 1}
-    assert summary.stig["V-242393"] == {"open": 1, "not-a-finding": 2, "not-reviewed": 2}
+    assert summary.stig["V-242393"] == {"open": 2, "not-a-finding": 2, "not-reviewed": 1}  # vmpool: open
 
 
 def test_a_cluster_filter_reads_one_cluster_and_pages_follow(ran):
@@ -240,3 +248,32 @@ def test_cli_with_nothing_recorded_says_so(cli_env, capsys):
     assert main(["compliance"]) == 0
     captured = capsys.readouterr()
     assert captured.out == "" and "no pool recorded yet" in captured.err
+
+
+# --- the whole fleet: every pool the plan sees ------------------------------------------------
+
+
+def _plan_pools(w) -> set[tuple[str, str]]:
+    from shared.fleet import scan_fleet
+
+    fleet = scan_fleet(w.runtime.arm, w.settings.subscriptions, w.settings.policy)
+    return {(plan.cluster.ref.name, plan.pool.name) for plans in fleet.by_cluster().values() for plan in plans}
+
+
+@pytest.mark.parametrize("trigger", ["verify-timer", "resync-timer"])
+def test_the_report_lists_every_pool_the_plan_sees_after_either_timer(warden, trigger):
+    """The stopped cluster's pool, and pools no reconcile has written, are in the report with the
+    plan's status and no evidence yet; the totals are the plan's."""
+    from azure.functions.timer import TimerRequest
+
+    from shared.triggers.resync import RESYNC_FUNCTION
+    from shared.triggers.verify import VERIFY_FUNCTION
+
+    w = warden({"default": "Disabled"}, mode="audit", WARDEN_SUBSCRIPTIONS=f"{SUB_A},{SUB_B}")
+    w.functions.call(VERIFY_FUNCTION if trigger == "verify-timer" else RESYNC_FUNCTION, timer=TimerRequest())
+    w.functions.run()
+    report = report_of(w)
+    planned = _plan_pools(w)
+    assert {(p.cluster, p.pool) for p in report.pools} == planned and report.summary.pools == len(planned)
+    stopped = next(p for p in report.pools if p.cluster == "aks-sandbox-neu")
+    assert stopped.verdict == NEVER_VERIFIED and "stopped" in stopped.reason

@@ -222,3 +222,48 @@ def test_a_stopped_cluster_s_vms_are_deallocated_until_it_starts(arm_emulator):
     assert {n["powerState"] for n in arm_emulator.nodes(f"{SANDBOX}/agentPools/nodepool1")} == {"running"}
     arm_emulator.set_power_state(DEV, "Stopped")
     assert {n["powerState"] for n in arm_emulator.nodes(f"{DEV}/agentPools/spot")} == {"deallocated"}
+
+
+# --- how Compute announces a run-command (tests/fixtures/SOURCES.md) ---
+
+
+def test_run_command_is_announced_with_a_status_url_and_a_location_as_compute_does(arm_emulator):
+    """202 with both headers: the same operation URL, the Location with `monitor=true`. The status
+    URL answers 200 `InProgress` while the script runs, then `Succeeded` with `properties.output`;
+    the Location answers 202 until then, and the `RunCommandResult` after."""
+    status, headers, body = run(arm_emulator, vm_path(arm_emulator, DEV, "nodepool1", DEV_NODES_RG), LINUX)
+    assert (status, body) == (202, None)
+    status_url, location = headers["Azure-AsyncOperation"], headers["Location"]
+    assert "monitor=true" in location and "monitor=true" not in status_url
+    assert status_url.split("?")[0] == location.split("?")[0]
+    answer, _, running = call(arm_emulator, "GET", relative(status_url))
+    assert (answer, running["status"]) == (200, "InProgress") and "properties" not in running
+    answer, _, ended = call(arm_emulator, "GET", relative(status_url))
+    assert (answer, ended["status"]) == (200, "Succeeded") and "endTime" in ended
+    assert ended["properties"]["output"] == result(arm_emulator, headers, polls=1)
+    assert ended["properties"]["output"]["value"][0]["message"].startswith("Enable succeeded: \n[stdout]\nhi\n")
+
+
+@pytest.mark.parametrize(
+    ("shape", "announced"),
+    [("async", {"Azure-AsyncOperation"}), ("location", {"Location"}), ("both", {"Azure-AsyncOperation", "Location"})],
+)
+def test_the_run_command_announcement_can_be_switched(arm_emulator, shape, announced):
+    arm_emulator.lro_shapes.set("virtualMachineScaleSets/virtualMachines/runCommand", shape)
+    status, headers, _ = run(arm_emulator, vm_path(arm_emulator, DEV, "nodepool1", DEV_NODES_RG), LINUX)
+    assert status == 202 and {"Azure-AsyncOperation", "Location"} & set(headers) == announced
+
+
+def test_a_run_command_answered_in_the_body_shape_is_its_result(arm_emulator):
+    arm_emulator.lro_shapes.set("virtualMachineScaleSets/virtualMachines/runCommand", "body")
+    status, headers, body = run(arm_emulator, vm_path(arm_emulator, DEV, "nodepool1", DEV_NODES_RG), LINUX)
+    assert status == 200 and not {"Azure-AsyncOperation", "Location"} & set(headers)
+    assert body["value"][0]["message"].startswith("Enable succeeded: \n[stdout]\nhi\n")
+
+
+def test_an_unknown_operation_or_shape_is_refused_by_the_admin_api(arm_emulator):
+    with pytest.raises(ValueError, match="shape must be one of"):
+        arm_emulator.lro_shapes.set("agentPools/write", "sideways")
+    with pytest.raises(ValueError, match="operation must be one of"):
+        arm_emulator.lro_shapes.set("agentPools/read", "both")
+    assert arm_emulator.lro_shapes["agentPools/write"] == "async"

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from shared.adapters.arm import RUN_SHELL_SCRIPT, Arm
-from shared.errors import ConflictError, ThrottledError, TransientError
-from shared.models import ClusterRef, Operation, RunCommandOutput, VmInstance
+from shared.errors import ConflictError, OperationFailedError, ThrottledError
+from shared.models import ClusterRef, RunCommandOutput, RunCommandPoll, VmInstance
 from shared.sshd import SshdState, Verdict, judge, parse_output, script_for
 from tests.emulator_fixtures import SUB_A
 
@@ -64,7 +64,7 @@ def pool_id(name: str) -> str:
     return f"{REF.id}/agentPools/{name}"
 
 
-def start(arm: Arm, pool: str, instance: str = "0", command_id: str | None = None) -> Operation:
+def start(arm: Arm, pool: str, instance: str = "0", command_id: str | None = None) -> RunCommandPoll:
     """Start the warden's check on a node, as verification does: the script for the pool's OS."""
     found = arm.get_pool(REF, pool)
     vmss = arm.list_pool_scale_sets(arm.get_cluster(REF))[pool]
@@ -72,11 +72,11 @@ def start(arm: Arm, pool: str, instance: str = "0", command_id: str | None = Non
     return arm.start_run_command(vmss, instance, list(script), command_id or default_id)
 
 
-def finish(arm: Arm, operation: Operation) -> RunCommandOutput:
+def finish(arm: Arm, polled: RunCommandPoll) -> RunCommandOutput:
     for _ in range(10):
-        output = arm.run_command_output(operation, SUB_A)
-        if output is not None:
-            return output
+        if polled.output is not None:
+            return polled.output
+        polled = arm.run_command_output(polled.operation, SUB_A)
     raise AssertionError("the run-command never finished")
 
 
@@ -155,7 +155,10 @@ def test_the_check_s_stderr_is_what_systemctl_says_of_a_missing_unit(arm, pool, 
 def test_a_reimage_undoes_drift_on_the_nodes(arm, emulator):
     emulator.set_node_sshd(pool_id("ubentra"), None, pubkey="yes")
     assert check(arm, "ubentra", "1")[0] is Verdict.DRIFT
-    finish(arm, arm.start_node_image_upgrade(REF, "ubentra"))
+    operation = arm.start_node_image_upgrade(REF, "ubentra")
+    while not (polled := arm.poll_operation(operation, SUB_A)).state.done:
+        operation = polled.operation
+    assert polled.state.succeeded
     assert [check(arm, "ubentra", i)[0] for i in ("0", "1")] == [Verdict.OK, Verdict.OK]
 
 
@@ -192,7 +195,7 @@ def test_a_failing_run_command_operation_surfaces_its_error(arm, emulator):
         "VM has reported a failure when processing extension 'RunCommandLinux'.",
     )
     operation = start(arm, "ubloc")
-    with pytest.raises(TransientError) as failed:
+    with pytest.raises(OperationFailedError) as failed:  # the status body says Failed, with the error
         finish(arm, operation)
     assert failed.value.code == "VMExtensionProvisioningError" and "RunCommandLinux" in failed.value.message
     assert check(arm, "ubloc")[0] is Verdict.OK  # the VM is free again, the fault was used up

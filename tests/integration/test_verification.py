@@ -138,7 +138,7 @@ class EmulatorClock:
 def slow_nodes(start_arm_emulator):
     """An emulator whose run-commands take 20 s of the warden's virtual time (real ones take ~20 s)."""
     clock = EmulatorClock()
-    emulator = start_arm_emulator(clock=clock, run_command_seconds=20)
+    emulator = start_arm_emulator(clock=clock, run_command_seconds=20, retry_after=None)  # as Compute: no Retry-After
     return emulator, clock
 
 
@@ -460,7 +460,8 @@ def _conflicting(emulator) -> None:
     ("break_node", "asked", "code", "needle"),
     [
         (_deallocated, False, "VmNotRunning", "the VM is deallocated"),
-        (_failing_run_command, True, "RetriesExhausted", "RunCommandLinux"),
+        # the status body says Failed with the extension's error: terminal at once, with its code
+        (_failing_run_command, True, "VMExtensionProvisioningError", "RunCommandLinux"),
         (_garbled, True, "succeeded", "cut off"),
         (_conflicting, True, "RetriesExhausted", "Run command extension execution is in progress"),
     ],
@@ -491,12 +492,13 @@ def test_a_check_that_cannot_conclude_is_unknown_and_requests_nothing(
 
 
 @pytest.mark.parametrize(
-    ("policy", "pool", "mode", "reason", "others"),
+    ("policy", "pool", "mode", "verdict", "reason", "others"),
     [
         (
             {"default": "Disabled"},
             "vmpool",
             "LocalUser",
+            "unsupported",
             "a VirtualMachines pool has no scale set",
             {"nodepool1": "ok", "spot": "ok", "batch": "drift"},
         ),
@@ -504,20 +506,21 @@ def test_a_check_that_cannot_conclude_is_unknown_and_requests_nothing(
             {"default": "Disabled", "rules": [{"name": "keep", "match": {"pool": "batch"}, "sshAccess": "ignore"}]},
             "batch",
             "Disabled",
+            "not-checked",
             "the policy leaves this pool alone (rule 'keep' says ignore): not checked",
-            {"nodepool1": "ok", "spot": "ok", "vmpool": "unknown"},
+            {"nodepool1": "ok", "spot": "ok", "vmpool": "unsupported"},
         ),
     ],
     ids=["virtual-machines-pool", "ignored-by-the-policy"],
 )
 def test_a_pool_not_checked_is_reported_with_the_reason_and_not_asked(
-    warden, arm_emulator, policy, pool, mode, reason, others
+    warden, arm_emulator, policy, pool, mode, verdict, reason, others
 ):
     w = warden(policy, mode="audit")
     request_verify(w, DEV)
     [verification] = verifications(w)
     result = verification.pop(pool)
-    assert (result["verdict"], result["nodes"], result["os"], result["mode"]) == ("unknown", [], "Linux", mode)
+    assert (result["verdict"], result["nodes"], result["os"], result["mode"]) == (verdict, [], "Linux", mode)
     assert result["reason"].startswith(reason)
     assert {p: r["verdict"] for p, r in verification.items()} == others
     assert not [p for p in run_command_paths(arm_emulator) if f"/aks-{pool}-" in p.lower()]
@@ -531,7 +534,7 @@ def test_a_stopped_cluster_is_reported_with_the_reason_and_not_asked(warden, arm
     request_verify(w, STOPPED)
     [verification] = verifications(w, STOPPED)
     assert {p: (r["verdict"], r["reason"]) for p, r in verification.items()} == {
-        "nodepool1": ("unknown", "the cluster is stopped: its nodes are deallocated")
+        "nodepool1": ("not-checked", "the cluster is stopped: its nodes are deallocated")
     }
     assert arm_emulator.run_command_log == [] and run_command_paths(arm_emulator) == []
     assert node_rows(w, STOPPED) == []
@@ -579,14 +582,14 @@ def test_cli_verify_json_exits_1_while_drift_remains_in_audit_mode(cli_env, caps
         "batch": ("Disabled", "drift"),
         "nodepool1": ("LocalUser", "ok"),
         "spot": ("EntraId", "ok"),
-        "vmpool": ("LocalUser", "unknown"),
+        "vmpool": ("LocalUser", "unsupported"),
     }
     [node] = pools["batch"]["nodes"]
     assert node["verdict"] == "drift" and "sshd is running" in node["reason"]
     assert node["vmss"] == node_vmss(cli_env, BATCH) and node["instance"] in ("0", "1")
     assert node["runCommand"] == "succeeded" and "ssh active/enabled" in node["units"]
     assert "VirtualMachines" in pools["vmpool"]["reason"] and pools["vmpool"]["nodes"] == []
-    assert report["summary"] == {"drift": 1, "ok": 2, "unknown": 1}
+    assert report["summary"] == {"drift": 1, "ok": 2, "unsupported": 1}
     assert [r for r in cli_env.requests if r.method != "GET" and not is_run_command(r.path)] == []
     # The plan now shows the reimage the drift owes.
     assert main(["plan", "--json"]) == 0
@@ -599,13 +602,48 @@ def test_cli_verify_exits_0_once_the_drift_is_re_enforced_and_shows_a_table(cli_
     captured = capsys.readouterr()
     assert code == 0, captured.err
     lines = captured.out.splitlines()
-    assert lines[0].split() == ["CLUSTER", "POOL", "OS", "MODE", "VERDICT", "REASON"]
+    assert lines[0].split()[:2] == ["CLUSTER", "POOL"] and "VERDICT" in lines[0]
     batch = next(line for line in lines if line.split()[1:2] == ["batch"])
-    assert batch.split()[:5] == ["rg-dev-weu/aks-dev-weu", "batch", "Linux", "Disabled", "ok"]
-    assert lines[-1] == "4 pools: 3 ok, 1 unknown"
+    # the drift it found, the reimage it caused, and the check after it
+    assert batch.split()[:3] == ["rg-dev-weu/aks-dev-weu", "batch", "Disabled"] and " drift → reimaged → ok " in batch
+    assert lines[-1] == "4 pools: 3 ok, 1 unsupported"  # vmpool: a VirtualMachines pool has no scale set
     writes = [(r.method, r.path.rsplit("/", 1)[-1]) for r in cli_env.requests if r.method != "GET"]
     assert [w for w in writes if w[1] != "runCommand"] == [("POST", "upgradeNodeImageVersion")]
     assert cli_env.sshd_states(BATCH) == {("inactive", "disabled")}
+
+
+def test_cli_verify_json_shows_the_drift_it_reimaged_on_the_way(cli_env, capsys):
+    code, report, _ = _cli_json(capsys, "--cluster", DEV.id)
+    pools = {p["pool"]: p for p in report["pools"]}
+    assert code == 0 and pools["batch"]["history"] == ["drift", "reimaged", "ok"]
+    assert pools["nodepool1"]["history"] == ["ok"]
+    assert (pools["vmpool"]["verdict"], pools["vmpool"]["history"]) == ("unsupported", ["unsupported"])
+
+
+def test_cli_verify_exits_1_while_a_node_is_unknown(cli_env, capsys):
+    """A node nobody could check proves nothing: the command does not say all is well."""
+    cli_env.set_node_power_state(NODEPOOL1, None, "deallocated")
+    code, report, _ = _cli_json(capsys, "--cluster", DEV.id)
+    pools = {p["pool"]: p for p in report["pools"]}
+    assert pools["nodepool1"]["verdict"] == "unknown" and "deallocated" in pools["nodepool1"]["reason"]
+    assert code == 1 and report["summary"]["unknown"] == 1
+
+
+def test_a_locked_node_resource_group_gets_no_run_command(warden, arm_emulator):
+    """`restrictionLevel: ReadOnly` puts a deny assignment on the node resource group that allows
+    only */read (AKS node resource group lockdown): run-command would be refused, so none is sent
+    and every pool says why it cannot be verified."""
+    cluster = arm_emulator.fleet.cluster(DEV.subscription, DEV.resource_group, DEV.name)
+    cluster.props["nodeResourceGroupProfile"] = {"restrictionLevel": "ReadOnly"}
+    w = warden({"default": "Disabled", "verify": {"sample": "all"}})
+    request_verify(w, DEV)
+    [verification] = verifications(w)
+    assert {pool: result["verdict"] for pool, result in verification.items()} == dict.fromkeys(
+        ("batch", "nodepool1", "spot", "vmpool"), "unsupported"
+    )
+    assert "locked down (restrictionLevel ReadOnly)" in verification["batch"]["reason"]
+    assert run_command_paths(arm_emulator) == [] and w.writes() == []
+    assert {r.outcome.value for r in verify_audit(w)} == {"skipped"}
 
 
 @pytest.mark.parametrize(
@@ -635,7 +673,7 @@ def test_cli_verify_without_cluster_covers_every_running_cluster_in_scope(cli_en
         (SUB_A, "rg-prod-weu", "aks-prod-weu"),
         (SUB_B, "rg-prod-neu", "aks-auto-neu"),
     }
-    assert report["summary"] == {"drift": 1, "ok": 6, "unknown": 1}  # DEV's vmpool has no scale set
+    assert report["summary"] == {"drift": 1, "ok": 6, "unsupported": 1}  # DEV's vmpool has no scale set
     windows = next(p for p in report["pools"] if p["pool"] == "npwin")
     assert (windows["os"], windows["mode"], windows["verdict"]) == ("Windows", "Disabled", "ok")
     assert "no sshd service" in windows["nodes"][0]["units"]

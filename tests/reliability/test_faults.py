@@ -346,8 +346,8 @@ def test_an_upgrade_that_ran_while_a_retry_waited_is_not_started_again(warden, a
 
     def upgrade_meanwhile() -> None:
         operation = w.runtime.arm.start_node_image_upgrade(DEV, "nodepool1")
-        while not w.runtime.arm.operation_state(operation, DEV.subscription).done:
-            pass
+        while not (polled := w.runtime.arm.poll_operation(operation, DEV.subscription)).state.done:
+            operation = polled.operation
 
     # The first attempt goes out from the update's last poll; the retry is the start activity's first call.
     on_activity(w, names.START_NODE_IMAGE_UPGRADE, upgrade_meanwhile, nth=1)

@@ -64,12 +64,19 @@ def pools_by_name(built) -> dict:
         ("batch", "compliant", "ok", (NF, NF), False, None),
         ("nodepool1", "drifted", "drift", (OPEN, OPEN), False, None),
         ("spot", "compliant", "ok", (OPEN, OPEN), True, None),
-        ("vmpool", "unsupported", NEVER_VERIFIED, (NR, NR), False, None),
+        (
+            "vmpool",
+            "unsupported",
+            NEVER_VERIFIED,
+            (OPEN, OPEN),
+            False,
+            None,
+        ),  # runs LocalUser: sshd by its mode, an open finding
         ("system", "pending-reimage", "drift", (OPEN, OPEN), False, "waiting"),
         ("apps", "compliant", NEVER_VERIFIED, (OPEN, OPEN), True, None),
         ("npwin", "compliant", "ok", (NF, NF), False, "succeeded"),
         (HOSTILE_POOL, "compliant", "ok", (NR, NR), False, "failed"),
-        ("systempool", "ignored", NEVER_VERIFIED, (NR, NR), False, None),
+        ("systempool", "ignored", NEVER_VERIFIED, (OPEN, OPEN), False, None),  # left on LocalUser: an open finding
     ],
     ids=lambda v: v if isinstance(v, str) else None,
 )
@@ -161,6 +168,38 @@ def test_stig_standing(desired, nodes, expected, deviation):
         assert standing.note
 
 
+@pytest.mark.parametrize(
+    ("desired", "configured", "status", "nodes", "expected", "deviation"),
+    [
+        ("EntraId", "LocalUser", "unsupported", None, OPEN, False),  # an Automatic cluster's pool
+        ("Disabled", "LocalUser", "drifted", (True,), OPEN, False),
+        ("LocalUser", "LocalUser", "pending-reimage", (True,), OPEN, False),
+        ("Disabled", "LocalUser", "unsupported", None, OPEN, False),
+        ("LocalUser", "LocalUser", "compliant", None, OPEN, True),
+        ("EntraId", "EntraId", "exempted", (True,), OPEN, True),
+        ("Disabled", "Disabled", "drifted", None, NR, False),
+    ],
+    ids=[
+        "asked-entraid-runs-localuser",
+        "asked-disabled-runs-localuser",
+        "localuser-pending",
+        "disabled-unsupported",
+        "localuser-chosen",
+        "exempted",
+        "disabled-never-verified",
+    ],
+)
+def test_only_a_mode_chosen_on_purpose_is_an_accepted_deviation(
+    desired, configured, status, nodes, expected, deviation
+):
+    """A pool on a mode its policy did not ask for is an open finding, never an accepted deviation."""
+    verification = None if nodes is None else verification_of(*nodes)
+    for rule in STIG_RULES:
+        standing = stig_standing(rule, verification, desired, configured, status)
+        assert (standing.status, standing.accepted_deviation) == (expected, deviation)
+        assert ("open finding" in standing.note) == (expected is OPEN and not deviation)
+
+
 def test_the_two_rules_read_their_own_evidence():
     check = NodeCheck(DEV.id, "p", "vmss", "0", T0, "Disabled", sshd_active=False, sshd_enabled=True)
     verification = Verification(T0, "drift", "", 1, 1, (NodeEvidence.of(check),))
@@ -184,10 +223,17 @@ def test_summary_counts_the_rows():
         "exempted": 0,
     }
     assert summary.by_mode == {"Disabled": 4, "EntraId": 1, "LocalUser": 4}
-    assert summary.by_verdict == {"ok": 4, "drift": 2, "unknown": 0, NEVER_VERIFIED: 3}
+    assert summary.by_verdict == {
+        "ok": 4,
+        "drift": 2,
+        "unknown": 0,
+        "unsupported": 0,
+        "not-checked": 0,
+        NEVER_VERIFIED: 3,
+    }
     for rule in STIG_RULES:
         counted = {s.value: sum(1 for p in pools if p.stig[rule.id].status is s) for s in Standing}
-        assert summary.stig[rule.id] == counted == {"open": 4, "not-a-finding": 2, "not-reviewed": 3}
+        assert summary.stig[rule.id] == counted == {"open": 6, "not-a-finding": 2, "not-reviewed": 1}
         assert summary.accepted_deviations[rule.id] == 2
 
 
@@ -371,7 +417,7 @@ def test_the_table_fits_100_columns_and_cuts_long_names_with_an_ellipsis():
     assert max(map(len, lines)) <= 100
     assert "…" in text and long_name not in text
     assert re.search(r"^aks-x+… +batch ", text, re.M)
-    assert "V-242393 (sshd must not be running): 3 open (2 by policy), 1 not a finding, 5 not reviewed" in lines
+    assert "V-242393 (sshd must not be running): 6 open (2 by policy), 1 not a finding, 2 not reviewed" in lines
 
 
 def test_the_wide_table_keeps_every_column_uncut():

@@ -15,6 +15,9 @@
     GET    /_emulator/run-command-seconds      {"seconds": how long a run-command stays InProgress at least}
     PUT    /_emulator/run-command-seconds      {"seconds": 20}: set it (0 to 5400)
     GET    /_emulator/run-commands             {"runCommands": [{"start", "end", "subscription", "vmss", "instance"}]}
+    GET    /_emulator/lro-shapes               {"shapes": {operation: "async"|"location"|"both"|"body"}}
+    PUT    /_emulator/lro-shapes               {"operation", "shape"}: how that operation's answers announce it
+    DELETE /_emulator/lro-shapes               every operation back to what its service sends
 
 Admin requests need no token and are not recorded. Errors answer 400 with ARM's error shape.
 """
@@ -110,6 +113,21 @@ def admin_router(emulator: ArmEmulator) -> Router:
     def run_commands(req: Request) -> Response:
         return Response(200, {"runCommands": [r._asdict() for r in emulator.run_command_log]})
 
+    def lro_shapes(req: Request) -> Response:
+        return Response(200, {"shapes": emulator.lro_shapes.as_dict()})
+
+    def set_lro_shape(req: Request) -> Response:
+        spec = req.json()
+        _apply(emulator.lro_shapes.set, _required(spec, "operation"), _required(spec, "shape"))
+        return Response(204)
+
+    def reset_lro_shapes(req: Request) -> Response:
+        emulator.lro_shapes.reset()
+        return Response(204)
+
+    router.add("GET", f"{PREFIX}/lro-shapes", lro_shapes)
+    router.add("PUT", f"{PREFIX}/lro-shapes", set_lro_shape)
+    router.add("DELETE", f"{PREFIX}/lro-shapes", reset_lro_shapes)
     router.add("GET", f"{PREFIX}/latency", latency)
     router.add("PUT", f"{PREFIX}/latency", set_latency)
     router.add("POST", f"{PREFIX}/node", node)

@@ -25,7 +25,15 @@ from shared.local.arm_emulator.aks_rules import (
     validate_ssh_keys,
 )
 from shared.local.arm_emulator.faults import Faults
-from shared.local.arm_emulator.operations import Operation, Operations, location_result
+from shared.local.arm_emulator.operations import (
+    BODY,
+    LroShapes,
+    Operation,
+    Operations,
+    location_result,
+    lro_headers,
+    retry_after_header,
+)
 from shared.local.arm_emulator.state import (
     Cluster,
     Fleet,
@@ -45,8 +53,17 @@ LOCATIONS = "/subscriptions/{s}/providers/Microsoft.ContainerService/locations/{
 
 
 class AksApi:
-    def __init__(self, fleet: Fleet, operations: Operations, faults: Faults, throttle: Throttle, retry_after: int):
+    def __init__(
+        self,
+        fleet: Fleet,
+        operations: Operations,
+        faults: Faults,
+        throttle: Throttle,
+        retry_after: int | None,
+        shapes: LroShapes,
+    ):
         self.fleet = fleet
+        self.shapes = shapes
         self.operations = operations
         self.faults = faults
         self.throttle = throttle
@@ -139,7 +156,8 @@ class AksApi:
                 req, cluster, lambda ok: finish_pool_put(pool, ok, old_mode, node_disruption_policy(cluster))
             )
             operation.result = lambda: (200, pool_view(pool))
-            return Response(200 if existing else 201, pool_view(pool), self._lro_headers(req, s, operation))
+            headers = self._lro_headers(req, s, operation, "agentPools/write")
+            return Response(200 if existing else 201, pool_view(pool), headers)
 
     def upgrade_node_image(self, req: Request, s: str, rg: str, c: str, p: str) -> Response:
         with self.fleet.lock:
@@ -149,7 +167,7 @@ class AksApi:
             self._begin_write(pool.body, "UpgradingNodeImageVersion")
             operation = self._start(req, cluster, lambda ok: finish_upgrade(pool, ok))
             operation.result = lambda: (200, pool_view(pool))
-            return Response(202, pool_view(pool), self._lro_headers(req, s, operation))
+            return self._accepted(req, s, operation, "agentPools/upgradeNodeImageVersion", pool_view(pool))
 
     def delete_pool(self, req: Request, s: str, rg: str, c: str, p: str) -> Response:
         with self.fleet.lock:
@@ -168,7 +186,7 @@ class AksApi:
 
             operation = self._start(req, cluster, finish)
             operation.result = lambda: (204, None)
-            return Response(202, None, self._lro_headers(req, s, operation, status_url=False))
+            return self._accepted(req, s, operation, "agentPools/delete", None)
 
     # --- managed cluster writes ---
 
@@ -192,7 +210,8 @@ class AksApi:
             operation = self._start(req, cluster, lambda ok: finish_cluster_put(target, ok))
             operation.result = lambda: (200, cluster_view(target))
             created = cluster.props["provisioningState"] == "Creating"
-            return Response(201 if created else 200, cluster_view(cluster), self._lro_headers(req, s, operation))
+            headers = self._lro_headers(req, s, operation, "managedClusters/write")
+            return Response(201 if created else 200, cluster_view(cluster), headers)
 
     def set_power(self, req: Request, code: str, s: str, rg: str, c: str) -> Response:
         with self.fleet.lock:
@@ -216,13 +235,13 @@ class AksApi:
 
             operation = self._start(req, cluster, finish)
             operation.result = lambda: (204, None)
-            return Response(202, None, self._lro_headers(req, s, operation))
+            return Response(202, None, self._lro_headers(req, s, operation, "", both=True))
 
     # --- operation status ---
 
     def operation_status(self, req: Request, s: str, loc: str, op: str) -> Response:
         operation = self.operations.poll(NAMESPACE, op)
-        headers = {} if operation.done else {"Retry-After": str(self.retry_after)}
+        headers = retry_after_header(self.retry_after) if not operation.done else {}
         return Response(200, operation.status_body(s), headers)
 
     def operation_result(self, req: Request, s: str, loc: str, op: str) -> Response:
@@ -243,10 +262,19 @@ class AksApi:
         else:
             body["eTag"] = new_etag()
 
-    def _lro_headers(self, req: Request, s: str, operation: Operation, status_url: bool = True) -> dict[str, str]:
+    def _lro_headers(self, req: Request, s: str, operation: Operation, name: str, both: bool = False) -> dict[str, str]:
+        """The headers announcing `operation`, in the shape set for `name` (`both`: the two URLs)."""
         base = f"{req.base_url}/subscriptions/{s}/providers/{NAMESPACE}/locations/{operation.location}"
         query = f"?api-version={req.api_version}"
-        headers = {"Location": f"{base}/operationresults/{operation.id}{query}", "Retry-After": str(self.retry_after)}
-        if status_url:
-            headers["Azure-AsyncOperation"] = f"{base}/operations/{operation.id}{query}"
-        return headers
+        status_url, location = (
+            f"{base}/operations/{operation.id}{query}",
+            f"{base}/operationresults/{operation.id}{query}",
+        )
+        return lro_headers("both" if both else self.shapes[name], status_url, location, self.retry_after)
+
+    def _accepted(self, req: Request, s: str, operation: Operation, name: str, body: dict | None) -> Response:
+        """A POST or DELETE: 202 with the operation's headers; in the "body" shape, answered once done."""
+        if self.shapes[name] == BODY:
+            self.operations.end_now(operation)
+            return location_result(operation, req, self.retry_after)
+        return Response(202, body, self._lro_headers(req, s, operation, name))

@@ -24,11 +24,21 @@ from typing import NamedTuple
 from shared.local.arm_emulator import errors
 from shared.local.arm_emulator.faults import Faults
 from shared.local.arm_emulator.node_shell import run_bash, run_powershell
-from shared.local.arm_emulator.operations import Operation, Operations, location_result, utc_now
+from shared.local.arm_emulator.operations import (
+    BODY,
+    LroShapes,
+    Operation,
+    Operations,
+    location_result,
+    lro_headers,
+    retry_after_header,
+    utc_now,
+)
 from shared.local.arm_emulator.state import WINDOWS, Cluster, Fleet, Node, Pool, os_family
 from shared.local.arm_emulator.wire import Request, Response, Router
 
 NAMESPACE = "Microsoft.Compute"
+RUN_COMMAND = "virtualMachineScaleSets/virtualMachines/runCommand"
 VMSS_TYPE = "Microsoft.Compute/virtualMachineScaleSets"
 VMSS = "/subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachineScaleSets"
 OUTPUT_LIMIT = 4096  # run-command keeps the last 4,096 bytes of stdout and of stderr
@@ -54,10 +64,12 @@ class ComputeApi:
         fleet: Fleet,
         operations: Operations,
         faults: Faults,
-        retry_after: int,
+        retry_after: int | None,
         clock: Callable[[], float],
+        shapes: LroShapes,
     ):
         self.fleet = fleet
+        self.shapes = shapes
         self.operations = operations
         self.faults = faults
         self.retry_after = retry_after
@@ -116,9 +128,18 @@ class ComputeApi:
             if node.busy_with:
                 raise errors.run_command_conflict()
             operation = self._start_run(req, cluster, pool, node, script)
+            shape = self.shapes[RUN_COMMAND]
+            if shape == BODY:  # answered once the command ran: its result at once
+                self.operations.end_now(operation)
+                return location_result(operation, req, self.retry_after)
+        # Compute's two URLs differ only in `monitor=true`: the status body, and the result.
         base = f"{req.base_url}/subscriptions/{s}/providers/{NAMESPACE}/locations/{operation.location}"
-        location = f"{base}/operations/{operation.id}?monitor=true&api-version={req.api_version}"
-        return Response(202, None, {"Location": location, "Retry-After": str(self.retry_after)})
+        query = f"p={operation.partition}&api-version={req.api_version}"
+        status_url = f"{base}/operations/{operation.id}?{query}"
+        location = (
+            f"{base}/operations/{operation.id}?p={operation.partition}&monitor=true&api-version={req.api_version}"
+        )
+        return Response(202, None, lro_headers(shape, status_url, location, self.retry_after))
 
     def _start_run(self, req: Request, cluster: Cluster, pool: Pool, node: Node, script: list[str]) -> Operation:
         """The operation of one run-command: the VM is busy until it ends, the script runs at its end."""
@@ -148,7 +169,14 @@ class ComputeApi:
         return operation
 
     def operation(self, req: Request, s: str, loc: str, op: str) -> Response:
-        return location_result(self.operations.poll(NAMESPACE, op), req, self.retry_after)
+        """`monitor=true`: the `Location` (202 while it runs, then the `RunCommandResult`); without
+        it, the status body, which carries the result as `properties.output` at the end."""
+        operation = self.operations.poll(NAMESPACE, op)
+        if req.query.get("monitor", "").lower() == "true":
+            return location_result(operation, req, self.retry_after)
+        output = operation.result()[1] if operation.done and operation.result and not operation.fault else None
+        headers = retry_after_header(self.retry_after) if not operation.done else {}
+        return Response(200, operation.status_body(s, output), headers)
 
     def _scale_set(self, s: str, rg: str, vmss: str) -> tuple[Cluster, Pool]:
         for cluster, pool in self.fleet.node_pools(s, rg):

@@ -12,7 +12,7 @@ from shared.local.arm_emulator.admin import PREFIX, admin_router
 from shared.local.arm_emulator.aks import AksApi
 from shared.local.arm_emulator.compute import ComputeApi, RunCommandRecord, vmss_name
 from shared.local.arm_emulator.faults import Faults
-from shared.local.arm_emulator.operations import Operations
+from shared.local.arm_emulator.operations import LroShapes, Operations
 from shared.local.arm_emulator.server import EmulatorServer
 from shared.local.arm_emulator.state import (
     POWER_STATES,
@@ -46,7 +46,8 @@ class ArmEmulator:
     """A loopback ARM for a fleet document (see the package docstring for its format).
 
     `lro_polls`: status reads an operation stays InProgress; `retry_after`: the Retry-After
-    seconds on long-running answers; `clock`: monotonic seconds for the PUT agentPool throttle;
+    seconds on long-running answers (None: none, as AKS and Compute answer; 0, the default, has
+    the local stack's clients poll at once); `clock`: monotonic seconds for the PUT agentPool throttle;
     `latency_seconds`: how long every ARM request waits before it is handled, as if ARM were
     across a network (admin requests do not wait). Requests wait side by side, each on its
     own server thread, so concurrent clients see the latency once, not queued. `sleep`:
@@ -59,7 +60,7 @@ class ArmEmulator:
         fleet: dict,
         *,
         lro_polls: int = 1,
-        retry_after: int = 0,
+        retry_after: int | None = 0,
         clock: Callable[[], float] = time.monotonic,
         latency_seconds: float = 0.0,
         sleep: Callable[[float], None] = time.sleep,
@@ -70,10 +71,11 @@ class ArmEmulator:
         self.fleet = Fleet(fleet)
         self.faults = Faults()
         self.operations = Operations(self.fleet.lock, lro_polls, clock)
+        self.lro_shapes = LroShapes()
         self._router = Router()
-        self.aks = AksApi(self.fleet, self.operations, self.faults, Throttle(clock), retry_after)
+        self.aks = AksApi(self.fleet, self.operations, self.faults, Throttle(clock), retry_after, self.lro_shapes)
         self.aks.register(self._router)
-        self._compute = ComputeApi(self.fleet, self.operations, self.faults, retry_after, clock)
+        self._compute = ComputeApi(self.fleet, self.operations, self.faults, retry_after, clock, self.lro_shapes)
         self._compute.register(self._router)
         self.run_command_seconds = run_command_seconds
         self._admin = admin_router(self)
@@ -133,6 +135,15 @@ class ArmEmulator:
         if not 0 <= float(seconds) <= MAX_LATENCY_SECONDS:
             raise ValueError(f"latency_seconds must be between 0 and {MAX_LATENCY_SECONDS:g}, got {seconds!r}")
         self._latency = float(seconds)
+
+    @property
+    def retry_after(self) -> int | None:
+        """The Retry-After of long-running answers (None: none, as AKS and Compute answer)."""
+        return self.aks.retry_after
+
+    @retry_after.setter
+    def retry_after(self, seconds: int | None) -> None:
+        self.aks.retry_after = self._compute.retry_after = seconds
 
     @property
     def run_command_seconds(self) -> float:
