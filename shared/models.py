@@ -181,6 +181,9 @@ class Cluster:
     # nodeResourceGroupProfile.restrictionLevel: `ReadOnly` puts a deny assignment on the node
     # resource group that allows only */read (AKS "node resource group lockdown"): no run-command there
     node_resource_group_restriction: str = "Unrestricted"
+    # the resource ids of the cluster's user-assigned identities (control plane and kubelet): a
+    # PUT of the cluster assigns them again, which ARM checks as a linked permission
+    user_assigned_identities: tuple[str, ...] = ()
 
     @property
     def node_resource_group_locked(self) -> bool:

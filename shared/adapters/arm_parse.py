@@ -38,7 +38,17 @@ def cluster_from_arm(body: Mapping[str, Any]) -> Cluster:
         node_disruption_policy=(props.get("nodeDisruptionProfile") or {}).get("nodeDisruptionPolicy") or "Allow",
         node_resource_group_restriction=(props.get("nodeResourceGroupProfile") or {}).get("restrictionLevel")
         or "Unrestricted",
+        user_assigned_identities=_identities(body),
     )
+
+
+def _identities(body: Mapping[str, Any]) -> tuple[str, ...]:
+    """The user-assigned identities a cluster PUT assigns: the control plane's (`identity`) and the
+    kubelet's (`properties.identityProfile.kubeletidentity.resourceId`)."""
+    control = list(((body.get("identity") or {}).get("userAssignedIdentities") or {}).keys())
+    profile = (body.get("properties") or {}).get("identityProfile") or {}
+    kubelet = [str(v.get("resourceId")) for v in profile.values() if isinstance(v, Mapping) and v.get("resourceId")]
+    return tuple(dict.fromkeys(str(i) for i in [*control, *kubelet]))
 
 
 def _ssh_keys(linux_profile: Mapping[str, Any] | None) -> tuple[str, ...] | None:

@@ -116,6 +116,14 @@ class KeyVaultKeyStore:
     def describe(self) -> str:
         return f"Azure Key Vault {self.vault_url}"
 
+    def check(self) -> None:
+        """One read of the vault as the identity (the first page of secret names, no value):
+        raises `KeyStoreError` when the vault does not answer it."""
+        try:
+            next(iter(self._client.list_properties_of_secrets(max_page_size=1)), None)
+        except AzureError as e:
+            raise self._error("listing its secrets", e) from e
+
     def store_private_key(self, cluster_id: str, private_key_pem: str, fingerprint: str) -> StoredKey:
         """A new version of the cluster's secret holding `private_key_pem`. Refused, with
         nothing written, unless the key's public half has `fingerprint`."""

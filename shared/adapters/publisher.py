@@ -48,6 +48,9 @@ class OutcomeKind(StrEnum):
     EXEMPTION_EXPIRED = "Warden.SshAccess.ExemptionExpired"
 
 
+EVENT_GRID_SCOPE = "https://eventgrid.azure.net/.default"  # the audience of Event Grid's data plane
+
+
 class OutcomePublisher:
     """Publishes outcome events to one Event Grid topic endpoint (`.../api/events`).
 
@@ -84,6 +87,13 @@ class OutcomePublisher:
             logger.warning("outcome %s for %s not published to %s: %s", event.type, subject, self.endpoint, e)
             return False
         return True
+
+    def check(self) -> None:
+        """Whether the identity can authenticate to the topic, without publishing (a publish is a
+        write subscribers see): a key credential is taken as is, a token credential must hand out
+        an Event Grid token. Raises `AzureError` when it cannot."""
+        if hasattr(self.credential, "get_token"):
+            self.credential.get_token(EVENT_GRID_SCOPE)
 
     def close(self) -> None:
         self._client.close()

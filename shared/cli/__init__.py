@@ -110,7 +110,7 @@ def progress(message: str) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from shared.cli import compliance, demo, exempt, plan, resume, rotate, run, verify
+    from shared.cli import compliance, demo, doctor, exempt, plan, resume, rotate, run, verify
 
     parser = argparse.ArgumentParser(
         prog="python -m shared",
@@ -201,6 +201,14 @@ def _parser() -> argparse.ArgumentParser:
             resume.JSON_SHAPE,
             runs=True,
         )
+    )
+    _command(
+        commands,
+        "doctor",
+        doctor.run_doctor_command,
+        doctor.HELP,
+        ("read", "tables", "events", "keys"),
+        doctor.JSON_SHAPE,
     )
     _command(
         commands,

@@ -85,6 +85,14 @@ async def http_compliance(req: func.HttpRequest) -> func.HttpResponse:
     return await http_api.http_compliance(req)
 
 
+@bp.function_name(routes.DOCTOR_FUNCTION)
+@_route(routes.DOCTOR_FUNCTION)
+async def http_doctor(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.triggers import http_api  # imported by the first call (start-up cost)
+
+    return await http_api.http_doctor(req)
+
+
 @bp.function_name(routes.OPENAPI_FUNCTION)
 @_route(routes.OPENAPI_FUNCTION)
 async def http_openapi(req: func.HttpRequest) -> func.HttpResponse:

@@ -35,6 +35,7 @@ from shared.triggers.http_compliance import read_report, report_query
 from shared.triggers.http_progress import UNREACHABLE, instance_status
 from shared.triggers.http_routes import (
     COMPLIANCE_FUNCTION,
+    DOCTOR_FUNCTION,
     ENDPOINTS,
     OPENAPI_FUNCTION,
     RECONCILE_FUNCTION,
@@ -261,6 +262,15 @@ async def http_compliance(req: func.HttpRequest) -> func.HttpResponse:
         return json_response(read_report(runtime_or_503().store, query, settings))
     except StoreError as e:
         raise unavailable("StorageUnavailable", f"the report could not be read ({e}); try again") from None
+
+
+@served(DOCTOR_FUNCTION)
+async def http_doctor(req: func.HttpRequest) -> func.HttpResponse:
+    """The deployment's preflight checks (read-only): 200 with every check, whatever they say."""
+    from shared.triggers.doctor import run_doctor  # its reads: imported when asked for
+
+    settings_before_io()
+    return json_response(run_doctor(runtime_or_503()).to_json())
 
 
 @served(OPENAPI_FUNCTION)

@@ -12,6 +12,7 @@ STATUS_FUNCTION = "http_status"
 COMPLIANCE_FUNCTION = "http_compliance"
 OPENAPI_FUNCTION = "http_openapi"
 EXEMPTIONS_FUNCTION = "http_exemptions"
+DOCTOR_FUNCTION = "http_doctor"
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ ENDPOINTS = {
     ROTATE_FUNCTION: Endpoint("rotate-keys", ("POST",)),
     STATUS_FUNCTION: Endpoint("status/{instanceId}", ("GET",)),
     COMPLIANCE_FUNCTION: Endpoint("compliance", ("GET",)),
+    DOCTOR_FUNCTION: Endpoint("doctor", ("GET",)),
     OPENAPI_FUNCTION: Endpoint("openapi.json", ("GET",)),
     # Pool ids hold slashes: they go in the body (POST) or the query (GET, DELETE), not the path.
     EXEMPTIONS_FUNCTION: Endpoint("exemptions", ("GET", "POST", "DELETE")),

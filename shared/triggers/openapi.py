@@ -11,10 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from shared.compliance import QUERY_PARAMETERS, VERDICTS
+from shared.doctor import Level
 from shared.models import SshAccess
 from shared.plan import Status
 from shared.triggers.http_routes import (
     COMPLIANCE_FUNCTION,
+    DOCTOR_FUNCTION,
     ENDPOINTS,
     EXEMPTIONS_FUNCTION,
     OPENAPI_FUNCTION,
@@ -131,6 +133,15 @@ def _operations() -> dict[str, dict[str, Any]]:
                 "400": _answer("BadRequest"),
                 "401": _answer("Unauthorized"),
                 "403": _answer("OutOfScope"),
+                "500": _answer("InternalError"),
+                "503": _answer("Unavailable"),
+            },
+        },
+        DOCTOR_FUNCTION: {
+            "summary": "Check the deployment before trusting it (read-only): permissions, features, delivery, services",
+            "responses": {
+                "200": _json(_ref("DoctorReport"), "Every check, ok, warn or fail, with its fix"),
+                "401": _answer("Unauthorized"),
                 "500": _answer("InternalError"),
                 "503": _answer("Unavailable"),
             },
@@ -288,7 +299,21 @@ def _schemas() -> dict[str, Any]:
     }
     text_list = {"type": "array", "items": {"type": "string"}}
     links = {name: {"type": "string"} for name in ("statusQueryGetUri", "sendEventPostUri", "terminatePostUri")}
+    level = {"type": "string", "enum": [level.value for level in Level]}
+    check = _object(
+        {name: {"type": "string"} for name in ("subscription", "check", "target", "detail", "fix")} | {"status": level},
+        ("subscription", "check", "target", "status", "detail", "fix"),
+    )
     return {
+        "DoctorReport": _object(
+            {
+                "checks": {"type": "array", "items": check},
+                "summary": _object(
+                    {lv.value: {"type": "integer", "minimum": 0} for lv in Level}, tuple(lv.value for lv in Level)
+                ),
+            },
+            ("checks", "summary"),
+        ),
         "Error": _object(
             {"error": _object({"code": {"type": "string"}, "message": {"type": "string"}}, ("code", "message"))},
             ("error",),

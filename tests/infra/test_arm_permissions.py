@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared.adapters.arm import Arm
 from shared.models import Target
+from shared.permissions import required_actions
 from shared.protocol import WorkKind
 from shared.triggers.resync import resync
 from shared.triggers.start import request_work
@@ -164,6 +165,12 @@ def test_the_role_holds_exactly_the_actions_the_app_performs(warden, arm_emulato
     assert {"PUT", "POST"} <= methods and any(r.path.endswith("/runCommand") for r in enforcing), "a flow did not run"
     assert actions_of(enforcing) == role_actions(key_rotation=False)
     assert actions_of(enforcing) | actions_of(rotating) == role_actions(key_rotation=True)
+
+
+def test_the_role_is_built_from_the_one_list_the_doctor_checks():
+    """shared/permissions.py is the code's one list of actions: the Bicep role holds the same."""
+    assert role_actions(key_rotation=False) == set(required_actions(key_rotation=False))
+    assert role_actions(key_rotation=True) == set(required_actions(key_rotation=True))
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ from shared.orchestration.names import worker_instance_id
 from shared.triggers import http_compliance
 from shared.triggers.http_routes import (
     COMPLIANCE_FUNCTION,
+    DOCTOR_FUNCTION,
     ENDPOINTS,
     OPENAPI_FUNCTION,
     RECONCILE_FUNCTION,
@@ -272,6 +273,15 @@ def dead_url() -> str:
 
 
 # --- compliance and the document --------------------------------------------------------------------
+
+
+def test_doctor_answers_every_check_in_the_documented_shape(warden, arm_emulator):
+    w = warden()
+    arm_emulator.governance.remove_event_subscriptions(SUB_A)
+    report = answer(call(w.functions, DOCTOR_FUNCTION, request(DOCTOR_FUNCTION)), DOCTOR_FUNCTION)
+    [events] = [c for c in report["checks"] if c["check"] == "events"]
+    assert events["status"] == "fail" and "azd deploy" in events["fix"]
+    assert report["summary"]["fail"] >= 1 and report["summary"]["ok"] > 0
 
 
 def test_compliance_pages_the_report_filters_it_and_refuses_bad_queries(warden, arm_emulator, monkeypatch):

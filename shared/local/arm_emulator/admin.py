@@ -18,6 +18,10 @@
     GET    /_emulator/lro-shapes               {"shapes": {operation: "async"|"location"|"both"|"body"}}
     PUT    /_emulator/lro-shapes               {"operation", "shape"}: how that operation's answers announce it
     DELETE /_emulator/lro-shapes               every operation back to what its service sends
+    PUT    /_emulator/permissions              {"scope", "permissions": [{"actions", "notActions"}]}: what reaches the scope
+    PUT    /_emulator/features                 {"subscription", "name", "state"}: a preview feature's state
+    PUT    /_emulator/providers                {"subscription", "namespace", "state"}: a resource provider's state
+    DELETE /_emulator/event-subscriptions      {"subscription"}: its ARM system topic delivers nothing
 
 Admin requests need no token and are not recorded. Errors answer 400 with ARM's error shape.
 """
@@ -125,6 +129,31 @@ def admin_router(emulator: ArmEmulator) -> Router:
         emulator.lro_shapes.reset()
         return Response(204)
 
+    governance = emulator.governance
+
+    def set_permissions(req: Request) -> Response:
+        spec = req.json()
+        _apply(governance.set_permissions, _required(spec, "scope"), _required(spec, "permissions"))
+        return Response(204)
+
+    def set_feature(req: Request) -> Response:
+        spec = req.json()
+        _apply(governance.set_feature, *(_required(spec, k) for k in ("subscription", "name", "state")))
+        return Response(204)
+
+    def set_provider(req: Request) -> Response:
+        spec = req.json()
+        _apply(governance.set_provider, *(_required(spec, k) for k in ("subscription", "namespace", "state")))
+        return Response(204)
+
+    def remove_event_subscriptions(req: Request) -> Response:
+        _apply(governance.remove_event_subscriptions, _required(req.json(), "subscription"))
+        return Response(204)
+
+    router.add("PUT", f"{PREFIX}/permissions", set_permissions)
+    router.add("PUT", f"{PREFIX}/features", set_feature)
+    router.add("PUT", f"{PREFIX}/providers", set_provider)
+    router.add("DELETE", f"{PREFIX}/event-subscriptions", remove_event_subscriptions)
     router.add("GET", f"{PREFIX}/lro-shapes", lro_shapes)
     router.add("PUT", f"{PREFIX}/lro-shapes", set_lro_shape)
     router.add("DELETE", f"{PREFIX}/lro-shapes", reset_lro_shapes)

@@ -12,6 +12,7 @@ from shared.local.arm_emulator.admin import PREFIX, admin_router
 from shared.local.arm_emulator.aks import AksApi
 from shared.local.arm_emulator.compute import ComputeApi, RunCommandRecord, vmss_name
 from shared.local.arm_emulator.faults import Faults
+from shared.local.arm_emulator.governance import Governance
 from shared.local.arm_emulator.operations import LroShapes, Operations
 from shared.local.arm_emulator.server import EmulatorServer
 from shared.local.arm_emulator.state import (
@@ -77,6 +78,8 @@ class ArmEmulator:
         self.aks.register(self._router)
         self._compute = ComputeApi(self.fleet, self.operations, self.faults, retry_after, clock, self.lro_shapes)
         self._compute.register(self._router)
+        self.governance = Governance(self.fleet)  # what `doctor` reads: permissions, features, providers, topics
+        self.governance.register(self._router)
         self.run_command_seconds = run_command_seconds
         self._admin = admin_router(self)
         self._requests: list[RecordedRequest] = []

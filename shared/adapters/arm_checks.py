@@ -1,0 +1,66 @@
+"""ARM reads `doctor` makes about the deployment itself, through the ARM adapter's clients (their
+credential, retries and errors): the identity's effective permissions at a scope, preview
+features, resource providers, Event Grid system topics and their event subscriptions. Plain JSON
+out (the doctor judges it in shared/doctor.py); the project's errors on failure."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from azure.core.rest import HttpRequest
+
+from shared.adapters.arm import Arm, translated_errors
+from shared.adapters.arm_parse import error_from_response
+from shared.errors import TransientError
+
+AUTHORIZATION_API = "2022-04-01"
+FEATURES_API = "2021-07-01"
+RESOURCES_API = "2021-04-01"
+EVENTGRID_API = "2022-06-15"
+
+
+class ArmChecks:
+    def __init__(self, arm: Arm):
+        self._arm = arm
+
+    def permissions(self, subscription: str, scope: str) -> list[dict[str, Any]]:
+        """The caller's effective `{actions, notActions, ...}` at `scope` (inherited ones included)."""
+        return self._list(subscription, f"{scope}/providers/Microsoft.Authorization/permissions", AUTHORIZATION_API)
+
+    def feature_state(self, subscription: str, namespace: str, name: str) -> str:
+        path = f"/subscriptions/{subscription}/providers/Microsoft.Features/providers/{namespace}/features/{name}"
+        return str((self._get(subscription, path, FEATURES_API).get("properties") or {}).get("state") or "")
+
+    def provider_state(self, subscription: str, namespace: str) -> str:
+        path = f"/subscriptions/{subscription}/providers/{namespace}"
+        return str(self._get(subscription, path, RESOURCES_API).get("registrationState") or "")
+
+    def system_topics(self, subscription: str) -> list[dict[str, Any]]:
+        path = f"/subscriptions/{subscription}/providers/Microsoft.EventGrid/systemTopics"
+        return self._list(subscription, path, EVENTGRID_API)
+
+    def event_subscriptions(self, subscription: str, topic_id: str) -> list[dict[str, Any]]:
+        return self._list(subscription, f"{topic_id}/eventSubscriptions", EVENTGRID_API)
+
+    def _list(self, subscription: str, path: str, api_version: str) -> list[dict[str, Any]]:
+        page = self._get(subscription, path, api_version)
+        items = list(page.get("value") or [])
+        while link := page.get("nextLink"):
+            page = self._send(subscription, HttpRequest("GET", link))
+            items += page.get("value") or []
+        return items
+
+    def _get(self, subscription: str, path: str, api_version: str) -> dict[str, Any]:
+        quoted = "/".join(quote(segment, safe="") for segment in path.split("/"))
+        return self._send(subscription, HttpRequest("GET", quoted, params={"api-version": api_version}))
+
+    def _send(self, subscription: str, request: HttpRequest) -> dict[str, Any]:
+        with translated_errors():
+            response = self._arm.aks(subscription).send_request(request)
+        if response.status_code >= 400:
+            raise error_from_response(response)
+        try:
+            return response.json() or {}
+        except ValueError as e:
+            raise TransientError("InvalidResponse", f"ARM's answer to GET {request.url} is not JSON") from e
