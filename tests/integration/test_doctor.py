@@ -63,8 +63,22 @@ def test_a_missing_event_subscription_fails_with_its_fix(warden, arm_emulator):
     w = warden()
     arm_emulator.governance.remove_event_subscriptions(SUB_A)
     _, [events] = checks(w, check="events")
-    assert events.level is Level.FAIL and "no event subscription delivering resource writes" in events.detail
+    assert events.level is Level.FAIL and "no event subscription delivering AKS resource writes" in events.detail
     assert "azd deploy" in events.fix
+
+
+def test_an_event_subscription_that_filters_the_pool_writes_out_fails(warden, arm_emulator):
+    w = warden()
+    only_clusters = ["Microsoft.ContainerService/managedClusters/write"]
+    arm_emulator.governance.set_event_filter(
+        SUB_A,
+        {
+            "includedEventTypes": ["Microsoft.Resources.ResourceWriteSuccess"],
+            "advancedFilters": [{"operatorType": "StringIn", "key": "data.operationName", "values": only_clusters}],
+        },
+    )
+    _, [events] = checks(w, check="events")
+    assert events.level is Level.FAIL and "agentPools/write" in events.detail
 
 
 def test_an_unregistered_provider_fails(warden, arm_emulator):

@@ -85,6 +85,12 @@ class Governance:
         with self._lock:
             self._event_subscriptions[subscription.lower()] = []
 
+    def set_event_filter(self, subscription: str, event_filter: dict) -> None:
+        """The filter of the warden's event subscription in `subscription` (replacing it)."""
+        with self._lock:
+            for event_subscription in self._event_subscriptions.get(subscription.lower(), []):
+                event_subscription["properties"]["filter"] = copy.deepcopy(event_filter)
+
     # --- ARM ---
 
     def permissions(self, req: Request, s: str, **_: str) -> Response:
@@ -169,10 +175,20 @@ def _event_subscription(subscription: str) -> dict:
                     "preferredBatchSizeInKilobytes": 64,
                 },
             },
-            "filter": {
+            "filter": {  # as infra/modules/arm-event-subscription.bicep sets it
                 "includedEventTypes": [
                     "Microsoft.Resources.ResourceWriteSuccess",
                     "Microsoft.Resources.ResourceActionSuccess",
+                ],
+                "advancedFilters": [
+                    {
+                        "operatorType": "StringIn",
+                        "key": "data.operationName",
+                        "values": [
+                            "Microsoft.ContainerService/managedClusters/write",
+                            "Microsoft.ContainerService/managedClusters/agentPools/write",
+                        ],
+                    }
                 ],
             },
             "eventDeliverySchema": "EventGridSchema",

@@ -1,0 +1,86 @@
+"""The doctor's judgements, on plain data."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared import doctor
+from shared.doctor import Level
+from shared.models import Cluster, ClusterRef, SshAccess
+
+SUB = "00000000-0000-0000-0000-000000000001"
+TOPIC = {
+    "id": f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.EventGrid/systemTopics/arm",
+    "name": "arm",
+    "properties": {"source": f"/subscriptions/{SUB}", "topicType": "Microsoft.Resources.Subscriptions"},
+}
+SITE = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Web/sites/func-a"
+
+
+def delivery(resource_id: str, endpoint: str = "AzureFunction", types=None, state="Succeeded") -> dict:
+    return {
+        "id": TOPIC["id"] + "/eventSubscriptions/w",
+        "properties": {
+            "provisioningState": state,
+            "destination": {"endpointType": endpoint, "properties": {"resourceId": resource_id}},
+            "filter": {"includedEventTypes": types} if types is not None else {},
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("subscription", "site", "level"),
+    [
+        (delivery(f"{SITE}/functions/on_arm_event"), "func-a", Level.OK),
+        (delivery(f"{SITE}/functions/on_arm_event"), "", Level.OK),
+        (delivery(f"{SITE}/functions/on_arm_event"), "func-b", Level.FAIL),
+        (delivery(f"{SITE}/functions/other"), "func-a", Level.FAIL),
+        (delivery(f"{SITE}/functions/on_arm_event", "WebHook"), "func-a", Level.FAIL),
+        (
+            delivery(f"{SITE}/functions/on_arm_event", types=["Microsoft.Resources.ResourceDeleteSuccess"]),
+            "",
+            Level.FAIL,
+        ),
+        (delivery(f"{SITE}/functions/on_arm_event", state="Failed"), "", Level.FAIL),
+    ],
+    ids=["this-app", "site-unknown", "another-app", "another-function", "webhook", "no-writes", "not-provisioned"],
+)
+def test_event_delivery_must_reach_this_apps_event_function(subscription, site, level):
+    check = doctor.event_delivery(SUB, [TOPIC], {TOPIC["id"].lower(): [subscription]}, "on_arm_event", site)
+    assert check.level is level
+    assert (check.fix == "") is (level is Level.OK)
+
+
+def test_no_system_topic_for_arm_events_fails():
+    other = {**TOPIC, "properties": {**TOPIC["properties"], "topicType": "Microsoft.Storage.StorageAccounts"}}
+    check = doctor.event_delivery(SUB, [other], {}, "on_arm_event", "")
+    assert check.level is Level.FAIL and "no Event Grid system topic" in check.detail
+
+
+@pytest.mark.parametrize(
+    ("mode", "state", "level"),
+    [
+        (SshAccess.ENTRA_ID, "Registered", Level.OK),
+        (SshAccess.ENTRA_ID, "NotRegistered", Level.FAIL),
+        (SshAccess.ENTRA_ID, "Registering", Level.FAIL),
+        (SshAccess.DISABLED, "NotRegistered", Level.WARN),
+    ],
+)
+def test_a_feature_the_policy_needs(mode, state, level):
+    check = doctor.feature(SUB, mode, state, ["c/p1", "c/p2", "c/p3", "c/p4"])
+    assert check.level is level and "4 pool(s)" in check.detail and "…" in check.detail
+
+
+def test_a_locked_node_resource_group_warns_and_an_open_one_is_ok():
+    ref = ClusterRef(SUB, "rg", "c")
+    locked = Cluster(ref, node_resource_group="MC_rg_c", node_resource_group_restriction="ReadOnly")
+    assert doctor.node_resource_group(SUB, locked).level is Level.WARN
+    assert doctor.node_resource_group(SUB, Cluster(ref, node_resource_group="MC_rg_c")).level is Level.OK
+
+
+def test_the_report_fails_only_on_a_failure():
+    ok = doctor.Check(SUB, "x", "t", Level.OK, "fine")
+    warn = doctor.Check(SUB, "x", "t", Level.WARN, "hm", "fix")
+    assert not doctor.DoctorReport((ok, warn)).failed
+    report = doctor.DoctorReport((ok, warn, doctor.Check(SUB, "x", "t", Level.FAIL, "no", "fix")))
+    assert report.failed and report.summary == {"ok": 1, "warn": 1, "fail": 1}
