@@ -40,3 +40,24 @@ def test_the_indexed_app_makes_history_events_use_it():
     # fromisoformat's zone, not dateutil's tzutc(): the engine's own parser was not called
     assert event.timestamp.tzinfo is UTC and not isinstance(event.timestamp.tzinfo, tzutc)
     assert event.timestamp.microsecond == 876684
+
+
+def test_the_engine_still_reads_timestamps_where_the_speed_up_expects():
+    """An upgrade of azure-functions-durable that moves the private name fails here, loudly."""
+    from shared.orchestration import replay
+
+    module = importlib.import_module(replay.HISTORY_EVENT_MODULE)
+    assert module.dt_parse in (dateutil_parse, parse_timestamp)
+    assert replay.read_history_timestamps_fast() is True and module.dt_parse is parse_timestamp
+
+
+def test_a_moved_name_changes_nothing_and_the_engine_keeps_its_parser(monkeypatch, caplog):
+    from shared.orchestration import replay
+
+    module = importlib.import_module(replay.HISTORY_EVENT_MODULE)
+    monkeypatch.setattr(module, "dt_parse", lambda text: dateutil_parse(text))  # not the parser it expects
+    moved = module.dt_parse
+    assert replay.read_history_timestamps_fast() is False
+    assert module.dt_parse is moved and "left as it is" in caplog.text
+    monkeypatch.delattr(module, "dt_parse")
+    assert replay.read_history_timestamps_fast() is False and not hasattr(module, "dt_parse")
