@@ -25,9 +25,10 @@ from shared.compliance_query import ReportQueryError as ReportQueryError
 from shared.models import SshAccess, Target
 from shared.plan import Status
 from shared.records import AuditRecord, NodeCheck, PoolState, iso
+from shared.sshd import Verdict
 
 NEVER_VERIFIED = "never-verified"
-VERDICTS = ("ok", "drift", "unknown", "unsupported", "not-checked", NEVER_VERIFIED)
+VERDICTS = (*(v.value for v in Verdict), NEVER_VERIFIED)
 REMEDIATION_STEP = "outcome"  # every remediation the warden runs ends in exactly one such audit row
 SSH_ALLOWED_MODES = frozenset({SshAccess.LOCAL_USER.value.lower(), SshAccess.ENTRA_ID.value.lower()})
 
@@ -273,7 +274,7 @@ def _verification(state: PoolState, checks: list[NodeCheck]) -> Verification | N
     nodes = tuple(NodeEvidence.of(c) for c in sorted(latest, key=lambda c: (c.vmss, len(c.instance_id), c.instance_id)))
     return Verification(
         state.last_verified_time,
-        state.verdict or "unknown",
+        state.verdict or Verdict.UNKNOWN.value,
         state.verification_summary,
         state.nodes_checked,
         state.nodes_drifted,

@@ -24,6 +24,7 @@ from shared.compliance import (
     iso,
     readable_time,
 )
+from shared.sshd import Verdict
 
 TITLE = "SSH compliance of AKS node pools"
 STANDING_TEXT = {
@@ -398,7 +399,8 @@ def _status_tone(status: str) -> str:
 
 
 def _verdict_tone(verdict: str) -> str:
-    return {"ok": "good", "drift": "bad", "unknown": "warn", "unsupported": "warn"}.get(verdict, "none")
+    tone = {Verdict.OK: "good", Verdict.DRIFT: "bad", Verdict.UNKNOWN: "warn", Verdict.UNSUPPORTED: "warn"}
+    return tone.get(verdict, "none")
 
 
 def _outcome_tone(outcome: str) -> str:

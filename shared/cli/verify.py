@@ -15,6 +15,7 @@ from shared.local.functions_host import LocalFunctions
 from shared.models import ClusterRef
 from shared.orchestration import names, runtime
 from shared.protocol import Outcome, WorkKind
+from shared.sshd import Verdict
 from shared.triggers.http_api import BadRequest, reconcile_target
 from shared.triggers.start import StartError, request_work
 from shared.triggers.verify import verify_fleet
@@ -111,7 +112,7 @@ def report_verification(functions: LocalFunctions, args: argparse.Namespace, res
         for r in result.rows
     ]
     show_run(args, "pools", result, COLUMNS, cells, summary=summary)
-    unproven = bool(summary.get("drift") or summary.get("unknown"))
+    unproven = bool(summary.get(Verdict.DRIFT) or summary.get(Verdict.UNKNOWN))
     if not args.json:
         if result.rows:
             print(f"\n{len(result.rows)} pools: " + ", ".join(f"{n} {v}" for v, n in summary.items()))

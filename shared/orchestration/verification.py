@@ -17,6 +17,7 @@ from __future__ import annotations
 from shared.orchestration import names
 from shared.orchestration.operations import DEFAULT_BASE_SECONDS, Task, call, call_once, record, run_operation
 from shared.protocol import Outcome
+from shared.sshd import Verdict
 
 NODES_AT_ONCE = 4  # per cluster; the subscription-wide bound is WARDEN_VERIFY_CONCURRENCY
 
@@ -88,7 +89,7 @@ def unknown(node: dict, code: str, reason: str) -> dict:
         "os": node.get("os", ""),
         "mode": node.get("mode", ""),
         "desired": node.get("desired", ""),
-        "verdict": "unknown",
+        "verdict": Verdict.UNKNOWN.value,
         "reason": reason,
         "runCommand": code,
     }
