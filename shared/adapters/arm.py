@@ -14,6 +14,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, quote, urljoin, urlparse
 
@@ -135,66 +136,61 @@ class Arm:
 
     # --- AKS: writes (each starts a long-running operation) ------------------------------
 
-    def set_pool_ssh_access(
-        self,
-        ref: ClusterRef,
-        pool: str,
-        mode: SshAccess,
-        check: Callable[[Pool], None] | None = None,
-        etag: str | None = None,
-    ) -> Operation:
-        """PUT the pool whole with only `securityProfile.sshAccess` changed.
+    def pool_to_write(self, ref: ClusterRef, pool: str, etag: str | None = None) -> PoolWrite:
+        """The pool as a whole-pool PUT will send it (a partial body resets what it omits).
 
-        Whole-pool PUT because a partial body resets what it omits; the ETag makes a
-        write that raced another writer fail (412) instead of overwriting it. So the body
-        this adapter last read of the pool (its list or GET) serves as well as a new GET:
-        if the pool changed since, the PUT fails and nothing is overwritten. Without one it
-        GETs the pool. `check` sees the pool the PUT is based on and may raise to stop the
-        write (a decision re-checked). `etag`: the pool's ETag as its plan read it; a pool
-        that has changed since is refused here as ARM would (412), before `check` and the PUT.
+        The body this adapter last read of the pool (its list or GET) serves as well as a new GET:
+        the PUT goes out on its ETag, so if the pool changed since, ARM refuses it (412) and
+        nothing is overwritten. Without one it GETs the pool. `etag`: the pool's ETag as its plan
+        read it; a pool that has changed since is refused here as ARM would (412). The caller
+        re-checks its decision on `.pool` before it writes.
         """
+        read = self._bodies.take(ref, pool) or self._read_pool(ref, pool)
+        if etag and (read.get("properties") or {}).get("eTag") != etag:
+            raise ConflictError("PreconditionFailed", f"pool {pool} has changed since its plan", status=412)
+        return PoolWrite(pool_from_arm(ref, read), read)
+
+    def set_pool_ssh_access(self, target: PoolWrite, mode: SshAccess) -> Operation:
+        """PUT the pool as read (`pool_to_write`) with only `securityProfile.sshAccess` changed,
+        `If-Match` its ETag."""
         from azure.mgmt.containerservice.models import AgentPool, AgentPoolSecurityProfile
 
-        client = self.aks(ref.subscription)
+        ref = target.pool.cluster
         try:
             with translated_errors():
-                read = self._bodies.take(ref, pool) or self._read_pool(ref, pool)
-                if etag and (read.get("properties") or {}).get("eTag") != etag:
-                    raise ConflictError("PreconditionFailed", f"pool {pool} has changed since its plan", status=412)
-                if check is not None:
-                    check(pool_from_arm(ref, read))
-                body = AgentPool(read)  # the SDK's model of the wire JSON, as its own GET makes it
+                body = AgentPool(target.body)  # the SDK's model of the wire JSON, as its own GET makes it
                 profile = body.properties.security_profile or AgentPoolSecurityProfile()
                 profile.ssh_access = mode.value
                 body.properties.security_profile = profile
                 return self._start(
-                    client.agent_pools.begin_create_or_update,
+                    self.aks(ref.subscription).agent_pools.begin_create_or_update,
                     ref.resource_group,
                     ref.name,
-                    pool,
+                    target.pool.name,
                     body,
                     etag=body.properties.e_tag,
                     match_condition=MatchConditions.IfNotModified if body.properties.e_tag else None,
                 )
         finally:
-            self._bodies.forget(ref, pool)  # written (or refused): what was read is not the pool any more
+            self._bodies.forget(ref, target.pool.name)  # written (or refused): what was read is not the pool any more
 
-    def set_cluster_ssh_key(
-        self, ref: ClusterRef, public_key: str, check: Callable[[Cluster], None] | None = None
-    ) -> Operation:
-        """GET the cluster and PUT it whole with `linuxProfile.ssh.publicKeys` replaced by this
-        one key (every other property as read; ETag `If-Match`). `check` sees the cluster as
-        just read and may raise to stop the write."""
+    def cluster_to_write(self, ref: ClusterRef) -> ClusterWrite:
+        """The cluster as a whole-cluster PUT will send it (GET now); the caller re-checks its
+        decision on `.cluster` before it writes."""
+        with translated_errors():
+            body = self.aks(ref.subscription).managed_clusters.get(ref.resource_group, ref.name)
+        return ClusterWrite(cluster_from_arm(body.as_dict()), body)
+
+    def set_cluster_ssh_key(self, target: ClusterWrite, public_key: str) -> Operation:
+        """PUT the cluster as read (`cluster_to_write`) with `linuxProfile.ssh.publicKeys` replaced
+        by this one key, every other property as read, `If-Match` its ETag."""
         from azure.mgmt.containerservice.models import ContainerServiceSshPublicKey
 
-        client = self.aks(ref.subscription)
+        ref, body = target.cluster.ref, target.body
         with translated_errors():
-            body = client.managed_clusters.get(ref.resource_group, ref.name)
-            if check is not None:
-                check(cluster_from_arm(body.as_dict()))
             body.linux_profile.ssh.public_keys = [ContainerServiceSshPublicKey(key_data=public_key)]
             return self._start(
-                client.managed_clusters.begin_create_or_update,
+                self.aks(ref.subscription).managed_clusters.begin_create_or_update,
                 ref.resource_group,
                 ref.name,
                 body,
@@ -353,6 +349,23 @@ def _run_command_poll(polled: Polled) -> RunCommandPoll:
     if "value" not in result:
         result = (result.get("properties") or {}).get("output") or result
     return RunCommandPoll(polled.operation, run_command_output_from_arm(result), polled.state.retry_after)
+
+
+@dataclass(frozen=True)
+class PoolWrite:
+    """A pool about to be written: the plain model to re-check a decision on, and the wire JSON
+    the PUT sends back whole."""
+
+    pool: Pool
+    body: Any
+
+
+@dataclass(frozen=True)
+class ClusterWrite:
+    """A cluster about to be written: the plain model, and the SDK's model the PUT sends back whole."""
+
+    cluster: Cluster
+    body: Any
 
 
 def _next_page(link: str) -> HttpRequest:

@@ -178,13 +178,9 @@ def start_ssh_update(payload: dict) -> Result:
                 return succeeded(busy=busy, nodeImageVersion=arm_steps.find_pool(ref, pools, name).node_image_version)
         if (not_now := reimage_budget.take(rt, payload)) is not None:  # Kubernetes >= 1.37: the PUT reimages
             return not_now
-        return rt.arm.set_pool_ssh_access(
-            ref,
-            name,
-            mode,
-            check=lambda pool: arm_steps.recheck(rt, payload, cluster, pool, mode, step),
-            etag=planned_etag,
-        )
+        target = rt.arm.pool_to_write(ref, name, etag=planned_etag)
+        arm_steps.recheck(rt, payload, cluster, target.pool, mode, step)  # the decision, on the pool as written
+        return rt.arm.set_pool_ssh_access(target, mode)
 
     written = arm_steps.write(rt, payload, step, attempt, guarded=bool(planned_etag))
     return reimage_budget.settle_start(rt, payload, written)

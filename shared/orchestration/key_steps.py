@@ -97,16 +97,13 @@ def _with_key(row: KeyRotation, key: PublicKey, source: str) -> KeyRotation:
     return replace(row, fingerprint=key.fingerprint, public_key=key.openssh, key_bits=key.bits, source=source)
 
 
-def check_key_write(rt, payload: dict):
-    """The `check` of the cluster PUT: still enforcing, in scope, and not already on this key."""
-
-    def check(cluster: Cluster) -> None:
-        still_writing(rt, cluster.ref.subscription)
-        keys = cluster.ssh_public_keys or ()
-        if len(keys) == 1 and fingerprint(keys[0]) == payload["fingerprint"]:
-            raise Superseded(f"the cluster already has key {payload['fingerprint']}: no PUT", done=True)
-
-    return check
+def recheck_key_write(rt, payload: dict, cluster: Cluster) -> None:
+    """Raise `Superseded` unless the cluster PUT is still wanted: enforcing, in scope, and the
+    cluster not already on this key."""
+    still_writing(rt, cluster.ref.subscription)
+    keys = cluster.ssh_public_keys or ()
+    if len(keys) == 1 and fingerprint(keys[0]) == payload["fingerprint"]:
+        raise Superseded(f"the cluster already has key {payload['fingerprint']}: no PUT", done=True)
 
 
 def pools_to_reimage(cluster: Cluster, pools: list[Pool]) -> tuple[list[str], list[dict]]:

@@ -49,7 +49,9 @@ def start_key_update(payload: dict) -> Result:
         cluster, pools = rt.arm.get_cluster(ref), rt.arm.list_pools(ref)
         if busy := arm_steps.busy(cluster, pools):
             return succeeded(busy=busy)
-        return rt.arm.set_cluster_ssh_key(ref, payload["publicKey"], key_steps.check_key_write(rt, payload))
+        target = rt.arm.cluster_to_write(ref)
+        key_steps.recheck_key_write(rt, payload, target.cluster)  # the decision, on the cluster as written
+        return rt.arm.set_cluster_ssh_key(target, payload["publicKey"])
 
     return arm_steps.write(rt, payload, step, attempt)
 

@@ -68,7 +68,7 @@ def test_get_is_case_insensitive_on_ids(arm):
 def test_set_ssh_access_puts_the_whole_pool_with_one_field_changed(arm, arm_emulator):
     pool_id = DEV.id + "/agentPools/nodepool1"
     before = arm_emulator.pool_body(pool_id)["properties"]
-    operation = arm.set_pool_ssh_access(DEV, "nodepool1", SshAccess.DISABLED)
+    operation = arm.set_pool_ssh_access(arm.pool_to_write(DEV, "nodepool1"), SshAccess.DISABLED)
     assert operation.kind == "async" and operation.url.startswith(arm_emulator.base_url)
     assert poll_to_end(arm, operation).succeeded
     after = arm_emulator.pool_body(pool_id)["properties"]
@@ -82,7 +82,7 @@ def test_set_ssh_access_puts_the_whole_pool_with_one_field_changed(arm, arm_emul
 
 def test_node_image_upgrade_applies_the_mode_to_the_nodes(arm, arm_emulator):
     pool_id = DEV.id + "/agentPools/nodepool1"
-    assert poll_to_end(arm, arm.set_pool_ssh_access(DEV, "nodepool1", SshAccess.DISABLED)).succeeded
+    assert poll_to_end(arm, arm.set_pool_ssh_access(arm.pool_to_write(DEV, "nodepool1"), SshAccess.DISABLED)).succeeded
     assert poll_to_end(arm, arm.start_node_image_upgrade(DEV, "nodepool1")).succeeded
     assert arm_emulator.sshd_states(pool_id) == {("inactive", "disabled")}
 
@@ -94,17 +94,17 @@ def test_errors_are_translated_to_project_classes(arm, arm_emulator):
         "PUT", r"agentPools/nodepool1$", 429, code="Throttled", message="slow down", headers={"Retry-After": "7"}
     )
     with pytest.raises(ThrottledError) as throttled:
-        arm.set_pool_ssh_access(DEV, "nodepool1", SshAccess.DISABLED)
+        arm.set_pool_ssh_access(arm.pool_to_write(DEV, "nodepool1"), SshAccess.DISABLED)
     assert throttled.value.retry_after == 7 and throttled.value.code == "Throttled"
     arm_emulator.faults.arm("GET", r"agentPools/nodepool1$", 500, code="InternalServerError", message="boom")
     with pytest.raises(TransientError):
         arm.get_pool(DEV, "nodepool1")
     with pytest.raises(PermanentError, match="EntraId"):
-        arm.set_pool_ssh_access(PROD, "npwin", SshAccess.ENTRA_ID)
+        arm.set_pool_ssh_access(arm.pool_to_write(PROD, "npwin"), SshAccess.ENTRA_ID)
 
 
 def test_a_second_write_during_an_operation_is_a_conflict(arm):
-    arm.set_pool_ssh_access(DEV, "nodepool1", SshAccess.DISABLED)
+    arm.set_pool_ssh_access(arm.pool_to_write(DEV, "nodepool1"), SshAccess.DISABLED)
     with pytest.raises(ConflictError) as conflict:
         arm.start_node_image_upgrade(DEV, "spot")
     assert conflict.value.code == "OperationNotAllowed" and "aka.ms/aks-pending-operation" in conflict.value.message
@@ -194,18 +194,20 @@ def test_the_put_sends_the_body_last_read_without_a_new_get_and_an_outdated_one_
     pool_id = DEV.id + "/agentPools/nodepool1"
     arm.get_pool(DEV, "nodepool1")
     sent = len(arm_emulator.requests)
-    assert poll_to_end(arm, arm.set_pool_ssh_access(DEV, "nodepool1", SshAccess.ENTRA_ID)).succeeded
+    assert poll_to_end(arm, arm.set_pool_ssh_access(arm.pool_to_write(DEV, "nodepool1"), SshAccess.ENTRA_ID)).succeeded
     assert [r.method for r in arm_emulator.requests[sent:]][0] == "PUT", "no GET before the PUT"
 
     arm.list_pools(DEV)  # the body as listed now...
     other = Arm(arm_emulator.base_url, local=True, retries=0)  # ...then someone else writes the pool
-    assert poll_to_end(other, other.set_pool_ssh_access(DEV, "nodepool1", SshAccess.LOCAL_USER)).succeeded
+    assert poll_to_end(
+        other, other.set_pool_ssh_access(other.pool_to_write(DEV, "nodepool1"), SshAccess.LOCAL_USER)
+    ).succeeded
     other.close()
     with pytest.raises(ConflictError):  # 412: the ETag of what this adapter read is outdated
-        arm.set_pool_ssh_access(DEV, "nodepool1", SshAccess.DISABLED)
+        arm.set_pool_ssh_access(arm.pool_to_write(DEV, "nodepool1"), SshAccess.DISABLED)
     assert arm_emulator.pool_body(pool_id)["properties"]["securityProfile"]["sshAccess"] == "LocalUser"
     sent = len(arm_emulator.requests)
-    assert poll_to_end(arm, arm.set_pool_ssh_access(DEV, "nodepool1", SshAccess.DISABLED)).succeeded
+    assert poll_to_end(arm, arm.set_pool_ssh_access(arm.pool_to_write(DEV, "nodepool1"), SshAccess.DISABLED)).succeeded
     assert [r.method for r in arm_emulator.requests[sent:]][:2] == ["GET", "PUT"], "read anew after the refusal"
     assert arm_emulator.pool_body(pool_id)["properties"]["securityProfile"]["sshAccess"] == "Disabled"
 
@@ -216,17 +218,21 @@ def test_a_put_on_the_etag_its_plan_read_refuses_a_pool_changed_since_without_se
     planned = arm.get_pool(DEV, "nodepool1")
     assert planned.etag, "the pool's properties.eTag is read"
     other = Arm(arm_emulator.base_url, local=True, retries=0)
-    assert poll_to_end(other, other.set_pool_ssh_access(DEV, "nodepool1", SshAccess.ENTRA_ID)).succeeded
+    assert poll_to_end(
+        other, other.set_pool_ssh_access(other.pool_to_write(DEV, "nodepool1"), SshAccess.ENTRA_ID)
+    ).succeeded
     other.close()
     later = Arm(arm_emulator.base_url, local=True, retries=0)  # the step runs where the plan's body is not at hand
     sent, checked = len(arm_emulator.requests), []
     with pytest.raises(ConflictError) as refused:
-        later.set_pool_ssh_access(DEV, "nodepool1", SshAccess.DISABLED, check=checked.append, etag=planned.etag)
+        checked.append(later.pool_to_write(DEV, "nodepool1", etag=planned.etag))
     assert refused.value.status == 412 and checked == []
     assert [r.method for r in arm_emulator.requests[sent:]] == ["GET"], "read, found changed, nothing sent"
     now = later.get_pool(DEV, "nodepool1")
     assert now.etag != planned.etag
-    assert poll_to_end(later, later.set_pool_ssh_access(DEV, "nodepool1", SshAccess.DISABLED, etag=now.etag)).succeeded
+    assert poll_to_end(
+        later, later.set_pool_ssh_access(later.pool_to_write(DEV, "nodepool1", etag=now.etag), SshAccess.DISABLED)
+    ).succeeded
     later.close()
 
 

@@ -294,7 +294,7 @@ def test_the_new_key_is_proven_on_the_reimaged_nodes_and_a_stale_one_is_drift(wa
 
     # By hand (az aks update --ssh-key-value): the cluster's key changes, the nodes keep theirs.
     other = openssh(rsa.generate_private_key(65537, 3072).public_key())
-    w.runtime.arm.set_cluster_ssh_key(DEV, other)
+    w.runtime.arm.set_cluster_ssh_key(w.runtime.arm.cluster_to_write(DEV), other)
     # Past the cooldown after the rotation's own reimage, so drift is re-enforced again.
     w.clock.advance_to(w.clock.now() + timedelta(hours=7))
 
