@@ -10,8 +10,6 @@ instead of blocking an activity for a 30-minute reimage.
 from __future__ import annotations
 
 import threading
-import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,17 +33,17 @@ from shared.adapters.arm_parse import (
     error_from_response,
     pool_from_arm,
     retry_after_seconds,
-    run_command_output_from_arm,
+    run_command_poll,
     vm_instance_from_arm,
 )
 from shared.adapters.credentials import arm_client_options
 from shared.adapters.lro import Polled
+from shared.adapters.pool_bodies import PoolBodies
 from shared.errors import (
     ArmError,
     ConflictError,
     CredentialError,
     NotFoundError,
-    OperationFailedError,
     TransientError,
 )
 from shared.models import (
@@ -254,7 +252,7 @@ class Arm:
                 instance_id,
                 RunCommandInput(command_id=command_id, script=list(script)),
             )
-        return _run_command_poll(begun)
+        return run_command_poll(begun)
 
     def run_command_output(self, operation: Operation, subscription: str) -> RunCommandPoll:
         """One poll of a started run-command, as `ARMPolling` polls it: the status URL until it
@@ -264,7 +262,7 @@ class Arm:
         polled = self._poll(client, operation)
         if polled.operation.kind == "final":  # the status says it ended: its result, at once
             polled = self._poll(client, polled.operation)
-        return _run_command_poll(polled)
+        return run_command_poll(polled)
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -338,19 +336,6 @@ class Arm:
         return cls._begin(begin, *args, **kwargs).operation
 
 
-def _run_command_poll(polled: Polled) -> RunCommandPoll:
-    """A run-command's result is the `RunCommandResult` (`value`) its `Location` answers; where
-    no `Location` came with the status URL, the status body's `properties.output` holds it."""
-    if polled.state.done and not polled.state.succeeded:
-        raise OperationFailedError(polled.state.error_code or polled.state.status, polled.state.error_message)
-    if polled.operation.kind != "done":  # running, or ended with its result still to read
-        return RunCommandPoll(polled.operation, None, polled.state.retry_after)
-    result = polled.result if isinstance(polled.result, dict) else {}
-    if "value" not in result:
-        result = (result.get("properties") or {}).get("output") or result
-    return RunCommandPoll(polled.operation, run_command_output_from_arm(result), polled.state.retry_after)
-
-
 @dataclass(frozen=True)
 class PoolWrite:
     """A pool about to be written: the plain model to re-check a decision on, and the wire JSON
@@ -374,43 +359,6 @@ def _next_page(link: str) -> HttpRequest:
     parsed = urlparse(link)
     params = {key: [quote(value) for value in values] for key, values in parse_qs(parsed.query).items()}
     return HttpRequest("GET", urljoin(link, parsed.path), params={**params, "api-version": AKS_API_VERSION})
-
-
-class PoolBodies:
-    """The JSON bodies of the pools this adapter has just read, for a whole-pool PUT (see
-    `set_pool_ssh_access`); bounded, thread-safe. `take` hands a body out once, and only a
-    recent one with an ETag: without one the PUT would not be guarded, and an old one would
-    only earn a refusal (412) where a GET costs less."""
-
-    LIMIT = 1024
-    MAX_AGE_SECONDS = 60.0
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._bodies: OrderedDict[str, tuple[float, Any]] = OrderedDict()
-        self._lock = threading.Lock()
-        self._clock = clock
-
-    def keep(self, ref: ClusterRef, body: Any) -> None:
-        with self._lock:
-            key = self._key(ref, str(body.get("name", "")))
-            self._bodies[key] = (self._clock(), body)
-            self._bodies.move_to_end(key)
-            while len(self._bodies) > self.LIMIT:
-                self._bodies.popitem(last=False)
-
-    def take(self, ref: ClusterRef, pool: str) -> Any | None:
-        with self._lock:
-            read_at, body = self._bodies.pop(self._key(ref, pool), (0.0, None))
-        fresh = self._clock() - read_at <= self.MAX_AGE_SECONDS
-        return body if body is not None and fresh and (body.get("properties") or {}).get("eTag") else None
-
-    def forget(self, ref: ClusterRef, pool: str) -> None:
-        with self._lock:
-            self._bodies.pop(self._key(ref, pool), None)
-
-    @staticmethod
-    def _key(ref: ClusterRef, pool: str) -> str:
-        return f"{ref.key}/agentpools/{pool.lower()}"
 
 
 @contextmanager

@@ -6,18 +6,30 @@ import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shared.errors import ArmError, ConflictError, NotFoundError, PermanentError, ThrottledError, TransientError
+from shared.errors import (
+    ArmError,
+    ConflictError,
+    NotFoundError,
+    OperationFailedError,
+    PermanentError,
+    ThrottledError,
+    TransientError,
+)
 from shared.models import (
     Cluster,
     ClusterRef,
     Pool,
     RunCommandOutput,
+    RunCommandPoll,
     SshAccess,
     Target,
     VmInstance,
 )
+
+if TYPE_CHECKING:
+    from shared.adapters.lro import Polled
 
 STDOUT_MARK, STDERR_MARK = "[stdout]\n", "\n[stderr]\n"
 
@@ -164,3 +176,16 @@ def _seconds_until(http_date: str) -> float | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+
+
+def run_command_poll(polled: Polled) -> RunCommandPoll:
+    """A run-command's result is the `RunCommandResult` (`value`) its `Location` answers; where
+    no `Location` came with the status URL, the status body's `properties.output` holds it."""
+    if polled.state.done and not polled.state.succeeded:
+        raise OperationFailedError(polled.state.error_code or polled.state.status, polled.state.error_message)
+    if polled.operation.kind != "done":  # running, or ended with its result still to read
+        return RunCommandPoll(polled.operation, None, polled.state.retry_after)
+    result = polled.result if isinstance(polled.result, dict) else {}
+    if "value" not in result:
+        result = (result.get("properties") or {}).get("output") or result
+    return RunCommandPoll(polled.operation, run_command_output_from_arm(result), polled.state.retry_after)

@@ -237,7 +237,7 @@ def test_a_put_on_the_etag_its_plan_read_refuses_a_pool_changed_since_without_se
 
 
 def test_only_a_recent_body_with_an_etag_is_reused():
-    from shared.adapters.arm import PoolBodies
+    from shared.adapters.pool_bodies import PoolBodies
 
     now = [100.0]
     bodies = PoolBodies(clock=lambda: now[0])
