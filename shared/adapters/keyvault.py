@@ -35,7 +35,7 @@ from azure.core.exceptions import (
 )
 from azure.keyvault.secrets import SecretClient
 
-from shared.config import parse_endpoint
+from shared.endpoints import parse_endpoint
 from shared.errors import ConfigError, KeyStoreError, shown
 from shared.key_store import (
     CONTENT_TYPE,

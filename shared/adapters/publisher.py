@@ -22,7 +22,7 @@ from azure.core.exceptions import AzureError
 from azure.core.messaging import CloudEvent
 from azure.eventgrid import EventGridPublisherClient
 
-from shared.config import is_loopback_url, parse_endpoint
+from shared.endpoints import is_loopback_url, parse_endpoint
 from shared.errors import OutOfScopeError, shown
 from shared.models import Target
 

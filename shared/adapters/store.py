@@ -39,7 +39,7 @@ from shared.adapters.table_io import (
     translated,
 )
 from shared.adapters.work_queue import WorkQueue
-from shared.config import http_client_options, parse_endpoint
+from shared.endpoints import http_client_options, parse_endpoint
 from shared.errors import ConfigError, StoreConflictError, StoreError, StoreNotFoundError, shown
 from shared.records import (
     CHECK_PREFIX,

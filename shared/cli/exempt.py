@@ -28,7 +28,8 @@ from shared.cli.run import (
     run_to_end,
     show_run,
 )
-from shared.config import Settings, parse_duration
+from shared.config import Settings
+from shared.durations import parse_duration
 from shared.errors import ConfigError, StoreNotFoundError
 from shared.local.functions_host import LocalFunctions
 from shared.orchestration import names, runtime

@@ -20,7 +20,8 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
-from shared.config import Settings, describe_duration
+from shared.config import Settings
+from shared.durations import describe_duration
 from shared.errors import OutOfScopeError, WardenError, shown
 from shared.models import ClusterRef, SshAccess, Target
 from shared.orchestration import names

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.config import ConfigError, Settings, parse_duration
+from shared.config import ConfigError, Settings
+from shared.durations import parse_duration
 from shared.models import Cluster, ClusterRef, Pool, SshAccess
 from shared.orchestration.names import exemption_instance_id
 from shared.plan import Exemption, Status, Step, apply_plan, plan_pool, write_still_applies
