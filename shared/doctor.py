@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from shared.models import Cluster, SshAccess
-from shared.permissions import missing
+from shared.permissions import ASSIGN_IDENTITY, READ_WORKSPACE_KEYS, missing
 
 # Preview features a mode needs registered in the subscription (the AKS guide "Manage SSH for
 # secure access to AKS nodes"): without it, ARM refuses the pool PUT.
@@ -20,6 +20,7 @@ FEATURES = {SshAccess.ENTRA_ID: "EntraIdSSHPreview", SshAccess.DISABLED: "Disabl
 # (and fetches the event function's key) only once registered in the subscription.
 PROVIDERS = ("Microsoft.ContainerService", "Microsoft.EventGrid")
 ARM_TOPIC_TYPE = "Microsoft.Resources.Subscriptions"
+LINKED_ROLES = {ASSIGN_IDENTITY: "Managed Identity Operator", READ_WORKSPACE_KEYS: "Log Analytics Reader"}
 WRITE_SUCCESS = "Microsoft.Resources.ResourceWriteSuccess"
 AKS_WRITES = (  # the operations whose events start the warden's work
     "Microsoft.ContainerService/managedClusters/write",
@@ -106,7 +107,8 @@ def linked_permissions(
         resource,
         Level.FAIL,
         f"a key rotation's PUT of {cluster} needs {action} here: ARM refuses it (LinkedAuthorizationFailed)",
-        f'az role assignment create --assignee {assignee} --role "Managed Identity Operator" --scope {resource}',
+        f'az role assignment create --assignee {assignee} --role "{LINKED_ROLES.get(action, "<a role with it>")}" '
+        f"--scope {resource}",
     )
 
 
@@ -118,12 +120,11 @@ def feature(subscription: str, mode: SshAccess, state: str, pools: list[str]) ->
     target = f"/subscriptions/{subscription}/providers/Microsoft.Features/providers/Microsoft.ContainerService/features/{name}"
     if state.lower() == "registered":
         return Check(subscription, "feature", target, Level.OK, f"{name} is Registered; {asked}")
-    level = Level.FAIL if mode is SshAccess.ENTRA_ID else Level.WARN  # Disabled is in the GA API too
     return Check(
         subscription,
         "feature",
         target,
-        level,
+        Level.FAIL,
         f"{name} is {state or 'NotRegistered'}: {asked}, and ARM may refuse those writes",
         f"az feature register --namespace Microsoft.ContainerService --name {name} --subscription {subscription} "
         f"&& az provider register --namespace Microsoft.ContainerService --subscription {subscription}",

@@ -181,9 +181,10 @@ class Cluster:
     # nodeResourceGroupProfile.restrictionLevel: `ReadOnly` puts a deny assignment on the node
     # resource group that allows only */read (AKS "node resource group lockdown"): no run-command there
     node_resource_group_restriction: str = "Unrestricted"
-    # the resource ids of the cluster's user-assigned identities (control plane and kubelet): a
-    # PUT of the cluster assigns them again, which ARM checks as a linked permission
+    # Checked by ARM on a PUT of the cluster as linked permissions of the caller: the cluster
+    # identity's user-assigned identities (assigned again) and the monitoring add-on's workspace
     user_assigned_identities: tuple[str, ...] = ()
+    monitoring_workspace: str = ""
 
     @property
     def node_resource_group_locked(self) -> bool:

@@ -39,8 +39,10 @@ KEY_ROTATION_ACTIONS = ("Microsoft.ContainerService/managedClusters/write",)
 NODE_ACTIONS = tuple(a for a in ENFORCEMENT_ACTIONS if a.startswith("Microsoft.Compute/"))
 CLUSTER_ACTIONS = tuple(a for a in ENFORCEMENT_ACTIONS if a not in NODE_ACTIONS)
 # Checked by ARM on a managed-cluster PUT besides managedClusters/write ("linked" checks): the
-# cluster's user-assigned identities are assigned again (AKS GitHub issue 4980).
+# cluster identity is assigned again (AKS GitHub issue 4980), and the monitoring add-on's workspace
+# keys are read (azure-cli issue 22232: LinkedAuthorizationFailed on a cluster PUT).
 ASSIGN_IDENTITY = "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action"
+READ_WORKSPACE_KEYS = "Microsoft.OperationalInsights/workspaces/sharedkeys/read"
 
 
 def required_actions(key_rotation: bool) -> tuple[str, ...]:

@@ -14,7 +14,8 @@ from shared.adapters.arm import Arm, translated_errors
 from shared.adapters.arm_parse import error_from_response
 from shared.errors import TransientError
 
-AUTHORIZATION_API = "2022-04-01"
+AUTHORIZATION_API = "2022-04-01"  # resource groups and resources, as the spec defines them
+SUBSCRIPTION_PERMISSIONS_API = "2015-07-01"  # the subscription scope, as ARM's authentication article calls it
 FEATURES_API = "2021-07-01"
 RESOURCES_API = "2021-04-01"
 EVENTGRID_API = "2022-06-15"
@@ -26,7 +27,9 @@ class ArmChecks:
 
     def permissions(self, subscription: str, scope: str) -> list[dict[str, Any]]:
         """The caller's effective `{actions, notActions, ...}` at `scope` (inherited ones included)."""
-        return self._list(subscription, f"{scope}/providers/Microsoft.Authorization/permissions", AUTHORIZATION_API)
+        at_subscription = scope.rstrip("/").count("/") == 2  # /subscriptions/{id}
+        api = SUBSCRIPTION_PERMISSIONS_API if at_subscription else AUTHORIZATION_API
+        return self._list(subscription, f"{scope}/providers/Microsoft.Authorization/permissions", api)
 
     def feature_state(self, subscription: str, namespace: str, name: str) -> str:
         path = f"/subscriptions/{subscription}/providers/Microsoft.Features/providers/{namespace}/features/{name}"

@@ -51,16 +51,22 @@ def cluster_from_arm(body: Mapping[str, Any]) -> Cluster:
         node_resource_group_restriction=(props.get("nodeResourceGroupProfile") or {}).get("restrictionLevel")
         or "Unrestricted",
         user_assigned_identities=_identities(body),
+        monitoring_workspace=_monitoring_workspace(props),
     )
 
 
 def _identities(body: Mapping[str, Any]) -> tuple[str, ...]:
-    """The user-assigned identities a cluster PUT assigns: the control plane's (`identity`) and the
-    kubelet's (`properties.identityProfile.kubeletidentity.resourceId`)."""
-    control = list(((body.get("identity") or {}).get("userAssignedIdentities") or {}).keys())
-    profile = (body.get("properties") or {}).get("identityProfile") or {}
-    kubelet = [str(v.get("resourceId")) for v in profile.values() if isinstance(v, Mapping) and v.get("resourceId")]
-    return tuple(dict.fromkeys(str(i) for i in [*control, *kubelet]))
+    """The cluster identity's user-assigned identities: a PUT of the cluster assigns them again."""
+    return tuple(str(i) for i in ((body.get("identity") or {}).get("userAssignedIdentities") or {}))
+
+
+def _monitoring_workspace(props: Mapping[str, Any]) -> str:
+    """The Log Analytics workspace of the monitoring add-on (`omsagent`), "" when off or none."""
+    addon = next((v for k, v in (props.get("addonProfiles") or {}).items() if k.lower() == "omsagent"), None) or {}
+    if not addon.get("enabled"):
+        return ""
+    config = addon.get("config") or {}
+    return str(next((v for k, v in config.items() if k.lower() == "loganalyticsworkspaceresourceid"), "") or "")
 
 
 def _ssh_keys(linux_profile: Mapping[str, Any] | None) -> tuple[str, ...] | None:

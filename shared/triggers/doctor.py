@@ -18,7 +18,7 @@ from shared.doctor import Check, DoctorReport, Level
 from shared.errors import StoreNotFoundError, WardenError
 from shared.models import Cluster, SshAccess
 from shared.orchestration.runtime import Runtime
-from shared.permissions import ASSIGN_IDENTITY, CLUSTER_ACTIONS, KEY_ROTATION_ACTIONS, NODE_ACTIONS
+from shared.permissions import ASSIGN_IDENTITY, CLUSTER_ACTIONS, KEY_ROTATION_ACTIONS, NODE_ACTIONS, READ_WORKSPACE_KEYS
 from shared.plan import plan_pool
 from shared.triggers.functions import EVENT_FUNCTION
 
@@ -80,17 +80,19 @@ def _permissions(arm: ArmChecks, subscription: str, scope: str, what: str, actio
 
 
 def _linked(arm: ArmChecks, subscription: str, cluster: Cluster, assignee: str) -> list[Check]:
+    """The permissions ARM checks on other resources when the key rotation PUTs `cluster`."""
+    linked = [(identity, ASSIGN_IDENTITY) for identity in cluster.user_assigned_identities]
+    if cluster.monitoring_workspace:
+        linked.append((cluster.monitoring_workspace, READ_WORKSPACE_KEYS))
     checks = []
-    for identity in cluster.user_assigned_identities:
-        identity_subscription = identity.split("/")[2] if identity.count("/") > 2 else subscription
+    for resource, action in linked:
+        resource_subscription = resource.split("/")[2] if resource.count("/") > 2 else subscription
         try:
-            effective = arm.permissions(identity_subscription, identity)
+            effective = arm.permissions(resource_subscription, resource)
         except WardenError as e:
-            checks.append(Check(subscription, "linked-permissions", identity, Level.FAIL, f"cannot read: {e}"))
+            checks.append(Check(subscription, "linked-permissions", resource, Level.FAIL, f"cannot read: {e}"))
             continue
-        checks.append(
-            doctor.linked_permissions(subscription, cluster.ref.id, identity, ASSIGN_IDENTITY, effective, assignee)
-        )
+        checks.append(doctor.linked_permissions(subscription, cluster.ref.id, resource, action, effective, assignee))
     return checks
 
 

@@ -121,3 +121,17 @@ def test_the_command_prints_json_and_exits_1_on_a_failure(monkeypatch, arm_emula
     assert main(["doctor"]) == 1
     out = capsys.readouterr().out
     assert "fail" in out and "to fix:" in out and "azd deploy" in out
+
+
+def test_a_key_rotation_needs_to_read_the_monitoring_workspace_keys(warden, arm_emulator, keyvault):
+    """Container Insights: a cluster PUT reads its Log Analytics workspace's shared keys."""
+    w = warden(WARDEN_KEYVAULT_URL=keyvault.url)
+    workspace = f"/subscriptions/{SUB_A}/resourceGroups/rg-ops/providers/Microsoft.OperationalInsights/workspaces/logs"
+    arm_emulator.fleet.cluster(SUB_A, DEV.resource_group, DEV.name).props["addonProfiles"] = {
+        "omsagent": {"enabled": True, "config": {"logAnalyticsWorkspaceResourceID": workspace}}
+    }
+    arm_emulator.governance.set_permissions(
+        f"/subscriptions/{SUB_A}", [{"actions": ["*"], "notActions": ["Microsoft.OperationalInsights/*"]}]
+    )
+    _, [keys] = checks(w, check="linked-permissions", target=workspace)
+    assert keys.level is Level.FAIL and "sharedkeys/read" in keys.detail and "Log Analytics Reader" in keys.fix

@@ -63,7 +63,7 @@ def test_no_system_topic_for_arm_events_fails():
         (SshAccess.ENTRA_ID, "Registered", Level.OK),
         (SshAccess.ENTRA_ID, "NotRegistered", Level.FAIL),
         (SshAccess.ENTRA_ID, "Registering", Level.FAIL),
-        (SshAccess.DISABLED, "NotRegistered", Level.WARN),
+        (SshAccess.DISABLED, "NotRegistered", Level.FAIL),  # still preview: ARM refuses the pool PUT
     ],
 )
 def test_a_feature_the_policy_needs(mode, state, level):
@@ -84,3 +84,48 @@ def test_the_report_fails_only_on_a_failure():
     assert not doctor.DoctorReport((ok, warn)).failed
     report = doctor.DoctorReport((ok, warn, doctor.Check(SUB, "x", "t", Level.FAIL, "no", "fix")))
     assert report.failed and report.summary == {"ok": 1, "warn": 1, "fail": 1}
+
+
+# --- on the spec's own examples (tests/fixtures/SOURCES.md) ---------------------------------------
+
+
+def spec_body(name: str, status: str = "200"):
+    import json
+    from pathlib import Path
+
+    document = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / name).read_text(encoding="utf-8"))
+    return document["responses"][status]["body"]
+
+
+def test_a_feature_answered_in_lowercase_is_registered():
+    state = spec_body("features_2025-03-01_getFeature.json")["properties"]["state"]
+    assert state == "registered" and doctor.feature(SUB, SshAccess.ENTRA_ID, state, ["c/p"]).level is Level.OK
+
+
+def test_a_provider_still_registering_is_not_ready():
+    state = spec_body("resources_2025-04-01_GetProvider.json")["registrationState"]
+    assert doctor.provider(SUB, "Microsoft.TestRP1", state).level is Level.FAIL
+
+
+def test_a_subscription_with_only_a_storage_system_topic_has_no_arm_delivery():
+    topics = spec_body("eventgrid_2025-02-15_SystemTopics_ListBySubscription.json")["value"]
+    subscription = topics[0]["id"].split("/")[2]
+    check = doctor.event_delivery(subscription, topics, {}, "on_arm_event", "")
+    assert check.level is Level.FAIL and "no Event Grid system topic" in check.detail
+
+
+def test_the_spec_s_event_subscriptions_do_not_count_as_delivery_to_the_warden():
+    queue = spec_body("eventgrid_2025-02-15_SystemTopicEventSubscriptions_Get.json")
+    function = spec_body("eventgrid_2025-02-15_EventSubscriptions_GetForCustomTopic_AzureFunctionDestination.json")
+    check = doctor.event_delivery(SUB, [TOPIC], {TOPIC["id"].lower(): [queue, function]}, "ContosoFunc", "")
+    assert check.level is Level.FAIL  # a queue, and a function under "funtions/" (the example's own typo)
+
+
+def test_the_spec_s_empty_permissions_allow_nothing():
+    from shared.permissions import NODE_ACTIONS, missing
+
+    for name in (
+        "authorization_2018-01-01-preview_GetPermissions.json",
+        "authorization_2015-07-01_GetPermissions.json",
+    ):
+        assert missing(NODE_ACTIONS, spec_body(name)["value"]) == list(NODE_ACTIONS)

@@ -17,7 +17,7 @@ import threading
 from shared.local.arm_emulator import errors
 from shared.local.arm_emulator.state import Fleet
 from shared.local.arm_emulator.wire import Request, Response, Router
-from shared.permissions import ASSIGN_IDENTITY, required_actions
+from shared.permissions import ASSIGN_IDENTITY, READ_WORKSPACE_KEYS, required_actions
 
 FEATURES = ("EntraIdSSHPreview", "DisableSSHPreview")
 PROVIDERS = ("Microsoft.ContainerService", "Microsoft.Compute", "Microsoft.EventGrid")
@@ -35,7 +35,7 @@ class Governance:
         self._event_subscriptions: dict[str, list[dict]] = {}
         self._subscriptions = sorted({c.subscription.lower() for c in fleet.clusters.values()})
         for subscription in self._subscriptions:
-            granted = [*required_actions(key_rotation=True), ASSIGN_IDENTITY]
+            granted = [*required_actions(key_rotation=True), ASSIGN_IDENTITY, READ_WORKSPACE_KEYS]
             self._permissions[f"/subscriptions/{subscription}"] = [_entry(granted)]
             for name in FEATURES:
                 self._features[(subscription, name.lower())] = "Registered"
