@@ -33,7 +33,7 @@ from shared.orchestration.recording import (
     row_seen,
     save_state,
 )
-from shared.orchestration.runtime import runtime
+from shared.orchestration.runtime import Runtime
 from shared.plan import Status, Step, held_reimage, plan_pool
 from shared.policy import NODE_OS_WINDOW
 from shared.protocol import Outcome, Result, succeeded
@@ -43,23 +43,23 @@ from shared.work import unreadable_items, work_items
 
 
 @activity
-def lease_requests(payload: dict) -> Result:
-    rt, ref = runtime(), cluster_ref(payload)
+def lease_requests(rt: Runtime, payload: dict) -> Result:
+    ref = cluster_ref(payload)
     requests, unreadable = rt.store.lease_requests(ref.key, payload["lease"])
     return succeeded(work=work_items(requests) + unreadable_items(unreadable), pollSeconds=rt.settings.poll_seconds)
 
 
 @activity
-def finish_requests(payload: dict) -> Result:
+def finish_requests(rt: Runtime, payload: dict) -> Result:
     """The rows of work done removed, and the work it asks for next (`followUps`) added, together."""
-    rt, ref = runtime(), cluster_ref(payload)
+    ref = cluster_ref(payload)
     then = follow_up_requests(payload, payload.get("followUps") or [])
     return succeeded(deleted=rt.store.finish_requests(ref.key, [tuple(row) for row in payload["rows"]], then))
 
 
 @activity
-def close_worker(payload: dict) -> Result:
-    rt, ref = runtime(), cluster_ref(payload)
+def close_worker(rt: Runtime, payload: dict) -> Result:
+    ref = cluster_ref(payload)
     return succeeded(closed=rt.store.close_worker(ref.key))
 
 
@@ -67,8 +67,8 @@ def close_worker(payload: dict) -> Result:
 
 
 @activity
-def list_pools(payload: dict) -> Result:
-    rt, ref = runtime(), cluster_ref(payload)
+def list_pools(rt: Runtime, payload: dict) -> Result:
+    ref = cluster_ref(payload)
     if why := arm_steps.out_of_scope(rt, ref):
         audit(rt, payload, Entry("list-pools", Outcome.SKIPPED, why))
         return succeeded(pools=[])
@@ -89,7 +89,7 @@ def list_pools(payload: dict) -> Result:
 
 
 @activity
-def plan_pool_activity(payload: dict) -> Result:
+def plan_pool_activity(rt: Runtime, payload: dict) -> Result:
     """Read the pool (and the cluster, its row and its exemption, unless the cluster's listing
     just did), plan, record the decision; say what the orchestrator should do.
 
@@ -98,7 +98,7 @@ def plan_pool_activity(payload: dict) -> Result:
     read; if another operation started meanwhile, ARM refuses the write (409) and the write
     step waits it out.
     """
-    rt, ref, name = runtime(), cluster_ref(payload), payload["pool"]
+    ref, name = cluster_ref(payload), payload["pool"]
     if why := arm_steps.out_of_scope(rt, ref):
         audit(rt, payload, Entry("plan", Outcome.SKIPPED, why))
         return succeeded(outcome=Outcome.SKIPPED.value, status=Status.IGNORED.value, reason=why, steps=[])
@@ -159,14 +159,14 @@ def plan_pool_activity(payload: dict) -> Result:
 
 
 @activity
-def start_ssh_update(payload: dict) -> Result:
+def start_ssh_update(rt: Runtime, payload: dict) -> Result:
     """PUT the pool's new sshAccess, once the cluster is idle and the decision still holds.
 
     `fresh`: the plan has just seen the cluster idle and read the pool, nothing waited since:
     the PUT sends that body on the ETag the plan read (`poolEtag`). Otherwise cluster and pools
     are read again first.
     """
-    rt, ref, name, mode = runtime(), cluster_ref(payload), payload["pool"], SshAccess.parse(payload["mode"])
+    ref, name, mode = cluster_ref(payload), payload["pool"], SshAccess.parse(payload["mode"])
     step = Step.UPDATE_SSH_ACCESS.value
     planned_etag = payload.get("poolEtag") if payload.get("fresh") else None
 
@@ -187,10 +187,10 @@ def start_ssh_update(payload: dict) -> Result:
 
 
 @activity
-def start_node_image_upgrade(payload: dict) -> Result:
+def start_node_image_upgrade(rt: Runtime, payload: dict) -> Result:
     """POST the node-image upgrade once the cluster is idle, if the decision still holds and the
     pool's image has not moved since `imageBefore` (an earlier attempt whose answer was lost did run)."""
-    rt, ref, name, mode = runtime(), cluster_ref(payload), payload["pool"], SshAccess.parse(payload["mode"])
+    ref, name, mode = cluster_ref(payload), payload["pool"], SshAccess.parse(payload["mode"])
     step = Step.UPGRADE_NODE_IMAGE.value
 
     def attempt() -> Operation | Result:
@@ -225,11 +225,11 @@ def start_node_image_upgrade(payload: dict) -> Result:
 
 
 @activity
-def poll_operation(payload: dict) -> Result:
+def poll_operation(rt: Runtime, payload: dict) -> Result:
     """One poll; on the operation's end, record it and the pool's new state. A status URL that
     answers 404 has expired or was lost: the pool itself then says how the operation ended.
     On success, the upgrade handed over to it (`then`) goes out, its answer returned as `next`."""
-    rt, ref, step = runtime(), cluster_ref(payload), payload["step"]
+    ref, step = cluster_ref(payload), payload["step"]
     operation = Operation(**payload["operation"])
     try:
         polled = rt.arm.poll_operation(operation, ref.subscription)
@@ -256,7 +256,7 @@ def poll_operation(payload: dict) -> Result:
     upgrade = {**then, "call": {**then["call"], "at": payload["call"]["at"]}}
     poller = (payload["instanceId"], step_time(upgrade))
     done = arm_steps.operation_succeeded(rt, payload, step, operation, upgrade_wait=poller)
-    sent = start_node_image_upgrade({**upgrade, "unsent": done["written"], "noted": True})
+    sent = start_node_image_upgrade(rt, {**upgrade, "unsent": done["written"], "noted": True})
     if not (answer := Result.from_json(sent)).ok or answer.get("operation") is None:
         arm_steps.note_upgrade_wait(rt, upgrade, Step.UPGRADE_NODE_IMAGE.value, ("", None))
     done.value["next"] = sent
@@ -264,9 +264,9 @@ def poll_operation(payload: dict) -> Result:
 
 
 @activity
-def record(payload: dict) -> Result:
+def record(rt: Runtime, payload: dict) -> Result:
     """A decision the orchestrator made (retry, window wait, final outcome) for the audit trail."""
-    rt, ref, outcome = runtime(), cluster_ref(payload), Outcome(payload["outcome"])
+    ref, outcome = cluster_ref(payload), Outcome(payload["outcome"])
     error, pool = payload.get("error") or {}, payload.get("pool")
     if pool and payload["step"] == "outcome" and outcome is not Outcome.SUCCEEDED:
         # A success gave its hold back when its reimage ended; any other end may have left one.

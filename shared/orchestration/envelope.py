@@ -12,11 +12,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.errors import ArmError, ConflictError, NotFoundError, OperationFailedError, ThrottledError
 from shared.models import Cluster, ClusterRef, Operation, to_json
 from shared.protocol import Failure, FailureKind, Result, failed
+
+if TYPE_CHECKING:
+    from shared.orchestration.runtime import Runtime
 from shared.records import clip
 
 log = logging.getLogger(__name__)
@@ -30,13 +33,15 @@ _KINDS = {
 }
 
 
-def activity(function: Callable[[dict], Result]) -> Callable[[dict], dict]:
-    """Wrap an activity: JSON in, `Result` JSON out, unexpected exceptions as internal failures."""
+def activity(function: Callable[[Runtime, dict], Result]) -> Callable[[Runtime, dict], dict]:
+    """Wrap an activity: the runtime (resolved once per invocation where it is registered,
+    `functions.lazy_activity`) and JSON in, `Result` JSON out, unexpected exceptions as internal
+    failures."""
 
     @functools.wraps(function)
-    def run(payload: dict) -> dict:
+    def run(rt: Runtime, payload: dict) -> dict:
         try:
-            return function(payload).to_json()
+            return function(rt, payload).to_json()
         except Exception as e:  # noqa: BLE001 - unknown errors are temporary: the orchestrator retries
             log.warning("activity %s failed: %s: %s", function.__name__, type(e).__name__, e)
             return failed(FailureKind.INTERNAL, type(e).__name__, clip(str(e), MESSAGE_LIMIT), retryable=True).to_json()

@@ -76,11 +76,14 @@ ACTIVITIES = {
 
 
 def lazy_activity(path: str) -> Callable[[dict], dict]:
-    """The activity `path` ("<module>.<function>"), imported when first called. Durable binds
-    the input by the parameter's name, `payload`."""
+    """The activity `path` ("<module>.<function>"), imported when first called, and given the
+    composition root (`runtime.runtime()`: settings and clients, built once per process) with its
+    input. Durable binds the input by the parameter's name, `payload`."""
 
     def run(payload: dict) -> dict:
-        return implementation_of(path)(payload)
+        from shared.orchestration.runtime import runtime  # the adapters: not when the app is indexed
+
+        return implementation_of(path)(runtime(), payload)
 
     run.__name__ = run.__qualname__ = path.rsplit(".", 1)[1]
     return run

@@ -16,15 +16,15 @@ from shared.orchestration.recording import (
     audit,
     publish,
 )
-from shared.orchestration.runtime import runtime
+from shared.orchestration.runtime import Runtime
 from shared.policy import NODE_OS_WINDOW
 from shared.protocol import FailureKind, Outcome, Result, failed, succeeded
 
 
 @activity
-def prepare_rotation(payload: dict) -> Result:
+def prepare_rotation(rt: Runtime, payload: dict) -> Result:
     """Check the cluster can take a key; the new one (generated into the key store, or supplied)."""
-    rt, ref = runtime(), cluster_ref(payload)
+    ref = cluster_ref(payload)
     if why := arm_steps.out_of_scope(rt, ref):
         return failed(FailureKind.PERMANENT, "OutOfScope", why)
     try:
@@ -41,9 +41,9 @@ def prepare_rotation(payload: dict) -> Result:
 
 
 @activity
-def start_key_update(payload: dict) -> Result:
+def start_key_update(rt: Runtime, payload: dict) -> Result:
     """PUT the cluster with the new public key, once the cluster is idle and the write still holds."""
-    rt, ref, step = runtime(), cluster_ref(payload), payload["step"]
+    ref, step = cluster_ref(payload), payload["step"]
 
     def attempt() -> Operation | Result:
         cluster, pools = rt.arm.get_cluster(ref), rt.arm.list_pools(ref)
@@ -57,8 +57,8 @@ def start_key_update(payload: dict) -> Result:
 
 
 @activity
-def plan_key_reimages(payload: dict) -> Result:
-    rt, ref = runtime(), cluster_ref(payload)
+def plan_key_reimages(rt: Runtime, payload: dict) -> Result:
+    ref = cluster_ref(payload)
     try:
         cluster, pools = rt.arm.get_cluster(ref), rt.arm.list_pools(ref)
         reimage, later = key_steps.pools_to_reimage(cluster, pools)
@@ -70,10 +70,10 @@ def plan_key_reimages(payload: dict) -> Result:
 
 
 @activity
-def record_rotation(payload: dict) -> Result:
+def record_rotation(rt: Runtime, payload: dict) -> Result:
     """The rotation's row, its audit row and (once) its event. A rotation that did not put the
     new key on the cluster leaves the previous one current: its row says failed or skipped."""
-    rt, ref = runtime(), cluster_ref(payload)
+    ref = cluster_ref(payload)
     outcome = Outcome(payload["outcome"])
     reimage_budget.let_go(rt, payload["instanceId"])
     if payload.get("fingerprint") or outcome is not Outcome.SKIPPED:

@@ -16,15 +16,15 @@ from shared.orchestration.envelope import (
     cluster_ref,
     moved,
 )
-from shared.orchestration.runtime import runtime
+from shared.orchestration.runtime import Runtime
 from shared.protocol import Result, succeeded
 from shared.sshd import script_for
 
 
 @activity
-def plan_verification(payload: dict) -> Result:
+def plan_verification(rt: Runtime, payload: dict) -> Result:
     """The pools to check (all, or those named), their scale sets, and a sample of their nodes."""
-    rt, ref = runtime(), cluster_ref(payload)
+    ref = cluster_ref(payload)
     poll = rt.settings.poll_seconds
     if why := arm_steps.out_of_scope(rt, ref):
         return succeeded(nodes=[], skipped=[{"pool": "*", "reason": why, "phantom": True}], pollSeconds=poll)
@@ -59,9 +59,9 @@ def plan_verification(payload: dict) -> Result:
 
 
 @activity
-def start_node_check(payload: dict) -> Result:
+def start_node_check(rt: Runtime, payload: dict) -> Result:
     """Send the check to one node once a run-command slot of the subscription is free."""
-    rt, vmss = runtime(), Vmss(**payload["vmss"])
+    vmss = Vmss(**payload["vmss"])
     now = datetime.now(UTC)
     slot = rt.store.acquire_slot(
         vmss.subscription, payload["instanceId"], rt.settings.verify_concurrency, now, node_checks.SLOT_TTL
@@ -83,9 +83,9 @@ def start_node_check(payload: dict) -> Result:
 
 
 @activity
-def poll_node_check(payload: dict) -> Result:
+def poll_node_check(rt: Runtime, payload: dict) -> Result:
     """One poll of a node's run-command; once it ended, the slot is free and the answer judged."""
-    rt, vmss = runtime(), Vmss(**payload["vmss"])
+    vmss = Vmss(**payload["vmss"])
     slot = SlotHandle.from_json(payload.get("slot"))
     operation = Operation(**payload["operation"])
     try:
@@ -103,12 +103,11 @@ def poll_node_check(payload: dict) -> Result:
 
 
 @activity
-def release_slot(payload: dict) -> Result:
-    runtime().store.release_slot(payload["vmss"]["subscription"], payload["instanceId"])
+def release_slot(rt: Runtime, payload: dict) -> Result:
+    rt.store.release_slot(payload["vmss"]["subscription"], payload["instanceId"])
     return succeeded()
 
 
 @activity
-def record_verification(payload: dict) -> Result:
-    rt = runtime()
+def record_verification(rt: Runtime, payload: dict) -> Result:
     return succeeded(pools=node_checks.record_checks(rt, payload, payload["checks"], payload["skipped"]))

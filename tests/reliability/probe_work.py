@@ -95,8 +95,12 @@ def _record(context, common: dict, busy: list[str]) -> Task:
 
 @bp.function_name(PROBE_ACTIVITY)
 @bp.activity_trigger(input_name="payload")
+def probe_activity(payload: dict) -> dict:
+    return _probe(runtime(), payload)  # the runtime given as the app's registration gives it
+
+
 @activity
-def probe_activity(payload: dict) -> Result:
+def _probe(rt, payload: dict) -> Result:
     ref = cluster_ref(payload)
     busy = PROBE.busy(ref.id)
     PROBE.observations.append(Observation(ref.id, payload["look"], payload["call"]["at"], busy))
