@@ -253,6 +253,11 @@ var appSettings = [
     value: clientId
   }
   {
+    // doctor names the warden's role in its fixes: 'AKS SSH Warden (<environment>, <subscription>)'
+    name: 'AZURE_ENV_NAME'
+    value: environmentName
+  }
+  {
     name: 'AZURE_RESOURCE_MANAGER_ENDPOINT'
     value: environment().resourceManager
   }

@@ -21,6 +21,7 @@ from shared.ncrontab import CRON_FIELDS
 from shared.policy import DEFAULT_POLICY_JSON, Policy, load_policy
 
 MODES = ("audit", "enforce")
+PLATFORM_SITE_NAME = "WEBSITE_SITE_NAME"  # set by App Service on every app, not by the deployment
 DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
 DEFAULT_VERIFY_SCHEDULE = "0 0 */6 * * *"
 DEFAULT_ROTATE_SCHEDULE = "0 0 3 1 * *"
@@ -55,6 +56,8 @@ class Settings:
     # The warden's own identity (client id of its user-assigned managed identity): events
     # caused by its own writes start no new work.
     own_identities: frozenset[str] = frozenset()
+    environment_name: str = ""  # the azd environment (AZURE_ENV_NAME): names the warden's role
+    site_name: str = ""  # the Function App's name, set by App Service (WEBSITE_SITE_NAME)
     max_exemption: timedelta = DEFAULT_MAX_EXEMPTION  # how far ahead an exemption may end
     max_reimages: int = DEFAULT_MAX_REIMAGES  # reimages in flight across the fleet
     max_reimages_per_subscription: int = DEFAULT_MAX_REIMAGES_PER_SUBSCRIPTION
@@ -102,6 +105,8 @@ class Settings:
                 http_on_loopback=is_loopback_url(arm_endpoint),
             ),
             own_identities=frozenset(i.lower() for i in [_get(env, "AZURE_CLIENT_ID")] if i),
+            environment_name=_get(env, "AZURE_ENV_NAME"),
+            site_name=_get(env, PLATFORM_SITE_NAME),
             max_exemption=_duration_setting(
                 env, "WARDEN_MAX_EXEMPTION", DEFAULT_MAX_EXEMPTION, MIN_EXEMPTION, MAX_EXEMPTION_CAP
             ),
@@ -215,3 +220,20 @@ def _duration_setting(
             f"from {describe_duration(low)} to {describe_duration(high)}"
         )
     return duration
+
+
+# Read by `requests` itself, not by the warden: with its default settings it scans the whole
+# environment for proxy variables twice per request it sends (a measurable share of a Table or
+# ARM request). Without a proxy setting there is nothing to find: the SDK clients are told not to
+# look, and a CA bundle named by the environment is handed to them once, as `requests` would use it.
+CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")  # in `requests`' order of precedence
+
+
+def http_client_options(env: Mapping[str, str] | None = None) -> dict[str, bool | str]:
+    """SDK client keyword arguments: the environment is left to `requests` only when it sets a
+    proxy (HTTPS_PROXY, NO_PROXY, ... in any case)."""
+    env = os.environ if env is None else env
+    if any(name.lower().endswith("_proxy") and value for name, value in env.items()):
+        return {}
+    bundle = next((env[name] for name in CA_BUNDLE_VARIABLES if env.get(name)), None)
+    return {"use_env_settings": False, **({"connection_verify": bundle} if bundle else {})}

@@ -1,12 +1,9 @@
-"""Endpoint URLs read as the HTTP client will read them, and the HTTP clients' options from the
-environment. Pure but for `http_client_options`, which reads the environment it is given."""
+"""Endpoint URLs read as the HTTP client (requests, then urllib3) will read them. Pure."""
 
 from __future__ import annotations
 
 import ipaddress
-import os
 import unicodedata
-from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -83,20 +80,3 @@ def _refuse_odd_characters(url: str) -> None:
         raise ValueError("it contains a backslash")
     if any(c.isspace() or unicodedata.category(c) in ("Cc", "Cf") for c in url):
         raise ValueError("it contains whitespace or a control character")
-
-
-# Read by `requests` itself, not by the warden: with its default settings it scans the whole
-# environment for proxy variables twice per request it sends (a measurable share of a Table or
-# ARM request). Without a proxy setting there is nothing to find: the SDK clients are told not to
-# look, and a CA bundle named by the environment is handed to them once, as `requests` would use it.
-CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")  # in `requests`' order of precedence
-
-
-def http_client_options(env: Mapping[str, str] | None = None) -> dict[str, bool | str]:
-    """SDK client keyword arguments: the environment is left to `requests` only when it sets a
-    proxy (HTTPS_PROXY, NO_PROXY, ... in any case)."""
-    env = os.environ if env is None else env
-    if any(name.lower().endswith("_proxy") and value for name, value in env.items()):
-        return {}
-    bundle = next((env[name] for name in CA_BUNDLE_VARIABLES if env.get(name)), None)
-    return {"use_env_settings": False, **({"connection_verify": bundle} if bundle else {})}

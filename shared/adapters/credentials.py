@@ -12,7 +12,7 @@ from typing import Any
 from azure.core.pipeline import PipelineRequest
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 
-from shared.endpoints import http_client_options
+from shared.config import http_client_options
 
 LOCAL_TOKEN = "warden-local-emulator"
 

@@ -39,7 +39,8 @@ from shared.adapters.table_io import (
     translated,
 )
 from shared.adapters.work_queue import WorkQueue
-from shared.endpoints import http_client_options, parse_endpoint
+from shared.config import http_client_options
+from shared.endpoints import parse_endpoint
 from shared.errors import ConfigError, StoreConflictError, StoreError, StoreNotFoundError, shown
 from shared.records import (
     CHECK_PREFIX,

@@ -8,7 +8,6 @@ Storage, Key Vault, the events topic) as the identity. The judgements are in sha
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -37,7 +36,7 @@ def run_doctor(rt: Runtime) -> DoctorReport:
 
 def _subscription(rt: Runtime, arm: ArmChecks, subscription: str, assignee: str) -> list[Check]:
     settings = rt.settings
-    role = f"AKS SSH Warden ({os.environ.get('AZURE_ENV_NAME') or '<azd environment>'}, {subscription})"
+    role = f"AKS SSH Warden ({settings.environment_name or '<azd environment>'}, {subscription})"
     rotation = settings.keyvault_url is not None
     checks = [
         doctor.provider(subscription, ns, _read(lambda ns=ns: arm.provider_state(subscription, ns)))
@@ -67,7 +66,7 @@ def _subscription(rt: Runtime, arm: ArmChecks, subscription: str, assignee: str)
         if rotation:
             checks += _linked(arm, subscription, cluster, assignee)
     checks += _features(rt, arm, subscription, clusters)
-    checks.append(_events(arm, subscription))
+    checks.append(_events(arm, subscription, settings.site_name))
     return checks
 
 
@@ -119,7 +118,7 @@ def _features(rt: Runtime, arm: ArmChecks, subscription: str, clusters: list[Clu
     ]
 
 
-def _events(arm: ArmChecks, subscription: str) -> Check:
+def _events(arm: ArmChecks, subscription: str, site: str) -> Check:
     try:
         topics = arm.system_topics(subscription)
         subscriptions_of = {
@@ -129,7 +128,6 @@ def _events(arm: ArmChecks, subscription: str) -> Check:
         }
     except WardenError as e:
         return Check(subscription, "events", f"/subscriptions/{subscription}", Level.FAIL, f"cannot read: {e}")
-    site = os.environ.get("WEBSITE_SITE_NAME", "")  # set by App Service on the deployed app
     return doctor.event_delivery(subscription, topics, subscriptions_of, EVENT_FUNCTION, site)
 
 

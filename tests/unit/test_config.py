@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.config import Settings
-from shared.endpoints import http_client_options, is_loopback_url, parse_endpoint
+from shared.config import Settings, http_client_options
+from shared.endpoints import is_loopback_url, parse_endpoint
 from shared.errors import ConfigError, OutOfScopeError, PolicyError
 from shared.models import SshAccess
 
