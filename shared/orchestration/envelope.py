@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 from shared.errors import ArmError, ConflictError, NotFoundError, OperationFailedError, ThrottledError
 from shared.models import Cluster, ClusterRef, Operation, to_json
 from shared.protocol import Failure, FailureKind, Result, failed
+from shared.records import clip
 
 if TYPE_CHECKING:
     from shared.orchestration.runtime import Runtime
-from shared.records import clip
 
 log = logging.getLogger(__name__)
 MESSAGE_LIMIT = 1000  # a failure's message travels through the orchestration history

@@ -10,6 +10,11 @@ The result has the shape of the OS's extension: Linux one `ProvisioningState/suc
 it), Windows a `ComponentStatus/StdOut/succeeded` and a `ComponentStatus/StdErr/succeeded` status
 (the Compute REST example); stdout and stderr each keep their last 4,096 bytes. The operation stays
 InProgress for `lro_polls` reads and at least `run_command_seconds` of the emulator's clock.
+
+Announced as Compute announces it (a recorded `az vmss run-command invoke`, tests/fixtures): 202
+with an `Azure-AsyncOperation` status URL and a `Location`, the same URL with `monitor=true`. The
+status URL answers 200 with `status`, and at the end `properties.output` (the result); the
+`Location` answers 202 while the command runs, then the `RunCommandResult`.
 """
 
 from __future__ import annotations
