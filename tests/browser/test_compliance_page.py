@@ -186,8 +186,9 @@ def test_after_the_demos_steps_the_page_shows_the_pools_they_touched(browser, de
     page = tmp_path / "compliance.html"
     capsys.readouterr()
     assert main(["compliance", "--html", str(page)]) == 0
-    # Every pool the run recorded: the stopped cluster's nodes were not checked, nor was it reconciled.
-    assert capsys.readouterr().out == f"wrote the compliance page (8 pools) to {page}\n"
+    # Every pool of the demo fleet, as `plan` lists them: the stopped cluster's pool too, recorded by
+    # the verification that could not check its nodes.
+    assert capsys.readouterr().out == f"wrote the compliance page (9 pools) to {page}\n"
     browser.open(page)
     document = browser.evaluate("JSON.parse(document.getElementById('report-data').textContent)")
     rows = {p["poolId"].split("/", 8)[-1]: p for p in document["pools"]}
@@ -209,6 +210,8 @@ def test_after_the_demos_steps_the_page_shows_the_pools_they_touched(browser, de
         "succeeded",
     )
     assert rows["aks-dev-weu/agentPools/batch"]["status"] == "ignored"
+    sandbox = rows["aks-sandbox-neu/agentPools/nodepool1"]  # the stopped cluster's: listed, not verified
+    assert sandbox["verdict"] == "never-verified" and "stopped" in sandbox["reason"]
     assert (rows["aks-prod-weu/agentPools/npwin"]["os"], rows["aks-prod-weu/agentPools/npwin"]["osSku"]) == (
         "Windows",
         "Windows2025",
