@@ -25,7 +25,7 @@ import time
 import uuid
 from pathlib import Path
 
-from shared.events import Hint, classify
+from shared.core.events import Hint, classify
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 SUBSCRIPTION = "3f2c8a51-6b0e-4d7a-9c21-5e8f0a1b2c3d"

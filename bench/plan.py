@@ -30,10 +30,10 @@ from urllib.parse import urlencode, urlsplit
 
 from bench import fleets
 from shared.adapters.arm import Arm
-from shared.fleet import DEFAULT_WORKERS, ReadBudget, scan_fleet
 from shared.local.arm_emulator import RecordedRequest
 from shared.local.demo import DEMO_POLICY
 from shared.policy import load_policy
+from shared.policy.fleet import DEFAULT_WORKERS, ReadBudget, scan_fleet
 
 PLAN_SIZES = (10, 50, 200)
 LATENCY_SECONDS = 0.05

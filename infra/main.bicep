@@ -216,7 +216,7 @@ module wardenRoles 'modules/warden-role.bicep' = [for subscriptionId in scopeSub
   }
 }]
 
-// Every setting the app reads (shared/config.py), and the identity-based connections of the
+// Every setting the app reads (shared/config/), and the identity-based connections of the
 // Functions host. Empty optional values mean "off", as in the app.
 var clientId = identities.outputs.appClientId
 var appSettings = [

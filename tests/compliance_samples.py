@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from shared.models import ClusterRef
-from shared.protocol import Outcome
-from shared.records import AuditRecord, NodeCheck, PoolState
+from shared.core.models import ClusterRef
+from shared.core.protocol import Outcome
+from shared.core.records import AuditRecord, NodeCheck, PoolState
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 SUB_A = "3f2c8a51-6b0e-4d7a-9c21-5e8f0a1b2c3d"

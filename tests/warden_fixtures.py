@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from shared.config import Settings
+from shared.core.models import ClusterRef
 from shared.local.durable_host import HostEvent, VirtualClock
 from shared.local.functions_host import LocalFunctions
-from shared.models import ClusterRef
 from shared.orchestration import runtime
 from tests.emulator_fixtures import SUB_A
 

@@ -1,5 +1,5 @@
 // The warden's subscription to a subscription's ARM events: successful AKS cluster and pool
-// writes, and the actions after which a pool needs another look (shared/events.py classifies
+// writes, and the actions after which a pool needs another look (shared/core/events.py classifies
 // the same operations). Events are hints: the function re-reads ARM, and the hourly resync
 // re-plans the fleet, so an event dropped after the last retry or dead-lettered loses no work.
 param topicName string

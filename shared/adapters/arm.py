@@ -1,7 +1,7 @@
 """ARM adapter: AKS and VMSS calls through the Azure management SDKs.
 
 The only module that talks to Azure Resource Manager. It returns the project's plain
-models (`shared.models`) and raises the project's errors (`shared.errors`), never SDK
+models (`shared.core.models`) and raises the project's errors (`shared.core.errors`), never SDK
 types. Long-running operations are *started* here and polled separately
 (`operation_state`), so an orchestration can wait between polls with durable timers
 instead of blocking an activity for a 30-minute reimage.
@@ -39,14 +39,14 @@ from shared.adapters.arm_parse import (
 from shared.adapters.credentials import arm_client_options
 from shared.adapters.lro import Polled
 from shared.adapters.pool_bodies import PoolBodies
-from shared.errors import (
+from shared.core.errors import (
     ArmError,
     ConflictError,
     CredentialError,
     NotFoundError,
     TransientError,
 )
-from shared.models import (
+from shared.core.models import (
     Cluster,
     ClusterRef,
     MaintenanceConfig,

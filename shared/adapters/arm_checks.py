@@ -1,7 +1,7 @@
 """ARM reads `doctor` makes about the deployment itself, through the ARM adapter's clients (their
 credential, retries and errors): the identity's effective permissions at a scope, preview
 features, resource providers, Event Grid system topics and their event subscriptions. Plain JSON
-out (the doctor judges it in shared/doctor.py); the project's errors on failure."""
+out (the doctor judges it in shared/preflight/doctor.py); the project's errors on failure."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from azure.core.rest import HttpRequest
 
 from shared.adapters.arm import Arm, translated_errors
 from shared.adapters.arm_parse import error_from_response
-from shared.errors import TransientError
+from shared.core.errors import TransientError
 
 AUTHORIZATION_API = "2022-04-01"  # resource groups and resources, as the spec defines them
 SUBSCRIPTION_PERMISSIONS_API = "2015-07-01"  # the subscription scope, as ARM's authentication article calls it

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
-from shared.errors import (
+from shared.core.errors import (
     ArmError,
     ConflictError,
     NotFoundError,
@@ -17,7 +17,7 @@ from shared.errors import (
     ThrottledError,
     TransientError,
 )
-from shared.models import (
+from shared.core.models import (
     Cluster,
     ClusterRef,
     Pool,

@@ -1,4 +1,4 @@
-"""The compliance report from the tables: the three reads `shared.compliance.build_report` needs.
+"""The compliance report from the tables: the three reads `shared.evidence.compliance.build_report` needs.
 
 Of one cluster when the query names one (single-partition queries), else of every cluster: the
 pool states, the latest check of each node (not the history), and only the `outcome` rows of the
@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from shared.adapters.store import StoreNotFoundError, WardenStore
-from shared.compliance import REMEDIATION_STEP, ComplianceReport, ReportQuery, build_report
+from shared.evidence.compliance import REMEDIATION_STEP, ComplianceReport, ReportQuery, build_report
 
 
 def read_compliance(

@@ -1,6 +1,6 @@
 """Rotated private keys in Azure Key Vault, through azure-keyvault-secrets' `SecretClient`.
 
-One secret per cluster (`shared.key_store.secret_name`), a new version per stored key,
+One secret per cluster (`shared.keys.key_store.secret_name`), a new version per stored key,
 tagged `fingerprint` and `clusterId`, content type `application/x-pem-file`.
 
 Credentials follow the loopback rule of the other adapters: a loopback vault URL is a local
@@ -35,9 +35,9 @@ from azure.core.exceptions import (
 )
 from azure.keyvault.secrets import SecretClient
 
-from shared.endpoints import parse_endpoint
-from shared.errors import ConfigError, KeyStoreError, shown
-from shared.key_store import (
+from shared.config.endpoints import parse_endpoint
+from shared.core.errors import ConfigError, KeyStoreError, shown
+from shared.keys.key_store import (
     CONTENT_TYPE,
     StoredKey,
     check_fingerprint,
@@ -71,7 +71,7 @@ class LocalKeyVaultCredential:
 
 
 class KeyVaultKeyStore:
-    """A `shared.key_store.KeyStore` on one vault.
+    """A `shared.keys.key_store.KeyStore` on one vault.
 
     `client_kwargs` go to `SecretClient` (e.g. `retry_total`, timeouts, and for a loopback
     vault only `connection_verify=<CA file>`). `fingerprint_of_private_pem` computes the

@@ -27,8 +27,8 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from shared.adapters.arm_parse import error_from_response, retry_after_seconds
-from shared.errors import OperationFailedError, PermanentError
-from shared.models import Operation, OperationState
+from shared.core.errors import OperationFailedError, PermanentError
+from shared.core.models import Operation, OperationState
 
 ACCEPTED = frozenset({200, 201, 202, 204})  # what an LRO answer may be (azure-core's BadStatus otherwise)
 FINISHED = frozenset({"succeeded", "failed", "canceled"})

@@ -8,7 +8,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from shared.models import ClusterRef
+from shared.core.models import ClusterRef
 
 
 class PoolBodies:

@@ -22,9 +22,9 @@ from azure.core.exceptions import AzureError
 from azure.core.messaging import CloudEvent
 from azure.eventgrid import EventGridPublisherClient
 
-from shared.endpoints import is_loopback_url, parse_endpoint
-from shared.errors import OutOfScopeError, shown
-from shared.models import Target
+from shared.config.endpoints import is_loopback_url, parse_endpoint
+from shared.core.errors import OutOfScopeError, shown
+from shared.core.models import Target
 
 logger = logging.getLogger(__name__)
 

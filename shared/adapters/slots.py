@@ -20,9 +20,9 @@ from shared.adapters.table_io import (
     sdk_entity,
     translated,
 )
-from shared.blast_radius import Claim, Limits, Pause, Turn, turn_of
-from shared.errors import StoreConflictError, StoreNotFoundError
-from shared.records import cluster_partition, table_key, time_key, utc
+from shared.core.errors import StoreConflictError, StoreNotFoundError
+from shared.core.records import cluster_partition, table_key, time_key, utc
+from shared.policy.blast_radius import Claim, Limits, Pause, Turn, turn_of
 
 # The reimage budget's partition of WardenSlots (its gate, holds and tickets), and the paused clusters'.
 REIMAGES_PARTITION, REIMAGE_PAUSES_PARTITION = "reimages", "reimage-pauses"

@@ -1,7 +1,7 @@
 """Table Storage adapter: the only importer of `azure.data.tables` (with the modules it is made of).
 
 `WardenStore` reads and writes the tables described in docs/tables.md. Rows are the records of
-`shared.records`; the adapter adds the SDK's typing, batches writes into transactions, and turns
+`shared.core.records`; the adapter adds the SDK's typing, batches writes into transactions, and turns
 `azure.core` exceptions into the warden's own errors. The workers' queue (`work_queue`), the
 slots and the reimage budget (`slots`) are parts of it of their own; what they all share is in
 `table_io`. Here: the connection and the tables, pool state, audit, node checks, key rotations
@@ -40,9 +40,9 @@ from shared.adapters.table_io import (
 )
 from shared.adapters.work_queue import WorkQueue
 from shared.config import http_client_options
-from shared.endpoints import parse_endpoint
-from shared.errors import ConfigError, StoreConflictError, StoreError, StoreNotFoundError, shown
-from shared.records import (
+from shared.config.endpoints import parse_endpoint
+from shared.core.errors import ConfigError, StoreConflictError, StoreError, StoreNotFoundError, shown
+from shared.core.records import (
     CHECK_PREFIX,
     LATEST_CHECK_PREFIX,
     ONCE_PREFIX,

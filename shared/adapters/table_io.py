@@ -11,8 +11,8 @@ from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 from azure.data.tables import EdmType, EntityProperty
 
-from shared.errors import StoreConflictError, StoreError, StoreNotFoundError
-from shared.records import from_entity
+from shared.core.errors import StoreConflictError, StoreError, StoreNotFoundError
+from shared.core.records import from_entity
 
 POOL_STATE_TABLE = "WardenPoolState"
 AUDIT_TABLE = "WardenAudit"

@@ -18,8 +18,8 @@ from shared.adapters.table_io import (
     sdk_entity,
     translated,
 )
-from shared.errors import StoreConflictError, StoreError, StoreNotFoundError
-from shared.records import WORKER_ROW, Admission, WorkRequest, cluster_partition, from_table_key, to_entity
+from shared.core.errors import StoreConflictError, StoreError, StoreNotFoundError
+from shared.core.records import WORKER_ROW, Admission, WorkRequest, cluster_partition, from_table_key, to_entity
 
 
 class WorkQueue:

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
-from shared.errors import ConfigError, CredentialError, OutOfScopeError, WardenError
+from shared.core.errors import ConfigError, CredentialError, OutOfScopeError, WardenError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 

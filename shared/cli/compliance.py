@@ -13,12 +13,19 @@ from pathlib import Path
 
 from shared.cli import EXIT_OK, BadInput
 from shared.cli.output import Column, print_json, say, table, terminal_width
-from shared.compliance import STIG_RULES, ComplianceReport, PoolCompliance, ReportQuery, ReportQueryError, Standing
-from shared.compliance_html import render_page
 from shared.config import Settings
-from shared.errors import ConfigError
-from shared.models import Target
-from shared.plan import Status
+from shared.core.errors import ConfigError
+from shared.core.models import Target
+from shared.evidence.compliance import (
+    STIG_RULES,
+    ComplianceReport,
+    PoolCompliance,
+    ReportQuery,
+    ReportQueryError,
+    Standing,
+)
+from shared.evidence.compliance_html import render_page
+from shared.policy.plan import Status
 
 HELP = (
     "the compliance report from the warden's tables (no ARM call): per pool its modes, status, last "

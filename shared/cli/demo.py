@@ -19,11 +19,11 @@ from datetime import datetime
 from shared.cli import EXIT_OK, plan, rotate, run, verify
 from shared.cli.output import Column, print_json, table, terminal_width
 from shared.config import Settings
+from shared.core.models import Target
+from shared.core.records import AuditRecord, NodeCheck, iso
 from shared.local.demo import DEMO_EVENT, local_stack, say
 from shared.local.keystore import LocalFileKeyStore
-from shared.models import Target
 from shared.orchestration import runtime
-from shared.records import AuditRecord, NodeCheck, iso
 
 MANUAL_GUIDE = (
     "`az aks nodepool update --ssh-access disabled`, then `az aks nodepool upgrade --node-image-only`, "

@@ -9,8 +9,8 @@ import argparse
 from shared.cli import EXIT_FAILED, EXIT_OK
 from shared.cli.output import Column, print_json, say, table, terminal_width
 from shared.config import Settings
-from shared.doctor import DoctorReport, Level
 from shared.orchestration.runtime import Runtime
+from shared.preflight.doctor import DoctorReport, Level
 
 HELP = (
     "check a deployment before trusting it (read-only): the identity's permissions at every scope the warden "

@@ -29,11 +29,11 @@ from shared.cli.run import (
     show_run,
 )
 from shared.config import Settings
-from shared.durations import parse_duration
-from shared.errors import ConfigError, StoreNotFoundError
+from shared.config.durations import parse_duration
+from shared.core.errors import ConfigError, StoreNotFoundError
+from shared.core.records import PoolExemption
 from shared.local.functions_host import LocalFunctions
 from shared.orchestration import names, runtime
-from shared.records import PoolExemption
 from shared.triggers.exemptions import (
     EXPIRED,
     exemption_json,

@@ -17,7 +17,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from shared.records import iso
+from shared.core.records import iso
 
 ELLIPSIS = "…"
 GAP = "  "

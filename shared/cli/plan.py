@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 from shared.cli import EXIT_FAILED, EXIT_OK, progress, unreachable_arm
 from shared.cli.output import Column, print_json, say, table, terminal_width
 from shared.config import Settings
-from shared.errors import CredentialError
-from shared.fleet import FleetReport, scan_fleet
-from shared.plan import Exemption
-from shared.report import plan_row, summary
+from shared.core.errors import CredentialError
+from shared.policy.fleet import FleetReport, scan_fleet
+from shared.policy.plan import Exemption
+from shared.policy.report import plan_row, summary
 
 COLUMNS = (
     Column("SUBSCRIPTION", drop=1),
@@ -86,7 +86,7 @@ def _recorded(settings: Settings) -> tuple[frozenset[str], dict[str, Exemption]]
     if not settings.tables:
         return frozenset(), {}
     from shared.adapters.store import StoreNotFoundError, WardenStore
-    from shared.records import exemptions_in_force
+    from shared.core.records import exemptions_in_force
 
     with WardenStore(settings.tables) as store:
         try:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import argparse
 
-from shared.blast_radius import Pause, stamp
 from shared.cli import BadInput
 from shared.cli.output import say
 from shared.cli.run import error_entry, local_functions, report_outcomes, run_to_end
 from shared.config import Settings
-from shared.errors import ConfigError
-from shared.models import Target
+from shared.core.errors import ConfigError
+from shared.core.models import Target
 from shared.orchestration import reimage_budget, runtime
+from shared.policy.blast_radius import Pause, stamp
 from shared.triggers.http_validation import BadRequest, reason_of, require_in_scope, target_of
 from shared.triggers.start import StartError, request_work
 

@@ -11,12 +11,12 @@ from shared.cli import BadInput
 from shared.cli.output import Column
 from shared.cli.run import RunResult, error_entry, local_functions, outcome_row, run_to_end, show_run
 from shared.config import Settings
-from shared.errors import KeyMaterialError
+from shared.core.errors import KeyMaterialError
+from shared.core.protocol import WorkKind
 from shared.keys import parse_public_key
 from shared.local.functions_host import LocalFunctions
 from shared.orchestration import names, runtime
 from shared.orchestration.key_steps import NO_KEY_STORE
-from shared.protocol import WorkKind
 from shared.triggers.http_api import BadRequest, reconcile_target
 from shared.triggers.start import StartError, request_work
 

@@ -24,13 +24,13 @@ from shared.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BadInput, progres
 from shared.cli.narrate import Narrator
 from shared.cli.output import Column, print_json, say, table, terminal_width
 from shared.config import Settings
-from shared.errors import CredentialError, TransientError, shown
-from shared.events import Drop, EventError, Hint, RawEvent, classify, decode_delivery, parse_delivery
+from shared.core.errors import CredentialError, TransientError, shown
+from shared.core.events import Drop, EventError, Hint, RawEvent, classify, decode_delivery, parse_delivery
+from shared.core.models import ClusterRef
+from shared.core.protocol import FailureKind
 from shared.local.durable_host import RealClock
 from shared.local.functions_host import LocalFunctions
-from shared.models import ClusterRef
 from shared.orchestration import names, runtime
-from shared.protocol import FailureKind
 from shared.triggers.http_api import RECONCILE_FUNCTION
 from shared.triggers.resync import resync
 

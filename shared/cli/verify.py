@@ -11,11 +11,11 @@ from shared.cli import BadInput, progress
 from shared.cli.output import Column, say
 from shared.cli.run import RunResult, error_entry, local_functions, run_to_end, show_run
 from shared.config import Settings
+from shared.core.models import ClusterRef
+from shared.core.protocol import Outcome, WorkKind
+from shared.evidence.sshd import Verdict
 from shared.local.functions_host import LocalFunctions
-from shared.models import ClusterRef
 from shared.orchestration import names, runtime
-from shared.protocol import Outcome, WorkKind
-from shared.sshd import Verdict
 from shared.triggers.http_api import BadRequest, reconcile_target
 from shared.triggers.start import StartError, request_work
 from shared.triggers.verify import verify_fleet

@@ -18,8 +18,8 @@ import time
 import uuid
 from pathlib import Path
 
-from shared.errors import KeyStoreError, shown
-from shared.key_store import (
+from shared.core.errors import KeyStoreError, shown
+from shared.keys.key_store import (
     CONTENT_TYPE,
     StoredKey,
     check_fingerprint,
@@ -38,7 +38,7 @@ DIRECTORY_MODE = 0o700
 
 
 class LocalFileKeyStore:
-    """A `shared.key_store.KeyStore` in a local directory (demo only, not Key Vault)."""
+    """A `shared.keys.key_store.KeyStore` in a local directory (demo only, not Key Vault)."""
 
     def __init__(self, directory: str | os.PathLike[str]):
         self.directory = Path(directory).resolve()

@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from shared.adapters.publisher import OutcomeKind
-from shared.errors import ArmError, NotFoundError, OperationFailedError, Superseded
-from shared.models import Operation, SshAccess
+from shared.core.errors import ArmError, NotFoundError, OperationFailedError, Superseded
+from shared.core.models import Operation, SshAccess
+from shared.core.protocol import Outcome, Result, succeeded
+from shared.core.work import unreadable_items, work_items
 from shared.orchestration import arm_steps, exemptions, reimage_budget
 from shared.orchestration.envelope import (
     activity,
@@ -34,10 +36,8 @@ from shared.orchestration.recording import (
     save_state,
 )
 from shared.orchestration.runtime import Runtime
-from shared.plan import Status, Step, held_reimage, plan_pool
 from shared.policy import NODE_OS_WINDOW
-from shared.protocol import Outcome, Result, succeeded
-from shared.work import unreadable_items, work_items
+from shared.policy.plan import Status, Step, held_reimage, plan_pool
 
 # --- the worker's queue ---------------------------------------------------------------------
 

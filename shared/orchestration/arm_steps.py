@@ -8,8 +8,10 @@ from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
 
-from shared.errors import ArmError, NotFoundError, OperationFailedError, Superseded
-from shared.models import Cluster, ClusterRef, Operation, Pool, SshAccess
+from shared.core.errors import ArmError, NotFoundError, OperationFailedError, Superseded
+from shared.core.models import Cluster, ClusterRef, Operation, Pool, SshAccess
+from shared.core.protocol import Outcome, Result, succeeded
+from shared.core.records import PoolState
 from shared.orchestration import exemptions
 from shared.orchestration.envelope import arm_failure, cluster_ref, step_time
 from shared.orchestration.recording import (
@@ -23,9 +25,7 @@ from shared.orchestration.recording import (
     save_state,
 )
 from shared.orchestration.runtime import Runtime
-from shared.plan import Exemption, Status, Step, write_still_applies
-from shared.protocol import Outcome, Result, succeeded
-from shared.records import PoolState
+from shared.policy.plan import Exemption, Status, Step, write_still_applies
 
 log = logging.getLogger(__name__)
 NODE_OS_CONFIGURATION = "aksManagedNodeOSUpgradeSchedule"  # the maintenance configuration's name

@@ -14,10 +14,10 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from shared.errors import ArmError, ConflictError, NotFoundError, OperationFailedError, ThrottledError
-from shared.models import Cluster, ClusterRef, Operation, to_json
-from shared.protocol import Failure, FailureKind, Result, failed
-from shared.records import clip
+from shared.core.errors import ArmError, ConflictError, NotFoundError, OperationFailedError, ThrottledError
+from shared.core.models import Cluster, ClusterRef, Operation, to_json
+from shared.core.protocol import Failure, FailureKind, Result, failed
+from shared.core.records import clip
 
 if TYPE_CHECKING:
     from shared.orchestration.runtime import Runtime

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from shared.orchestration import names
 from shared.orchestration.operations import Task, call
-from shared.window import timer_steps
+from shared.policy.window import timer_steps
 
 
 def exemption_expiry(context) -> Task:

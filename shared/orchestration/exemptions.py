@@ -16,14 +16,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from shared.adapters.publisher import OutcomeKind
-from shared.errors import StoreConflictError
-from shared.models import ClusterRef, SshAccess, Target
+from shared.core.errors import StoreConflictError
+from shared.core.models import ClusterRef, SshAccess, Target
+from shared.core.protocol import Outcome
+from shared.core.records import PoolExemption, exemptions_in_force, iso
 from shared.orchestration.envelope import cluster_json, step_time
 from shared.orchestration.recording import Entry, audit, publish
 from shared.orchestration.runtime import Runtime
-from shared.plan import Exemption
-from shared.protocol import Outcome
-from shared.records import PoolExemption, exemptions_in_force, iso
+from shared.policy.plan import Exemption
 
 STEP = "exemption"
 EXPIRY_ACTOR = "warden"

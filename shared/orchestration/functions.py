@@ -51,7 +51,7 @@ for _name, _path in ORCHESTRATORS.items():
     bp.function_name(_name)(bp.orchestration_trigger(context_name="context")(lazy_orchestrator(_path)))
 
 
-# Activities take and return JSON (a `shared.protocol.Result`), named by "<module>.<function>":
+# Activities take and return JSON (a `shared.core.protocol.Result`), named by "<module>.<function>":
 # the worker's queue and reconcile in `activities`, verify and key rotation in their own modules.
 ACTIVITIES = {
     names.LEASE_REQUESTS: "activities.lease_requests",

@@ -7,13 +7,13 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from shared.errors import KeyMaterialError, Superseded
+from shared.core.errors import KeyMaterialError, Superseded
+from shared.core.models import Cluster, ClusterRef, Pool, SshAccess
+from shared.core.protocol import FailureKind, Outcome, Result, failed, succeeded
+from shared.core.records import KeyRotation
 from shared.keys import PublicKey, fingerprint, generate_key_pair, parse_public_key
-from shared.models import Cluster, ClusterRef, Pool, SshAccess
 from shared.orchestration.arm_steps import IDLE_STATES, still_writing
-from shared.plan import AUTO_PROVISIONED, VMSS, auto_provisioned_nodes
-from shared.protocol import FailureKind, Outcome, Result, failed, succeeded
-from shared.records import KeyRotation
+from shared.policy.plan import AUTO_PROVISIONED, VMSS, auto_provisioned_nodes
 
 NO_KEY_STORE = (
     "no key store (WARDEN_KEYVAULT_URL is not set): the warden generates keys only where it can keep the "

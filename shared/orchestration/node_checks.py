@@ -9,8 +9,11 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
 from shared.adapters.publisher import OutcomeKind
+from shared.core.models import Cluster, ClusterRef, Pool, RunCommandOutput, SshAccess
+from shared.core.protocol import Outcome, WorkKind
+from shared.core.records import NodeCheck, PoolState, WorkRequest, safe_excerpt
+from shared.evidence.sshd import Verdict, judge, parse_output
 from shared.keys import fingerprint
-from shared.models import Cluster, ClusterRef, Pool, RunCommandOutput, SshAccess
 from shared.orchestration.arm_steps import IDLE_STATES
 from shared.orchestration.envelope import cluster_ref
 from shared.orchestration.recording import (
@@ -22,11 +25,8 @@ from shared.orchestration.recording import (
     save_state,
 )
 from shared.orchestration.runtime import Runtime
-from shared.plan import VMSS, Exemption, plan_pool
 from shared.policy import Policy
-from shared.protocol import Outcome, WorkKind
-from shared.records import NodeCheck, PoolState, WorkRequest, safe_excerpt
-from shared.sshd import Verdict, judge, parse_output
+from shared.policy.plan import VMSS, Exemption, plan_pool
 
 SLOT_RETRY_SECONDS = 20.0  # about how long a run-command takes: a slot frees about that often
 # A run-command slot whose holder died is free again after this: longer than run-command's own

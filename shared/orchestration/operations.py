@@ -14,12 +14,12 @@ from collections.abc import Generator
 from datetime import timedelta
 from typing import Any
 
+from shared.core.protocol import Failure, FailureKind, Outcome, Result, exhausted, failed
+from shared.core.records import clip
 from shared.orchestration import names
 from shared.orchestration.backoff import backoff_seconds, bounded_seconds, jitter_from_uuid, retry_delay
-from shared.plan import Step
-from shared.protocol import Failure, FailureKind, Outcome, Result, exhausted, failed
-from shared.records import clip
-from shared.window import MaintenanceWindowError, timer_steps, upgrade_gate
+from shared.policy.plan import Step
+from shared.policy.window import MaintenanceWindowError, timer_steps, upgrade_gate
 
 MAX_ATTEMPTS = 8  # per call: consecutive retryable failures before giving up
 MAX_POLLS = 400  # per long-running operation (backoff caps each wait at 5 minutes)

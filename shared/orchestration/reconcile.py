@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from shared.core.protocol import Failure, FailureKind, Outcome, Result, WorkKind
 from shared.orchestration import names
 from shared.orchestration.operations import (
     DEFAULT_BASE_SECONDS,
@@ -32,9 +33,8 @@ from shared.orchestration.operations import (
     run_operation,
     wait_for_window,
 )
-from shared.plan import Status
 from shared.policy import NODE_OS_WINDOW
-from shared.protocol import Failure, FailureKind, Outcome, Result, WorkKind
+from shared.policy.plan import Status
 
 UPDATE, UPGRADE = "update-ssh-access", "upgrade-node-image"
 # A cluster's listing serves the pool plans begun this soon after it; later ones read it all again.

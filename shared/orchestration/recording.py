@@ -15,13 +15,13 @@ from typing import Any
 
 from shared.adapters.publisher import OutcomeKind
 from shared.adapters.store import StoreNotFoundError
-from shared.errors import StoreConflictError, WardenError
-from shared.models import ClusterRef
+from shared.core.errors import StoreConflictError, WardenError
+from shared.core.models import ClusterRef
+from shared.core.protocol import Failure, Outcome, WorkKind
+from shared.core.records import AuditRecord, PoolState, WorkRequest
 from shared.orchestration.envelope import cluster_ref
 from shared.orchestration.runtime import Runtime
-from shared.plan import PoolPlan, Status
-from shared.protocol import Failure, Outcome, WorkKind
-from shared.records import AuditRecord, PoolState, WorkRequest
+from shared.policy.plan import PoolPlan, Status
 
 
 @dataclass(frozen=True)

@@ -15,17 +15,17 @@ import logging
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from shared.blast_radius import Claim, Limits, Pause
-from shared.blast_radius import waiting_reason as budget_reason
-from shared.models import ClusterRef, OperationState
+from shared.core.models import ClusterRef, OperationState
+from shared.core.protocol import FailureKind, Outcome, Result, failed, succeeded
 from shared.orchestration import arm_steps
 from shared.orchestration.envelope import cluster_json, cluster_ref, step_time
 from shared.orchestration.recording import Entry, audit, audit_rows
 from shared.orchestration.runtime import Runtime
-from shared.plan import Step
 from shared.policy import NODE_OS_WINDOW
-from shared.protocol import FailureKind, Outcome, Result, failed, succeeded
-from shared.window import MaintenanceWindowError, upgrade_gate
+from shared.policy.blast_radius import Claim, Limits, Pause
+from shared.policy.blast_radius import waiting_reason as budget_reason
+from shared.policy.plan import Step
+from shared.policy.window import MaintenanceWindowError, upgrade_gate
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ secret's id. The private key never leaves the prepare activity.
 
 from __future__ import annotations
 
+from shared.core.protocol import Outcome, WorkKind
 from shared.orchestration import names
 from shared.orchestration.operations import (
     DEFAULT_BASE_SECONDS,
@@ -26,7 +27,6 @@ from shared.orchestration.operations import (
     wait_for_window,
 )
 from shared.policy import NODE_OS_WINDOW
-from shared.protocol import Outcome, WorkKind
 
 KEY_STEP = "update-ssh-key"
 UPGRADE = "upgrade-node-image"

@@ -4,8 +4,9 @@ reimages, record the rotation. Entry points only; each returns a `Result`."""
 from __future__ import annotations
 
 from shared.adapters.publisher import OutcomeKind
-from shared.errors import ArmError, KeyStoreError
-from shared.models import Operation
+from shared.core.errors import ArmError, KeyStoreError
+from shared.core.models import Operation
+from shared.core.protocol import FailureKind, Outcome, Result, failed, succeeded
 from shared.orchestration import arm_steps, key_steps, reimage_budget
 from shared.orchestration.envelope import (
     activity,
@@ -18,7 +19,6 @@ from shared.orchestration.recording import (
 )
 from shared.orchestration.runtime import Runtime
 from shared.policy import NODE_OS_WINDOW
-from shared.protocol import FailureKind, Outcome, Result, failed, succeeded
 
 
 @activity

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from shared.config import Settings
-from shared.errors import ConfigError
+from shared.core.errors import ConfigError
 
 if TYPE_CHECKING:  # the adapters load the Azure SDKs: imported by `build`, not when the app is indexed
     from shared.adapters.arm import Arm

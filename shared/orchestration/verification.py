@@ -14,10 +14,10 @@ A node whose check fails in any way is `unknown` with the reason, never `ok`.
 
 from __future__ import annotations
 
+from shared.core.protocol import Outcome
+from shared.evidence.sshd import Verdict
 from shared.orchestration import names
 from shared.orchestration.operations import DEFAULT_BASE_SECONDS, Task, call, call_once, record, run_operation
-from shared.protocol import Outcome
-from shared.sshd import Verdict
 
 NODES_AT_ONCE = 4  # per cluster; the subscription-wide bound is WARDEN_VERIFY_CONCURRENCY
 

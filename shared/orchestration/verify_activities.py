@@ -7,8 +7,10 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 
 from shared.adapters.store import SlotHandle
-from shared.errors import ArmError
-from shared.models import Operation, Vmss
+from shared.core.errors import ArmError
+from shared.core.models import Operation, Vmss
+from shared.core.protocol import Result, succeeded
+from shared.evidence.sshd import script_for
 from shared.orchestration import arm_steps, exemptions, node_checks, verification
 from shared.orchestration.envelope import (
     activity,
@@ -17,8 +19,6 @@ from shared.orchestration.envelope import (
     moved,
 )
 from shared.orchestration.runtime import Runtime
-from shared.protocol import Result, succeeded
-from shared.sshd import script_for
 
 
 @activity

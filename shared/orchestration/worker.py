@@ -18,9 +18,9 @@ for are carried in the worker's input until they are written: it closes only whe
 
 from __future__ import annotations
 
+from shared.core.protocol import Outcome, WorkKind
 from shared.orchestration import names
 from shared.orchestration.operations import DEFAULT_BASE_SECONDS, Task, call, record, sleep
-from shared.protocol import Outcome, WorkKind
 
 STORE_PAUSE_SECONDS = 300  # between generations while the requests table is out of reach
 

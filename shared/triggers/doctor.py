@@ -1,9 +1,9 @@
 """`doctor`: check a real deployment before trusting it. Read-only. Per subscription in scope:
 the identity's effective permissions at each scope the warden acts on (against the one list of
-actions in shared/permissions.py), the linked permissions a key rotation's cluster PUT needs, the
+actions in shared/preflight/permissions.py), the linked permissions a key rotation's cluster PUT needs, the
 preview features the policy's modes need, the resource providers, the ARM system topic's delivery
 to the event function, and node resource groups locked down; then the data services (Table
-Storage, Key Vault, the events topic) as the identity. The judgements are in shared/doctor.py.
+Storage, Key Vault, the events topic) as the identity. The judgements are in shared/preflight/doctor.py.
 """
 
 from __future__ import annotations
@@ -11,14 +11,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from shared import doctor
 from shared.adapters.arm_checks import ArmChecks
-from shared.doctor import Check, DoctorReport, Level
-from shared.errors import StoreNotFoundError, WardenError
-from shared.models import Cluster, SshAccess
+from shared.core.errors import StoreNotFoundError, WardenError
+from shared.core.models import Cluster, SshAccess
 from shared.orchestration.runtime import Runtime
-from shared.permissions import ASSIGN_IDENTITY, CLUSTER_ACTIONS, KEY_ROTATION_ACTIONS, NODE_ACTIONS, READ_WORKSPACE_KEYS
-from shared.plan import plan_pool
+from shared.policy.plan import plan_pool
+from shared.preflight import doctor
+from shared.preflight.doctor import Check, DoctorReport, Level
+from shared.preflight.permissions import (
+    ASSIGN_IDENTITY,
+    CLUSTER_ACTIONS,
+    KEY_ROTATION_ACTIONS,
+    NODE_ACTIONS,
+    READ_WORKSPACE_KEYS,
+)
 from shared.triggers.functions import EVENT_FUNCTION
 
 T = TypeVar("T")

@@ -22,15 +22,15 @@ from typing import TYPE_CHECKING, Any
 import azure.durable_functions as df
 import azure.functions as func
 
-from shared.errors import StoreError
+from shared.core.errors import StoreError
+from shared.core.records import AuditRecord, Outcome
 from shared.orchestration.runtime import runtime
-from shared.records import AuditRecord, Outcome
 from shared.triggers.functions import EVENT_FUNCTION as EVENT_FUNCTION  # its name, for callers
 from shared.triggers.start import request_work
 
 if TYPE_CHECKING:
-    from shared.events import Hint
-    from shared.models import Target
+    from shared.core.events import Hint
+    from shared.core.models import Target
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def as_event_dict(event: Any) -> dict[str, Any]:
 
 
 async def on_arm_event(event: func.EventGridEvent, client: df.DurableOrchestrationClient) -> None:
-    from shared.events import Drop, EventError, classify  # the first event imports them, not the start-up
+    from shared.core.events import Drop, EventError, classify  # the first event imports them, not the start-up
     from shared.triggers.node_events import is_rolling_event, on_rolling_event
 
     rt = runtime()

@@ -21,14 +21,14 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from shared.config import Settings
-from shared.durations import describe_duration
-from shared.errors import OutOfScopeError, WardenError, shown
-from shared.models import ClusterRef, SshAccess, Target
+from shared.config.durations import describe_duration
+from shared.core.errors import OutOfScopeError, WardenError, shown
+from shared.core.models import ClusterRef, SshAccess, Target
+from shared.core.protocol import FailureKind, failed, succeeded
+from shared.core.records import PoolExemption, clip, iso
 from shared.orchestration import names
 from shared.orchestration import runtime as runtimes
 from shared.orchestration.envelope import cluster_json, cluster_ref
-from shared.protocol import FailureKind, failed, succeeded
-from shared.records import PoolExemption, clip, iso
 from shared.triggers.http_api import json_response, runtime_or_503, served, settings_before_io
 from shared.triggers.http_compliance import PLATFORM_PARAMETERS
 from shared.triggers.http_routes import EXEMPTIONS_FUNCTION

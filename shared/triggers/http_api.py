@@ -25,12 +25,12 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
-from shared.errors import ConfigError, KeyMaterialError, StoreConflictError, StoreError
-from shared.models import Target
+from shared.core.errors import ConfigError, KeyMaterialError, StoreConflictError, StoreError
+from shared.core.models import Target
+from shared.core.protocol import Outcome, WorkKind
+from shared.core.records import AuditRecord
 from shared.orchestration import runtime as runtimes
 from shared.orchestration.names import worker_instance_id
-from shared.protocol import Outcome, WorkKind
-from shared.records import AuditRecord
 from shared.triggers.http_compliance import read_report, report_query
 from shared.triggers.http_progress import UNREACHABLE, instance_status
 from shared.triggers.http_routes import (

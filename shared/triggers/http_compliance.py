@@ -1,4 +1,4 @@
-"""`GET /api/compliance`: the compliance report (`shared.compliance`) read from the tables, paged.
+"""`GET /api/compliance`: the compliance report (`shared.evidence.compliance`) read from the tables, paged.
 
 The query is checked first, from the request and the settings alone (400 for a bad filter or
 token, 403 for a subscription or cluster outside `WARDEN_SUBSCRIPTIONS`); only then are the
@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 
-from shared.compliance_query import DEFAULT_PAGE_SIZE
 from shared.config import Settings
-from shared.models import Target
+from shared.core.models import Target
+from shared.evidence.compliance_query import DEFAULT_PAGE_SIZE
 from shared.triggers.http_validation import BadRequest, require_in_scope
 
 if TYPE_CHECKING:  # the report's module is imported by the first request, not at start-up
-    from shared.compliance import ReportQuery
+    from shared.evidence.compliance import ReportQuery
 
 # The host passes the whole query string: `code` is the function key when given that way.
 PLATFORM_PARAMETERS = ("code",)
@@ -26,7 +26,7 @@ PAGE_SIZE = DEFAULT_PAGE_SIZE
 
 
 def report_query(req: func.HttpRequest, settings: Settings) -> ReportQuery:
-    from shared.compliance import ReportQuery, ReportQueryError, build_report
+    from shared.evidence.compliance import ReportQuery, ReportQueryError, build_report
 
     params = {name: value for name, value in req.params.items() if name not in PLATFORM_PARAMETERS}
     try:

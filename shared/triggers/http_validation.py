@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 import azure.functions as func
 
 from shared.config import Settings
-from shared.errors import OutOfScopeError, shown
-from shared.models import Target, validate_pool_name
+from shared.core.errors import OutOfScopeError, shown
+from shared.core.models import Target, validate_pool_name
 
 MAX_BODY_BYTES = 64 * 1024  # the largest valid body (a 16384-bit key and a reason) is far below
 MAX_REASON_CHARS = 500

@@ -1,4 +1,4 @@
-"""The Event Grid trigger's part for AKS's node-pool rolling events (`shared.node_events`).
+"""The Event Grid trigger's part for AKS's node-pool rolling events (`shared.core.node_events`).
 
 A rolling that ends (Succeeded, Failed) while the warden polls that pool's node-image upgrade
 wakes the poll now (`raise_event` to the orchestration the pool's row names) instead of at its
@@ -16,11 +16,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from shared.errors import StoreNotFoundError
-from shared.node_events import Action, RollingEvent, UpgradeWatch, decide, is_rolling, read_rolling
+from shared.core.errors import StoreNotFoundError
+from shared.core.node_events import Action, RollingEvent, UpgradeWatch, decide, is_rolling, read_rolling
+from shared.core.protocol import WorkKind
+from shared.core.records import Outcome
 from shared.orchestration.names import wake_event_name
-from shared.protocol import WorkKind
-from shared.records import Outcome
 from shared.triggers.event_grid import audit_event, event_handled
 from shared.triggers.start import is_running, request_work
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.compliance import QUERY_PARAMETERS, VERDICTS
-from shared.doctor import Level
-from shared.models import SshAccess
-from shared.plan import Status
+from shared.core.models import SshAccess
+from shared.evidence.compliance import QUERY_PARAMETERS, VERDICTS
+from shared.policy.plan import Status
+from shared.preflight.doctor import Level
 from shared.triggers.http_routes import (
     COMPLIANCE_FUNCTION,
     DOCTOR_FUNCTION,

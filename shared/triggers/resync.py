@@ -17,12 +17,12 @@ from datetime import UTC, datetime
 import azure.durable_functions as df
 import azure.functions as func
 
-from shared.errors import OutOfScopeError, StoreNotFoundError, WardenError
-from shared.models import ClusterRef, Target
+from shared.core.errors import OutOfScopeError, StoreNotFoundError, WardenError
+from shared.core.models import ClusterRef, Target
+from shared.core.protocol import Outcome
+from shared.core.records import AuditRecord, PoolState, exemptions_in_force
 from shared.orchestration.runtime import Runtime, runtime
-from shared.plan import Exemption
-from shared.protocol import Outcome
-from shared.records import AuditRecord, PoolState, exemptions_in_force
+from shared.policy.plan import Exemption
 from shared.triggers.functions import RESYNC_FUNCTION as RESYNC_FUNCTION  # its name, for callers
 from shared.triggers.start import StartError, ensure_worker, request_work
 
@@ -55,7 +55,7 @@ async def resync_timer(timer: func.TimerRequest, client: df.DurableOrchestration
 
 
 async def resync(client, rt: Runtime) -> ResyncReport:
-    from shared.fleet import scan_fleet  # the fleet scan's threads and budget: not at start-up
+    from shared.policy.fleet import scan_fleet  # the fleet scan's threads and budget: not at start-up
 
     report = ResyncReport()
     exemptions = _exemptions(rt, datetime.now(UTC), report)

@@ -9,8 +9,8 @@ import logging
 import azure.durable_functions as df
 import azure.functions as func
 
+from shared.core.protocol import WorkKind
 from shared.orchestration.runtime import Runtime, runtime
-from shared.protocol import WorkKind
 from shared.triggers.functions import ROTATE_FUNCTION as ROTATE_FUNCTION  # its name, for callers
 from shared.triggers.start import FleetRequests, request_fleet
 

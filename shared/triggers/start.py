@@ -15,13 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from shared.errors import ArmError, WardenError
-from shared.models import Cluster, ClusterRef, Target
+from shared.core.errors import ArmError, WardenError
+from shared.core.models import Cluster, ClusterRef, Target
+from shared.core.protocol import WorkKind
+from shared.core.records import Admission, WorkRequest
 from shared.orchestration.envelope import cluster_json
 from shared.orchestration.names import CLUSTER_WORKER, worker_instance_id
 from shared.orchestration.runtime import runtime
-from shared.protocol import WorkKind
-from shared.records import Admission, WorkRequest
 
 START_TRIES = 8  # with doubling pauses from 0.05 s: about 13 s in all
 FIRST_PAUSE_SECONDS = 0.05

@@ -11,10 +11,10 @@ import logging
 import azure.durable_functions as df
 import azure.functions as func
 
-from shared.errors import WardenError
-from shared.models import Cluster
+from shared.core.errors import WardenError
+from shared.core.models import Cluster
+from shared.core.protocol import WorkKind
 from shared.orchestration.runtime import Runtime, runtime
-from shared.protocol import WorkKind
 from shared.triggers.functions import VERIFY_FUNCTION as VERIFY_FUNCTION  # its name, for callers
 from shared.triggers.start import FleetRequests, request_fleet
 
@@ -41,7 +41,7 @@ def _record_stopped(rt: Runtime, cluster: Cluster) -> None:
     """A stopped cluster's pools are not verified; their rows still say where they stand, so the
     compliance report lists them (best effort: the resync writes them too)."""
     from shared.orchestration.recording import record_plans  # the Table Storage SDK: not at start-up
-    from shared.plan import plan_pool
+    from shared.policy.plan import plan_pool
 
     try:
         plans = [plan_pool(cluster, pool, rt.settings.policy) for pool in rt.arm.list_pools(cluster.ref)]

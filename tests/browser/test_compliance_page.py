@@ -16,8 +16,8 @@ import pytest
 
 from shared.adapters.store import WardenStore
 from shared.cli import main
-from shared.compliance import build_report
-from shared.compliance_html import render_page, search_text
+from shared.evidence.compliance import build_report
+from shared.evidence.compliance_html import render_page, search_text
 from shared.local.demo import DEMO_EVENT, DEMO_POLICY
 from tests.browser.devtools import CHROMIUM, Chromium
 from tests.compliance_samples import HOSTILE, HOSTILE_POOL, T0, audit_rows, node_checks, pool_states

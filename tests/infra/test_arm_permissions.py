@@ -20,12 +20,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared.adapters.arm import Arm
-from shared.models import Target
-from shared.permissions import required_actions
-from shared.protocol import WorkKind
+from shared.core.models import Target
+from shared.core.protocol import WorkKind
+from shared.policy.window import upgrade_gate
+from shared.preflight.permissions import required_actions
 from shared.triggers.resync import resync
 from shared.triggers.start import request_work
-from shared.window import upgrade_gate
 from tests.infra.bicep_model import INFRA, custom_role_actions, load
 from tests.warden_fixtures import DEV, arm_event
 
@@ -168,7 +168,7 @@ def test_the_role_holds_exactly_the_actions_the_app_performs(warden, arm_emulato
 
 
 def test_the_role_is_built_from_the_one_list_the_doctor_checks():
-    """shared/permissions.py is the code's one list of actions: the Bicep role holds the same."""
+    """shared/preflight/permissions.py is the code's one list of actions: the Bicep role holds the same."""
     assert role_actions(key_rotation=False) == set(required_actions(key_rotation=False))
     assert role_actions(key_rotation=True) == set(required_actions(key_rotation=True))
 

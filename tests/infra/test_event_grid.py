@@ -4,7 +4,7 @@ function, retries to Event Grid's limit, and dead-lettering with an identity."""
 
 from __future__ import annotations
 
-from shared import events
+from shared.core import events
 from shared.triggers.event_grid import EVENT_FUNCTION
 from tests.infra.bicep_model import INFRA, load
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from shared.node_events import ROLLING_TYPES
+from shared.core.node_events import ROLLING_TYPES
 from tests.infra.bicep_model import INFRA, load
 
 DEPLOY_DOC = Path(__file__).resolve().parents[2] / "docs" / "deploy.md"

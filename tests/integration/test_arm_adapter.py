@@ -6,8 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from shared.adapters.arm import Arm
-from shared.errors import ConflictError, NotFoundError, PermanentError, ThrottledError, TransientError
-from shared.models import ClusterRef, RunCommandOutput, SshAccess, VmInstance
+from shared.core.errors import ConflictError, NotFoundError, PermanentError, ThrottledError, TransientError
+from shared.core.models import ClusterRef, RunCommandOutput, SshAccess, VmInstance
 from tests.emulator_fixtures import SUB_A, SUB_B
 
 DEV = ClusterRef(SUB_A, "rg-dev-weu", "aks-dev-weu")

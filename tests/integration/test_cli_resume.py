@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from shared.adapters.store import WardenStore
-from shared.blast_radius import Pause
 from shared.cli import main
+from shared.policy.blast_radius import Pause
 from tests.emulator_fixtures import SUB_B
 from tests.warden_fixtures import DEV, set_cli_env
 

@@ -13,9 +13,9 @@ import pytest
 from shared.adapters.compliance_reader import read_compliance
 from shared.adapters.store import WardenStore
 from shared.cli import main
-from shared.compliance import NEVER_VERIFIED, REMEDIATION_STEP, ReportQuery
-from shared.models import Target
-from shared.protocol import WorkKind
+from shared.core.models import Target
+from shared.core.protocol import WorkKind
+from shared.evidence.compliance import NEVER_VERIFIED, REMEDIATION_STEP, ReportQuery
 from shared.triggers.start import request_work
 from tests.emulator_fixtures import SUB_A, SUB_B
 from tests.warden_fixtures import DEV, PROD, arm_event, set_cli_env
@@ -254,7 +254,7 @@ def test_cli_with_nothing_recorded_says_so(cli_env, capsys):
 
 
 def _plan_pools(w) -> set[tuple[str, str]]:
-    from shared.fleet import scan_fleet
+    from shared.policy.fleet import scan_fleet
 
     fleet = scan_fleet(w.runtime.arm, w.settings.subscriptions, w.settings.policy)
     return {(plan.cluster.ref.name, plan.pool.name) for plans in fleet.by_cluster().values() for plan in plans}

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 
 from shared.cli import main
-from shared.doctor import Level
-from shared.permissions import ENFORCEMENT_ACTIONS
+from shared.preflight.doctor import Level
+from shared.preflight.permissions import ENFORCEMENT_ACTIONS
 from shared.triggers.doctor import run_doctor
 from tests.emulator_fixtures import SUB_A, SUB_B
 from tests.warden_fixtures import DEV, PROD, set_cli_env

@@ -22,9 +22,9 @@ from jsonschema import Draft202012Validator
 
 from shared.adapters.store import WardenStore
 from shared.cli import main
+from shared.core.records import PoolExemption, PoolStatus, iso
 from shared.orchestration import names
 from shared.orchestration.names import worker_instance_id
-from shared.records import PoolExemption, PoolStatus, iso
 from shared.triggers.http_routes import ENDPOINTS, EXEMPTIONS_FUNCTION
 from shared.triggers.http_validation import MAX_BODY_BYTES
 from shared.triggers.openapi import document
@@ -263,7 +263,7 @@ def test_the_list_shows_only_exemptions_in_force_of_subscriptions_in_scope(warde
 
 
 def test_the_store_writes_an_exemption_only_over_the_row_it_read(store):
-    from shared.errors import StoreConflictError
+    from shared.core.errors import StoreConflictError
 
     now = datetime.now(UTC)
     first = PoolExemption(DEV.id, "nodepool1", now + timedelta(hours=1), "a", "alice", now)

@@ -8,10 +8,10 @@ import json
 import pytest
 
 from shared.adapters.arm import Arm
-from shared.fleet import scan_fleet
+from shared.core.models import ClusterRef
 from shared.local.demo import DEMO_POLICY
-from shared.models import ClusterRef
 from shared.policy import load_policy
+from shared.policy.fleet import scan_fleet
 from tests.emulator_fixtures import SUB_A, SUB_B
 
 POLICY = load_policy(DEMO_POLICY.read_text(encoding="utf-8"))

@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared.adapters.keyvault import LOCAL_KEYVAULT_TOKEN, KeyVaultKeyStore
-from shared.errors import ConfigError, KeyStoreError
-from shared.key_store import CONTENT_TYPE, StoredKey, cluster_of, private_key_fingerprint, secret_name
+from shared.core.errors import ConfigError, KeyStoreError
+from shared.keys.key_store import CONTENT_TYPE, StoredKey, cluster_of, private_key_fingerprint, secret_name
 from shared.local.keystore import LocalFileKeyStore
 
 SUB = "11111111-1111-1111-1111-111111111111"

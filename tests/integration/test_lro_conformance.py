@@ -33,7 +33,7 @@ from azure.mgmt.core.polling.arm_polling import ARMPolling
 
 from shared.adapters import lro
 from shared.adapters.arm import Arm, translated_errors
-from shared.errors import ArmError, OperationFailedError
+from shared.core.errors import ArmError, OperationFailedError
 from shared.local.azurite import free_port
 from shared.orchestration.operations import MAX_ATTEMPTS
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from shared.core.records import PoolStatus
 from shared.local.arm_emulator.operations import SHAPES, LroShapes
-from shared.records import PoolStatus
 from tests.integration.test_rotation import RSA_3072, cluster_key, rotate
 from tests.warden_fixtures import DEV, arm_event
 

@@ -1,4 +1,4 @@
-"""The warden's real node check (shared.sshd scripts, parse_output, judge) through the real ARM
+"""The warden's real node check (shared.evidence.sshd scripts, parse_output, judge) through the real ARM
 adapter over HTTP to the emulator: run-command on VMSS instances of Ubuntu, Azure Linux and
 Windows pools in each SSH mode, drift behind AKS's back, and the ways a check cannot conclude."""
 
@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 from shared.adapters.arm import RUN_SHELL_SCRIPT, Arm
-from shared.errors import ConflictError, OperationFailedError, ThrottledError
-from shared.models import ClusterRef, RunCommandOutput, RunCommandPoll, VmInstance
-from shared.sshd import SshdState, Verdict, judge, parse_output, script_for
+from shared.core.errors import ConflictError, OperationFailedError, ThrottledError
+from shared.core.models import ClusterRef, RunCommandOutput, RunCommandPoll, VmInstance
+from shared.evidence.sshd import SshdState, Verdict, judge, parse_output, script_for
 from tests.emulator_fixtures import SUB_A
 
 REF = ClusterRef(SUB_A, "rg-checks", "aks-checks")

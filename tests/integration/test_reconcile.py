@@ -1,8 +1,8 @@
 """Event -> reconcile orchestration -> ARM, end to end on the local Azure (real SDKs, real replay engine)."""
 
-from shared.models import ClusterRef
+from shared.core.models import ClusterRef
+from shared.core.records import PoolStatus
 from shared.orchestration import names
-from shared.records import PoolStatus
 from tests.emulator_fixtures import SUB_A, SUB_B
 from tests.warden_fixtures import DEV, PROD, arm_event
 
@@ -211,8 +211,8 @@ def test_node_os_schedule_holds_the_upgrade_until_the_window_opens(warden, arm_e
     the resync within the hour before the window opens brings the upgrade, inside the window."""
     from datetime import timedelta
 
+    from shared.policy.window import upgrade_gate
     from shared.triggers.resync import resync
-    from shared.window import upgrade_gate
 
     w = warden({"default": "Disabled", "upgrade": {"window": "nodeOSSchedule"}})
     [config] = w.runtime.arm.list_maintenance_configurations(DEV)

@@ -8,12 +8,12 @@ import json
 from collections import Counter
 from datetime import UTC, datetime
 
-from shared.blast_radius import Claim, Limits
 from shared.cli.resume import resume_cluster
-from shared.models import ClusterRef, Target
+from shared.core.models import ClusterRef, Target
+from shared.core.records import PoolStatus
 from shared.orchestration import names
 from shared.orchestration.reimage_budget import HOLD_TTL, TICKET_TTL
-from shared.records import PoolStatus
+from shared.policy.blast_radius import Claim, Limits
 from tests.emulator_fixtures import SUB_A, SUB_B
 from tests.warden_fixtures import DEV, PROD, arm_event
 

@@ -6,7 +6,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 from shared.adapters.store import WardenStore
-from shared.blast_radius import Claim, Limits, Pause
+from shared.policy.blast_radius import Claim, Limits, Pause
 
 SUB_1, SUB_2 = "00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000002"
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

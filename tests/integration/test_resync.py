@@ -9,9 +9,9 @@ import pytest
 from shared.adapters.store import Admission, WardenStore
 from shared.cli import main
 from shared.config import Settings
+from shared.core.records import WorkRequest
 from shared.local.functions_host import LocalFunctions
 from shared.orchestration import runtime
-from shared.records import WorkRequest
 from shared.triggers.resync import RESYNC_FUNCTION
 from tests.emulator_fixtures import SUB_B
 from tests.warden_fixtures import DEV, PROD, is_run_command, set_cli_env

@@ -18,9 +18,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from shared.models import ClusterRef
+from shared.core.models import ClusterRef
+from shared.core.protocol import Outcome
 from shared.orchestration import names
-from shared.protocol import Outcome
 from tests.emulator_fixtures import SUB_A
 from tests.warden_fixtures import DEV, FIXTURES, PROD, arm_event
 

@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from shared.adapters.store import WardenStore
 from shared.cli import main
+from shared.core.protocol import WorkKind
 from shared.keys import fingerprint
 from shared.orchestration import names
-from shared.protocol import WorkKind
 from tests.warden_fixtures import DEV, PROD, set_cli_env
 
 NODEPOOL1 = DEV.id + "/agentPools/nodepool1"
@@ -33,7 +33,7 @@ def cluster_key(emulator, cluster=DEV) -> str:
 
 
 def rotate(w, cluster=DEV, public_key: str = "") -> None:
-    from shared.models import Target
+    from shared.core.models import Target
     from shared.triggers.start import request_work
 
     async def ask(client):
@@ -73,7 +73,7 @@ def test_a_rotation_in_audit_mode_writes_nothing(warden, arm_emulator):
 
 
 def test_an_automatic_cluster_is_refused_with_the_reason(warden, arm_emulator):
-    from shared.models import ClusterRef
+    from shared.core.models import ClusterRef
     from tests.emulator_fixtures import SUB_B
 
     w = warden(WARDEN_SUBSCRIPTIONS=f"{DEV.subscription},{SUB_B}")
@@ -154,7 +154,7 @@ def test_a_rotation_asked_during_a_reconcile_waits_for_it(warden, arm_emulator):
 
     def during_the_reconcile(event) -> None:
         if event.kind == "activity" and event.activity.startswith("start_ssh_update") and not asked:
-            from shared.records import WorkRequest
+            from shared.core.records import WorkRequest
 
             asked.append(
                 w.runtime.store.add_request(WorkRequest(DEV.id, "", event.at, WorkKind.ROTATE_KEYS, argument=RSA_3072))
@@ -299,7 +299,7 @@ def test_the_new_key_is_proven_on_the_reimaged_nodes_and_a_stale_one_is_drift(wa
     w.clock.advance_to(w.clock.now() + timedelta(hours=7))
 
     async def verify(client):
-        from shared.models import Target
+        from shared.core.models import Target
 
         await request_work(client, w.runtime.store, Target(DEV, "nodepool1"), "test", "tester", WorkKind.VERIFY)
 

@@ -15,10 +15,10 @@ from shared.adapters.store import (
     StoreNotFoundError,
     WardenStore,
 )
-from shared.errors import ConfigError, StoreConflictError
+from shared.core.errors import ConfigError, StoreConflictError
+from shared.core.models import ClusterRef
+from shared.core.records import AuditRecord, KeyRotation, NodeCheck, Outcome, PoolState, PoolStatus
 from shared.local import azurite as azurite_launcher
-from shared.models import ClusterRef
-from shared.records import AuditRecord, KeyRotation, NodeCheck, Outcome, PoolState, PoolStatus
 
 SUB = "00000000-0000-0000-0000-000000000001"
 CLUSTER_A = ClusterRef(SUB, "rg-A", "aks-a")
@@ -376,8 +376,8 @@ def test_node_checks_written_with_a_key_are_written_once(store):
 
 
 def test_finished_requests_go_together_and_a_renewed_one_stays(azurite, store):
-    from shared.protocol import WorkKind
-    from shared.records import WorkRequest
+    from shared.core.protocol import WorkKind
+    from shared.core.records import WorkRequest
 
     for pool in ("a", "b", "c"):
         store.add_request(WorkRequest(CLUSTER_A.id, pool, T0, WorkKind.VERIFY, "after a remediation", "warden"))
@@ -395,8 +395,8 @@ def test_finished_requests_go_together_and_a_renewed_one_stays(azurite, store):
 
 
 def test_finished_requests_go_with_the_requests_their_work_asks_for_each_row_once(azurite, store):
-    from shared.protocol import WorkKind
-    from shared.records import WorkRequest
+    from shared.core.protocol import WorkKind
+    from shared.core.records import WorkRequest
 
     store.add_request(WorkRequest(CLUSTER_A.id, "", T0, WorkKind.RECONCILE, "a cluster write", "event"))
     leased, _ = store.lease_requests(CLUSTER_A.key, "lease-1")
@@ -411,7 +411,7 @@ def test_finished_requests_go_with_the_requests_their_work_asks_for_each_row_onc
 
 
 def test_a_merge_writes_only_its_columns_of_an_existing_pool_row(store):
-    from shared.errors import StoreNotFoundError
+    from shared.core.errors import StoreNotFoundError
 
     store.put_pool_state(PoolState(CLUSTER_A.id, "np1", "Disabled", "LocalUser", PoolStatus.DRIFTED, reason="planned"))
     update = PoolState(CLUSTER_A.id, "np1", "", "Disabled", PoolStatus.PENDING_REIMAGE, reason="not written")
@@ -428,7 +428,7 @@ def test_a_merge_writes_only_its_columns_of_an_existing_pool_row(store):
 
 
 def test_a_plan_merged_under_a_stale_etag_reads_the_row_and_keeps_what_changed_since(store):
-    from shared.models import SshAccess
+    from shared.core.models import SshAccess
     from shared.orchestration.recording import PlannedPool, merge_state, row_seen
     from shared.orchestration.runtime import Runtime
 

@@ -25,11 +25,11 @@ from azure.functions.timer import TimerRequest
 
 from shared.adapters.store import Admission, WardenStore
 from shared.cli import main
+from shared.core.models import ClusterRef, Target
+from shared.core.protocol import WorkKind
+from shared.core.records import PoolStatus, WorkRequest
 from shared.local.arm_emulator import compute
-from shared.models import ClusterRef, Target
 from shared.orchestration import names, node_checks
-from shared.protocol import WorkKind
-from shared.records import PoolStatus, WorkRequest
 from shared.triggers.start import request_work
 from shared.triggers.verify import VERIFY_FUNCTION
 from tests.emulator_fixtures import SUB_A, SUB_B

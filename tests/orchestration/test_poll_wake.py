@@ -11,10 +11,10 @@ import azure.durable_functions as df
 import pytest
 from durable_samples import T0
 
+from shared.core.protocol import succeeded
 from shared.local.durable_host import DurableHost, HostEvent, VirtualClock
 from shared.orchestration import names
 from shared.orchestration.operations import poll_operation
-from shared.protocol import succeeded
 
 app = df.DFApp()
 POLL_ORCHESTRATION = "poll_an_operation"

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 import azure.durable_functions as df
 import azure.functions as func
 
-from shared.models import Target
+from shared.core.models import Target
+from shared.core.protocol import Outcome, Result, WorkKind, succeeded
 from shared.orchestration.envelope import activity, cluster_ref
 from shared.orchestration.operations import Task, call, record, sleep
 from shared.orchestration.runtime import runtime
-from shared.protocol import Outcome, Result, WorkKind, succeeded
 from shared.triggers import BLUEPRINTS
 from shared.triggers.start import request_work
 

@@ -12,11 +12,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from shared.core.records import PoolStatus
 from shared.local.durable_host import RuntimeStatus
 from shared.orchestration import names
 from shared.orchestration.operations import MAX_ATTEMPTS
 from shared.orchestration.reconcile import UPDATE, UPGRADE
-from shared.records import PoolStatus
 from tests.warden_fixtures import DEV, arm_event, is_run_command
 
 NODEPOOL1 = DEV.id + "/agentPools/nodepool1"

@@ -21,13 +21,13 @@ from email.utils import format_datetime
 import pytest
 
 from shared.adapters.store import Admission
+from shared.core.protocol import WorkKind
+from shared.core.records import PoolStatus, WorkRequest
 from shared.orchestration import names, runtime, worker
 from shared.orchestration.backoff import MAX_RETRY_AFTER_SECONDS
 from shared.orchestration.operations import MAX_ATTEMPTS
 from shared.orchestration.reconcile import UPDATE, UPGRADE
 from shared.policy import parse_policy
-from shared.protocol import WorkKind
-from shared.records import PoolStatus, WorkRequest
 from tests.emulator_fixtures import SUB_B
 from tests.reliability import probe_work
 from tests.reliability.probe_work import PROBE, PROBE_ACTIVITY, PROBE_STEP, PROBE_WORK
@@ -263,7 +263,7 @@ CHANGES = {
 
 @pytest.mark.parametrize("change, named", CHANGES.values(), ids=CHANGES.keys())
 def test_settings_changed_while_the_upgrade_waits_for_its_window_stop_the_upgrade(warden, arm_emulator, change, named):
-    from shared.window import upgrade_gate
+    from shared.policy.window import upgrade_gate
 
     w = warden(WINDOWED)
     [config] = w.runtime.arm.list_maintenance_configurations(DEV)

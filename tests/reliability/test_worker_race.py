@@ -13,9 +13,9 @@ import copy
 import threading
 import time
 
+from shared.core.records import WorkRequest
 from shared.local.durable_host import RuntimeStatus
 from shared.orchestration import names
-from shared.records import WorkRequest
 from tests.warden_fixtures import DEV, T0, arm_event
 
 NODEPOOL1 = DEV.id + "/agentPools/nodepool1"

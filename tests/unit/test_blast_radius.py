@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.blast_radius import Claim, Limits, Pause, Turn, let_in, turn_of, waiting_reason
 from shared.config import Settings
-from shared.errors import ConfigError
+from shared.core.errors import ConfigError
+from shared.policy.blast_radius import Claim, Limits, Pause, Turn, let_in, turn_of, waiting_reason
 
 A, B = "sub-a", "sub-b"
 SUB = "3f2c8a51-6b0e-4d7a-9c21-5e8f0a1b2c3d"

@@ -16,7 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.cli.compliance import render_table
-from shared.compliance import (
+from shared.core.records import NodeCheck
+from shared.evidence.compliance import (
     NEVER_VERIFIED,
     STIG_RULES,
     NodeEvidence,
@@ -27,8 +28,7 @@ from shared.compliance import (
     build_report,
     stig_standing,
 )
-from shared.compliance_html import SCRIPT, STYLE, render_page
-from shared.records import NodeCheck
+from shared.evidence.compliance_html import SCRIPT, STYLE, render_page
 from tests.compliance_samples import (
     AUTO,
     DEV,

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from shared.config import Settings, http_client_options
-from shared.endpoints import is_loopback_url, parse_endpoint
-from shared.errors import ConfigError, OutOfScopeError, PolicyError
-from shared.models import SshAccess
+from shared.config.endpoints import is_loopback_url, parse_endpoint
+from shared.core.errors import ConfigError, OutOfScopeError, PolicyError
+from shared.core.models import SshAccess
 
 SUB = "11111111-1111-1111-1111-111111111111"
 EXAMPLE_SETTINGS = Path(__file__).resolve().parents[2] / "local.settings.json.example"

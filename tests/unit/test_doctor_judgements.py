@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from shared import doctor
-from shared.doctor import Level
-from shared.models import Cluster, ClusterRef, SshAccess
+from shared.core.models import Cluster, ClusterRef, SshAccess
+from shared.preflight import doctor
+from shared.preflight.doctor import Level
 
 SUB = "00000000-0000-0000-0000-000000000001"
 TOPIC = {
@@ -122,7 +122,7 @@ def test_the_spec_s_event_subscriptions_do_not_count_as_delivery_to_the_warden()
 
 
 def test_the_spec_s_empty_permissions_allow_nothing():
-    from shared.permissions import NODE_ACTIONS, missing
+    from shared.preflight.permissions import NODE_ACTIONS, missing
 
     for name in (
         "authorization_2018-01-01-preview_GetPermissions.json",

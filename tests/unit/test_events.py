@@ -13,7 +13,7 @@ from azure.eventgrid import EventGridEvent
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.events import (
+from shared.core.events import (
     ACTION_SUCCESS,
     CLOUD_EVENT_SCHEMA,
     EVENT_GRID_SCHEMA,
@@ -28,7 +28,7 @@ from shared.events import (
     parse_delivery,
     parse_event,
 )
-from shared.models import Target
+from shared.core.models import Target
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 SUB = "11111111-1111-1111-1111-111111111111"

@@ -9,12 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.config import ConfigError, Settings
-from shared.durations import parse_duration
-from shared.models import Cluster, ClusterRef, Pool, SshAccess
+from shared.config.durations import parse_duration
+from shared.core.models import Cluster, ClusterRef, Pool, SshAccess
+from shared.core.records import PoolExemption, exemptions_in_force, from_entity, to_entity
 from shared.orchestration.names import exemption_instance_id
-from shared.plan import Exemption, Status, Step, apply_plan, plan_pool, write_still_applies
 from shared.policy import parse_policy
-from shared.records import PoolExemption, exemptions_in_force, from_entity, to_entity
+from shared.policy.plan import Exemption, Status, Step, apply_plan, plan_pool, write_still_applies
 from shared.triggers.exemptions import exemption_request, removal_request
 from shared.triggers.http_validation import MAX_REASON_CHARS, BadRequest
 

@@ -6,10 +6,10 @@ import threading
 
 import pytest
 
-from shared.errors import PermanentError
-from shared.fleet import FleetReport, ReadBudget, scan_fleet
-from shared.models import Cluster, ClusterRef, Pool, SshAccess
+from shared.core.errors import PermanentError
+from shared.core.models import Cluster, ClusterRef, Pool, SshAccess
 from shared.policy import parse_policy
+from shared.policy.fleet import FleetReport, ReadBudget, scan_fleet
 
 SUB = "3f2c8a51-6b0e-4d7a-9c21-5e8f0a1b2c3d"
 OTHER = "8d41e7b2-0c9f-4e35-a6d8-1b2c3d4e5f60"

@@ -10,8 +10,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from shared.errors import KeyStoreError, OutOfScopeError
-from shared.key_store import (
+from shared.core.errors import KeyStoreError, OutOfScopeError
+from shared.keys.key_store import (
     MAX_TAG_VALUE,
     SECRET_NAME,
     StoredKey,

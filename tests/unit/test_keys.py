@@ -4,7 +4,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from shared.errors import KeyMaterialError
+from shared.core.errors import KeyMaterialError
 from shared.keys import GENERATED_BITS, fingerprint, generate_key_pair, parse_public_key, public_key_of
 
 # A key made by OpenSSH's ssh-keygen (2048 bits) and what `ssh-keygen -l` printed for it.

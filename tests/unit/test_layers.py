@@ -32,7 +32,7 @@ def allowed(module: str) -> tuple[str, ...]:
         return CLIENTS
     if module.startswith("triggers/") or module == "orchestration/functions.py":
         return FUNCTIONS
-    if module == "events.py":
+    if module == "core/events.py":
         return ("azure.mgmt.core.tools", "azure.eventgrid", "azure.core.messaging", "azure.core.exceptions")
     return ("azure.mgmt.core.tools",)
 

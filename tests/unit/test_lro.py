@@ -13,8 +13,8 @@ from azure.core.utils import case_insensitive_dict
 
 from shared.adapters import lro
 from shared.adapters.arm_parse import run_command_output_from_arm
-from shared.errors import PermanentError
-from shared.models import Operation
+from shared.core.errors import PermanentError
+from shared.core.models import Operation
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 ARM = "https://management.azure.com"

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.errors import OutOfScopeError, shown
-from shared.models import SshAccess, Target, kubernetes_minor, validate_pool_name
+from shared.core.errors import OutOfScopeError, shown
+from shared.core.models import SshAccess, Target, kubernetes_minor, validate_pool_name
 
 SUB = "11111111-1111-1111-1111-111111111111"
 CLUSTER = f"/subscriptions/{SUB}/resourceGroups/rg1/providers/Microsoft.ContainerService/managedClusters/aks1"

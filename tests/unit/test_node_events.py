@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.events import Drop
-from shared.models import ClusterRef, Target
-from shared.node_events import (
+from shared.core.events import Drop
+from shared.core.models import ClusterRef, Target
+from shared.core.node_events import (
     CLOCK_SLACK,
     Action,
     Phase,

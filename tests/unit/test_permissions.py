@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.permissions import ENFORCEMENT_ACTIONS, NODE_ACTIONS, missing, required_actions
+from shared.preflight.permissions import ENFORCEMENT_ACTIONS, NODE_ACTIONS, missing, required_actions
 
 RUN_COMMAND = "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/runCommand/action"
 

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.models import Cluster, ClusterRef, Pool, SshAccess
-from shared.plan import Status, Step, apply_plan, plan_pool
+from shared.core.models import Cluster, ClusterRef, Pool, SshAccess
 from shared.policy import parse_policy
+from shared.policy.plan import Status, Step, apply_plan, plan_pool
 
 REF = ClusterRef("11111111-1111-1111-1111-111111111111", "rg", "aks")
 RUNNING = Cluster(REF, kubernetes_version="1.33.2")
@@ -137,7 +137,7 @@ def test_no_writes_are_planned_where_aks_cannot_take_them(cluster, pool, mode, p
     ids=["disabled", "entraid", "localuser", "ignore"],
 )
 def test_auto_provisioned_nodes_are_local_user_and_never_written(mode, status, reason):
-    from shared.plan import auto_provisioned_nodes
+    from shared.policy.plan import auto_provisioned_nodes
 
     auto = auto_provisioned_nodes(replace(RUNNING, node_provisioning_mode="Auto"))
     plan = plan_pool(RUNNING, auto, policy(mode))

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.errors import PolicyError
-from shared.models import Cluster, ClusterRef, Pool, SshAccess
+from shared.core.errors import PolicyError
+from shared.core.models import Cluster, ClusterRef, Pool, SshAccess
 from shared.policy import load_policy, parse_policy
 
 SUB = "11111111-1111-1111-1111-111111111111"

@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shared.core.protocol import Failure, FailureKind, Outcome, Result, WorkKind, exhausted, failed, succeeded
+from shared.core.records import WorkRequest
+from shared.core.work import work_items
 from shared.orchestration.names import child_instance_id, worker_instance_id
-from shared.protocol import Failure, FailureKind, Outcome, Result, WorkKind, exhausted, failed, succeeded
-from shared.records import WorkRequest
-from shared.work import work_items
 
 CLUSTER = "/subscriptions/3f2c8a51-6b0e-4d7a-9c21-5e8f0a1b2c3d/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/aks-a"
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

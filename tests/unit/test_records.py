@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.models import ClusterRef, Pool
-from shared.records import (
+from shared.core.models import ClusterRef, Pool
+from shared.core.records import (
     AuditRecord,
     KeyRotation,
     NodeCheck,
@@ -334,7 +334,7 @@ def test_pool_state_pool_key_matches_the_model():
 def test_the_escaped_characters_are_the_rule_on_every_code_point():
     import unicodedata
 
-    from shared.records import _NEEDS_ESCAPE
+    from shared.core.records import _NEEDS_ESCAPE
 
     def needs_escape(char):  # Cc: C0/C1 control characters; Cs: lone surrogates
         return char in "/\\#?%|" or unicodedata.category(char) in ("Cc", "Cs")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from shared.adapters.arm_parse import run_command_output_from_arm, vm_instance_from_arm
+from shared.core.models import RunCommandOutput, VmInstance
 from shared.local.arm_emulator.compute import linux_result, windows_result
-from shared.models import RunCommandOutput, VmInstance
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 

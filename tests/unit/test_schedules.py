@@ -6,8 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.config import DEFAULT_RESYNC_SCHEDULE, DEFAULT_ROTATE_SCHEDULE, DEFAULT_VERIFY_SCHEDULE, Settings
-from shared.errors import ConfigError
-from shared.ncrontab import CRON_FIELDS
+from shared.config.ncrontab import CRON_FIELDS
+from shared.core.errors import ConfigError
 
 SUB = "11111111-1111-1111-1111-111111111111"
 SCHEDULE_SETTINGS = ("WARDEN_VERIFY_SCHEDULE", "WARDEN_ROTATE_SCHEDULE", "WARDEN_RESYNC_SCHEDULE")

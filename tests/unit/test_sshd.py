@@ -5,8 +5,17 @@ from pathlib import Path
 
 import pytest
 
-from shared.models import SshAccess
-from shared.sshd import LINUX_SCRIPT, WINDOWS_SCRIPT, SshdState, Verdict, judge, parse_output, parse_status, script_for
+from shared.core.models import SshAccess
+from shared.evidence.sshd import (
+    LINUX_SCRIPT,
+    WINDOWS_SCRIPT,
+    SshdState,
+    Verdict,
+    judge,
+    parse_output,
+    parse_status,
+    script_for,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 D, L, E = SshAccess.DISABLED, SshAccess.LOCAL_USER, SshAccess.ENTRA_ID

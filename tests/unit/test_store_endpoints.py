@@ -7,7 +7,7 @@ import pytest
 from azure.core.credentials import AzureNamedKeyCredential
 
 from shared.adapters.store import WardenStore
-from shared.errors import ConfigError
+from shared.core.errors import ConfigError
 
 KEY = "c2VjcmV0a2V5"  # must never appear in a message
 SAS = "sv=2024&sig=c2lnbmF0dXJl"

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.window import MaintenanceWindowError, parse_window, timer_steps, upgrade_gate
+from shared.policy.window import MaintenanceWindowError, parse_window, timer_steps, upgrade_gate
 
 FIXTURE = (
     Path(__file__).parent.parent / "fixtures" / "aks_2025-10-01_MaintenanceConfigurationsGet_MaintenanceWindow.json"
@@ -339,7 +339,7 @@ PROBE = timedelta(hours=3)
 
 
 def recurs_on(window_json, day):
-    """The schedule rules restated independently of `shared.window`: does a window start on local `day`?"""
+    """The schedule rules restated independently of `shared.policy.window`: does a window start on local `day`?"""
     start = date.fromisoformat(window_json["startDate"])
     ((kind, rule),) = window_json["schedule"].items()
     months = (day.year - start.year) * 12 + day.month - start.month

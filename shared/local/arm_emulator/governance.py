@@ -17,7 +17,7 @@ import threading
 from shared.local.arm_emulator import errors
 from shared.local.arm_emulator.state import Fleet
 from shared.local.arm_emulator.wire import Request, Response, Router
-from shared.permissions import ASSIGN_IDENTITY, READ_WORKSPACE_KEYS, required_actions
+from shared.preflight.permissions import ASSIGN_IDENTITY, READ_WORKSPACE_KEYS, required_actions
 
 FEATURES = ("EntraIdSSHPreview", "DisableSSHPreview")
 PROVIDERS = ("Microsoft.ContainerService", "Microsoft.Compute", "Microsoft.EventGrid")

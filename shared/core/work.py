@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.records import TEXT_LIMIT, WorkRequest, clip
+from shared.core.records import TEXT_LIMIT, WorkRequest, clip
 
 
 def work_items(requests: list[WorkRequest]) -> list[dict[str, Any]]:

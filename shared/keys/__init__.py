@@ -17,7 +17,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
 
-from shared.errors import KeyMaterialError
+from shared.core.errors import KeyMaterialError
 
 GENERATED_BITS = 3072
 MIN_BITS = 2048

@@ -18,9 +18,9 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from shared.errors import OutOfScopeError, shown
-from shared.events import CLOUD_EVENT_SCHEMA, Drop, EventError, parse_event
-from shared.models import Target, validate_pool_name
+from shared.core.errors import OutOfScopeError, shown
+from shared.core.events import CLOUD_EVENT_SCHEMA, Drop, EventError, parse_event
+from shared.core.models import Target, validate_pool_name
 
 
 class Phase(StrEnum):

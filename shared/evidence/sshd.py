@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from shared.models import SshAccess
+from shared.core.models import SshAccess
 
 LINUX_COMMAND = "RunShellScript"
 WINDOWS_COMMAND = "RunPowerShellScript"

@@ -14,7 +14,7 @@ import hashlib
 import json
 from html import escape
 
-from shared.compliance import (
+from shared.evidence.compliance import (
     NEVER_VERIFIED,
     STIG_RULES,
     ComplianceReport,
@@ -24,7 +24,7 @@ from shared.compliance import (
     iso,
     readable_time,
 )
-from shared.sshd import Verdict
+from shared.evidence.sshd import Verdict
 
 TITLE = "SSH compliance of AKS node pools"
 STANDING_TEXT = {

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from shared.durations import DURATION_FORMS, describe_duration, parse_duration
-from shared.endpoints import is_loopback_url, parse_endpoint
-from shared.errors import ConfigError, OutOfScopeError, PolicyError, shown
-from shared.ncrontab import CRON_FIELDS
+from shared.config.durations import DURATION_FORMS, describe_duration, parse_duration
+from shared.config.endpoints import is_loopback_url, parse_endpoint
+from shared.config.ncrontab import CRON_FIELDS
+from shared.core.errors import ConfigError, OutOfScopeError, PolicyError, shown
 from shared.policy import DEFAULT_POLICY_JSON, Policy, load_policy
 
 MODES = ("audit", "enforce")

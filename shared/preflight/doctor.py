@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from shared.models import Cluster, SshAccess
-from shared.permissions import ASSIGN_IDENTITY, READ_WORKSPACE_KEYS, missing
+from shared.core.models import Cluster, SshAccess
+from shared.preflight.permissions import ASSIGN_IDENTITY, READ_WORKSPACE_KEYS, missing
 
 # Preview features a mode needs registered in the subscription (the AKS guide "Manage SSH for
 # secure access to AKS nodes"): without it, ARM refuses the pool PUT.

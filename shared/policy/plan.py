@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from shared.models import Cluster, Pool, SshAccess, kubernetes_minor
+from shared.core.models import Cluster, Pool, SshAccess, kubernetes_minor
 from shared.policy import Policy
 
 # From Kubernetes 1.37 a change of sshAccess reimages the nodes itself: no second upgrade.

@@ -17,15 +17,16 @@ from datetime import UTC, datetime
 from enum import Enum, StrEnum
 from typing import Any
 
+from shared.core.models import SshAccess, Target
+from shared.core.records import AuditRecord, NodeCheck, PoolState, iso
+
 # The query and its paging live apart; callers import them from here, with the report.
-from shared.compliance_query import DEFAULT_PAGE_SIZE as DEFAULT_PAGE_SIZE
-from shared.compliance_query import QUERY_PARAMETERS as QUERY_PARAMETERS
-from shared.compliance_query import ReportQuery, next_page
-from shared.compliance_query import ReportQueryError as ReportQueryError
-from shared.models import SshAccess, Target
-from shared.plan import Status
-from shared.records import AuditRecord, NodeCheck, PoolState, iso
-from shared.sshd import Verdict
+from shared.evidence.compliance_query import DEFAULT_PAGE_SIZE as DEFAULT_PAGE_SIZE
+from shared.evidence.compliance_query import QUERY_PARAMETERS as QUERY_PARAMETERS
+from shared.evidence.compliance_query import ReportQuery, next_page
+from shared.evidence.compliance_query import ReportQueryError as ReportQueryError
+from shared.evidence.sshd import Verdict
+from shared.policy.plan import Status
 
 NEVER_VERIFIED = "never-verified"
 VERDICTS = (*(v.value for v in Verdict), NEVER_VERIFIED)

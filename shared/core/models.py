@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum, StrEnum
 from typing import Any
 
-from shared.errors import OutOfScopeError, shown
+from shared.core.errors import OutOfScopeError, shown
 
 AKS_NAMESPACE = "microsoft.containerservice"
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")

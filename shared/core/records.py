@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from enum import Enum, StrEnum
 from typing import Any, TypeVar
 
-from shared.models import SshAccess
-from shared.plan import Exemption, Status
-from shared.protocol import Outcome, WorkKind
+from shared.core.models import SshAccess
+from shared.core.protocol import Outcome, WorkKind
+from shared.policy.plan import Exemption, Status
 
 # --- keys -------------------------------------------------------------------------------
 
@@ -233,7 +233,7 @@ class PoolState(ClusterRow):
 
     @property
     def pool_key(self) -> str:
-        """The pool's normalised id, equal to `shared.models.Pool.key`."""
+        """The pool's normalised id, equal to `shared.core.models.Pool.key`."""
         return f"{self.cluster_id}/agentPools/{self.pool}".lower()
 
 
@@ -281,7 +281,7 @@ class NodeCheck(ClusterRow):
     sshd_enabled: bool | None = None
     drift: bool = False
     output_excerpt: str = ""
-    verdict: str = ""  # ok | drift | unknown (shared.sshd.Verdict)
+    verdict: str = ""  # ok | drift | unknown (shared.evidence.sshd.Verdict)
     reason: str = ""
     units: str = ""  # what each unit said, e.g. "ssh inactive/disabled, sshd inactive/alias"
     pubkey_authentication: str = ""  # effective setting from `sshd -T`: yes | no | "" (not said)
@@ -458,7 +458,7 @@ class PoolExemption(ClusterRow):
 
     @property
     def pool_key(self) -> str:
-        """The pool's normalised id, equal to `shared.models.Pool.key`."""
+        """The pool's normalised id, equal to `shared.core.models.Pool.key`."""
         return f"{self.cluster_id}/agentPools/{self.pool}".lower()
 
     def in_force(self, now: datetime) -> bool:

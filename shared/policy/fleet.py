@@ -18,10 +18,10 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.errors import ArmError
-from shared.models import Cluster, ClusterRef
-from shared.plan import Exemption, PoolPlan, auto_provisioned_nodes, plan_pool
+from shared.core.errors import ArmError
+from shared.core.models import Cluster, ClusterRef
 from shared.policy import Policy
+from shared.policy.plan import Exemption, PoolPlan, auto_provisioned_nodes, plan_pool
 
 DEFAULT_WORKERS = 8  # above 10 connections churn: the SDK's requests session pools 10 per host
 ARM_READ_BUCKET = 250  # ARM's read throttle per subscription: burst...

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from shared.errors import OutOfScopeError, WardenError, shown
-from shared.models import Target
+from shared.core.errors import OutOfScopeError, WardenError, shown
+from shared.core.models import Target
 
 WRITE_SUCCESS = "Microsoft.Resources.ResourceWriteSuccess"
 ACTION_SUCCESS = "Microsoft.Resources.ResourceActionSuccess"

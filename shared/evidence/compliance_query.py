@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from shared.errors import OutOfScopeError, WardenError, shown
-from shared.models import Target
-from shared.plan import Status
+from shared.core.errors import OutOfScopeError, WardenError, shown
+from shared.core.models import Target
+from shared.policy.plan import Status
 
 DEFAULT_PAGE_SIZE = 100
 QUERY_PARAMETERS = ("subscription", "cluster", "status", "continuationToken")

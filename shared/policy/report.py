@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from shared.plan import Exemption, PoolPlan
+from shared.policy.plan import Exemption, PoolPlan
 
 
 def plan_row(plan: PoolPlan) -> dict[str, Any]:

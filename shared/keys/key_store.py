@@ -21,9 +21,9 @@ from typing import Protocol
 
 from cryptography.hazmat.primitives import serialization
 
-from shared.errors import KeyStoreError, OutOfScopeError, shown
+from shared.core.errors import KeyStoreError, OutOfScopeError, shown
+from shared.core.models import ClusterRef, Target
 from shared.keys import fingerprint
-from shared.models import ClusterRef, Target
 
 CONTENT_TYPE = "application/x-pem-file"
 TAG_FINGERPRINT = "fingerprint"

@@ -7,7 +7,7 @@ import unicodedata
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from shared.errors import shown
+from shared.core.errors import shown
 
 LOOPBACK_HOSTS = "127.0.0.0/8, localhost or ::1"
 

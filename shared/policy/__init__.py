@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
-from shared.errors import PolicyError
-from shared.models import Cluster, Pool, SshAccess
+from shared.core.errors import PolicyError
+from shared.core.models import Cluster, Pool, SshAccess
 
 IGNORE = "ignore"
 OS_TYPES = ("Linux", "Windows")
