@@ -20,7 +20,7 @@ from azure.data.tables import TableServiceClient
 
 from bench import fleets
 from bench.stack import Run
-from shared.core.records import cluster_partition
+from shared.core.table_keys import cluster_partition
 
 ROUNDS = 5
 COPIES = 40  # per round

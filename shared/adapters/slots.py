@@ -21,7 +21,7 @@ from shared.adapters.table_io import (
     translated,
 )
 from shared.core.errors import StoreConflictError, StoreNotFoundError
-from shared.core.records import cluster_partition, table_key, time_key, utc
+from shared.core.table_keys import cluster_partition, table_key, time_key, utc
 from shared.policy.blast_radius import Claim, Limits, Pause, Turn, turn_of
 
 # The reimage budget's partition of WardenSlots (its gate, holds and tickets), and the paused clusters'.

@@ -43,23 +43,25 @@ from shared.config import http_client_options
 from shared.config.endpoints import parse_endpoint
 from shared.core.errors import ConfigError, StoreConflictError, StoreError, StoreNotFoundError, shown
 from shared.core.records import (
-    CHECK_PREFIX,
-    LATEST_CHECK_PREFIX,
-    ONCE_PREFIX,
     Admission,
     AuditRecord,
     KeyRotation,
     NodeCheck,
     PoolExemption,
     PoolState,
+    column_name,
+    to_entity,
+)
+from shared.core.table_keys import (
+    CHECK_PREFIX,
+    LATEST_CHECK_PREFIX,
+    ONCE_PREFIX,
     chronological_row_key,
     cluster_partition,
-    column_name,
     once_row_key,
     pool_row_key,
     prefix_range,
     time_key,
-    to_entity,
     utc,
 )
 

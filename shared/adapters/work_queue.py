@@ -19,7 +19,8 @@ from shared.adapters.table_io import (
     translated,
 )
 from shared.core.errors import StoreConflictError, StoreError, StoreNotFoundError
-from shared.core.records import WORKER_ROW, Admission, WorkRequest, cluster_partition, from_table_key, to_entity
+from shared.core.records import WORKER_ROW, Admission, WorkRequest, to_entity
+from shared.core.table_keys import cluster_partition, from_table_key
 
 
 class WorkQueue:

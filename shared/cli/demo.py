@@ -20,7 +20,8 @@ from shared.cli import EXIT_OK, plan, rotate, run, verify
 from shared.cli.output import Column, print_json, table, terminal_width
 from shared.config import Settings
 from shared.core.models import Target
-from shared.core.records import AuditRecord, NodeCheck, iso
+from shared.core.records import AuditRecord, NodeCheck
+from shared.core.table_keys import iso
 from shared.local.demo import DEMO_EVENT, local_stack, say
 from shared.local.keystore import LocalFileKeyStore
 from shared.orchestration import runtime

@@ -17,7 +17,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from shared.core.records import iso
+from shared.core.table_keys import iso
 
 ELLIPSIS = "…"
 GAP = "  "

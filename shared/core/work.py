@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.core.records import TEXT_LIMIT, WorkRequest, clip
+from shared.core.records import TEXT_LIMIT, WorkRequest
+from shared.core.table_keys import clip
 
 
 def work_items(requests: list[WorkRequest]) -> list[dict[str, Any]]:

@@ -18,7 +18,8 @@ from enum import Enum, StrEnum
 from typing import Any
 
 from shared.core.models import SshAccess, Target
-from shared.core.records import AuditRecord, NodeCheck, PoolState, iso
+from shared.core.records import AuditRecord, NodeCheck, PoolState
+from shared.core.table_keys import iso
 
 # The query and its paging live apart; callers import them from here, with the report.
 from shared.evidence.compliance_query import DEFAULT_PAGE_SIZE as DEFAULT_PAGE_SIZE

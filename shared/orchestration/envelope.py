@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from shared.core.errors import ArmError, ConflictError, NotFoundError, OperationFailedError, ThrottledError
 from shared.core.models import Cluster, ClusterRef, Operation, to_json
 from shared.core.protocol import Failure, FailureKind, Result, failed
-from shared.core.records import clip
+from shared.core.table_keys import clip
 
 if TYPE_CHECKING:
     from shared.orchestration.runtime import Runtime

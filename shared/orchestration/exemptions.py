@@ -19,7 +19,8 @@ from shared.adapters.publisher import OutcomeKind
 from shared.core.errors import StoreConflictError
 from shared.core.models import ClusterRef, SshAccess, Target
 from shared.core.protocol import Outcome
-from shared.core.records import PoolExemption, exemptions_in_force, iso
+from shared.core.records import PoolExemption, exemptions_in_force
+from shared.core.table_keys import iso
 from shared.orchestration.envelope import cluster_json, step_time
 from shared.orchestration.recording import Entry, audit, publish
 from shared.orchestration.runtime import Runtime

@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from shared.core.protocol import Failure, FailureKind, Outcome, Result, exhausted, failed
-from shared.core.records import clip
+from shared.core.table_keys import clip
 from shared.orchestration import names
 from shared.orchestration.backoff import backoff_seconds, bounded_seconds, jitter_from_uuid, retry_delay
 from shared.policy.plan import Step

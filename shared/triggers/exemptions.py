@@ -25,7 +25,8 @@ from shared.config.durations import describe_duration
 from shared.core.errors import OutOfScopeError, WardenError, shown
 from shared.core.models import ClusterRef, SshAccess, Target
 from shared.core.protocol import FailureKind, failed, succeeded
-from shared.core.records import PoolExemption, clip, iso
+from shared.core.records import PoolExemption
+from shared.core.table_keys import clip, iso
 from shared.orchestration import names
 from shared.orchestration import runtime as runtimes
 from shared.orchestration.envelope import cluster_json, cluster_ref

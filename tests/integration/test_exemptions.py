@@ -22,7 +22,8 @@ from jsonschema import Draft202012Validator
 
 from shared.adapters.store import WardenStore
 from shared.cli import main
-from shared.core.records import PoolExemption, PoolStatus, iso
+from shared.core.records import PoolExemption, PoolStatus
+from shared.core.table_keys import iso
 from shared.orchestration import names
 from shared.orchestration.names import worker_instance_id
 from shared.triggers.http_routes import ENDPOINTS, EXEMPTIONS_FUNCTION

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.cli.output import ELLIPSIS, MIN_CLIPPED, Column, camel, jsonable, table
-from shared.core.records import iso
+from shared.core.table_keys import iso
 
 COLUMNS = (Column("CLUSTER"), Column("POOL"), Column("OS", drop=2), Column("SUB", drop=1), Column("REASON", flex=True))
 ROW = ("rg-dev-weu/aks-dev-weu", "nodepool1", "Linux", "3f2c8a51", "default: LocalUser -> Disabled; then a reimage")

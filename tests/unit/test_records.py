@@ -18,17 +18,19 @@ from shared.core.records import (
     Outcome,
     PoolState,
     PoolStatus,
+    column_name,
+    from_entity,
+    safe_excerpt,
+    to_entity,
+)
+from shared.core.table_keys import (
     chronological_row_key,
     clip,
     cluster_partition,
-    column_name,
-    from_entity,
     from_table_key,
     node_key,
     prefix_range,
-    safe_excerpt,
     table_key,
-    to_entity,
     utc,
 )
 
@@ -334,7 +336,7 @@ def test_pool_state_pool_key_matches_the_model():
 def test_the_escaped_characters_are_the_rule_on_every_code_point():
     import unicodedata
 
-    from shared.core.records import _NEEDS_ESCAPE
+    from shared.core.table_keys import _NEEDS_ESCAPE
 
     def needs_escape(char):  # Cc: C0/C1 control characters; Cs: lone surrogates
         return char in "/\\#?%|" or unicodedata.category(char) in ("Cc", "Cs")
