@@ -16,15 +16,9 @@ from shared.cli.output import Column, print_json, say, table, terminal_width
 from shared.config import Settings
 from shared.core.errors import ConfigError
 from shared.core.models import Target
-from shared.evidence.compliance import (
-    STIG_RULES,
-    ComplianceReport,
-    PoolCompliance,
-    ReportQuery,
-    ReportQueryError,
-    Standing,
-)
+from shared.evidence.compliance import ComplianceReport, PoolCompliance, ReportQuery, ReportQueryError
 from shared.evidence.compliance_html import render_page
+from shared.evidence.stig import STIG_RULES, Standing
 from shared.policy.plan import Status
 
 HELP = (

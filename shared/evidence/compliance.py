@@ -3,7 +3,7 @@
 Pure: the rows the warden keeps (pool states, the latest check of each node, the audit trail)
 in, one report out — no ARM call, so it says only what the warden has recorded. Per pool: its
 modes and plan status, its last verification with the node evidence, the last remediation and
-its outcome, and its standing against the two DISA Kubernetes STIG rules on sshd. The report is
+its outcome, and its standing against the two DISA Kubernetes STIG rules on sshd (`stig`). The report is
 filtered by subscription, cluster and status, and paged by an opaque continuation token.
 docs/compliance.md explains the fields and the STIG mapping.
 """
@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from enum import Enum, StrEnum
+from enum import Enum
 from typing import Any
 
 from shared.core.models import SshAccess, Target
@@ -27,57 +27,12 @@ from shared.evidence.compliance_query import QUERY_PARAMETERS as QUERY_PARAMETER
 from shared.evidence.compliance_query import ReportQuery, next_page
 from shared.evidence.compliance_query import ReportQueryError as ReportQueryError
 from shared.evidence.sshd import Verdict
+from shared.evidence.stig import STIG_RULES, Standing, StigRule, StigStanding, stig_standing
 from shared.policy.plan import Status
 
 NEVER_VERIFIED = "never-verified"
 VERDICTS = (*(v.value for v in Verdict), NEVER_VERIFIED)
 REMEDIATION_STEP = "outcome"  # every remediation the warden runs ends in exactly one such audit row
-SSH_ALLOWED_MODES = frozenset({SshAccess.LOCAL_USER.value.lower(), SshAccess.ENTRA_ID.value.lower()})
-
-
-# --- the STIG rules ---------------------------------------------------------------------------
-
-
-class Standing(StrEnum):
-    """A STIG check's status, as a STIG checklist records it."""
-
-    OPEN = "open"
-    NOT_A_FINDING = "not-a-finding"
-    NOT_REVIEWED = "not-reviewed"
-
-
-@dataclass(frozen=True)
-class StigRule:
-    id: str
-    stig_id: str
-    severity: str
-    title: str
-    check: str  # the command the STIG's check text runs on each worker node
-    state: str  # what the rule forbids sshd to be: "running" | "enabled"
-
-    def seen(self, node: NodeCheck) -> bool | None:
-        return node.sshd_active if self.state == "running" else node.sshd_enabled
-
-
-# DISA Kubernetes STIG (V2R4 and later): both rules are CAT II, checked on every worker node.
-STIG_RULES = (
-    StigRule(
-        "V-242393",
-        "CNTR-K8-000400",
-        "CAT II",
-        "Kubernetes Worker Nodes must not have sshd service running.",
-        "systemctl status sshd",
-        "running",
-    ),
-    StigRule(
-        "V-242394",
-        "CNTR-K8-000410",
-        "CAT II",
-        "Kubernetes Worker Nodes must not have the sshd service enabled.",
-        "systemctl is-enabled sshd.service",
-        "enabled",
-    ),
-)
 
 
 # --- the report -------------------------------------------------------------------------------
@@ -136,14 +91,6 @@ class Remediation:
     code: str
     instance_id: str
     actor: str
-
-
-@dataclass(frozen=True)
-class StigStanding:
-    rule: str
-    status: Standing
-    note: str
-    accepted_deviation: bool = False  # open because the policy allows SSH on this pool
 
 
 @dataclass(frozen=True)
@@ -290,50 +237,6 @@ def _remediation(row: AuditRecord) -> Remediation:
     )
 
 
-def stig_standing(
-    rule: StigRule, verification: Verification | None, desired_mode: str, configured_mode: str = "", status: str = ""
-) -> StigStanding:
-    """The pool against `rule`: by the nodes' evidence when it decides; else open when the mode the
-    pool runs allows SSH (sshd runs by design), else not reviewed. Open is an accepted deviation only
-    where the pool runs what its policy (or a live exemption) chose on purpose: a pool on a mode it
-    was not asked for (drifted, unsupported, pending a reimage) is an open finding. `status` "" (no
-    row to say) reads as running the desired mode."""
-    standing, note = _judged_by_evidence(rule, verification)
-    chosen = status in ("", Status.COMPLIANT.value, Status.EXEMPTED.value)
-    running = desired_mode if chosen or not configured_mode else configured_mode
-    if standing is None:
-        standing = Standing.OPEN if running.lower() in SSH_ALLOWED_MODES else Standing.NOT_REVIEWED
-        if standing is Standing.OPEN:
-            note += f"; in {running} mode AKS runs sshd on the nodes"
-    deviation = chosen and desired_mode.lower() in SSH_ALLOWED_MODES and standing is Standing.OPEN
-    if deviation:
-        note += f"; the policy allows SSH ({desired_mode}): an accepted deviation"
-    elif standing is Standing.OPEN and not chosen:
-        note += f"; the pool is {status} (the policy asks for {desired_mode or 'nothing'}): an open finding"
-    return StigStanding(rule.id, standing, note, deviation)
-
-
-def _judged_by_evidence(rule: StigRule, verification: Verification | None) -> tuple[Standing | None, str]:
-    if verification is None:
-        return None, "never verified on the nodes"
-    when = f"checked {readable_time(verification.time)}"
-    nodes = verification.nodes
-    if not nodes:
-        return None, f"no node {when}: {verification.summary or 'no evidence'}"
-    seen = [rule.seen(n) for n in nodes]
-    on = [n.instance for n, value in zip(nodes, seen, strict=True) if value]
-    if on:
-        return Standing.OPEN, f"sshd {rule.state} on {len(on)} of {_nodes(nodes)} {when} (instance {', '.join(on)})"
-    if all(value is False for value in seen):
-        return Standing.NOT_A_FINDING, f"sshd not {rule.state} on any of the {_nodes(nodes)} {when}"
-    unsaid = sum(1 for value in seen if value is None)
-    return None, f"{unsaid} of {_nodes(nodes)} {when} did not say whether sshd is {rule.state}"
-
-
-def _nodes(nodes: tuple) -> str:
-    return f"{len(nodes)} node{'s' if len(nodes) != 1 else ''}"
-
-
 def summarise(pools: list[PoolCompliance]) -> FleetSummary:
     modes = [m.value for m in SshAccess]
     return FleetSummary(
@@ -383,10 +286,6 @@ def _utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         raise ValueError(f"datetime {moment.isoformat()} has no timezone; pass a timezone-aware (UTC) value")
     return moment.astimezone(UTC)
-
-
-def readable_time(moment: datetime) -> str:
-    return f"{_utc(moment):%Y-%m-%d %H:%M} UTC"
 
 
 def _camel(name: str) -> str:

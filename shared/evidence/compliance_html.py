@@ -14,17 +14,9 @@ import hashlib
 import json
 from html import escape
 
-from shared.evidence.compliance import (
-    NEVER_VERIFIED,
-    STIG_RULES,
-    ComplianceReport,
-    PoolCompliance,
-    Standing,
-    StigRule,
-    iso,
-    readable_time,
-)
+from shared.evidence.compliance import NEVER_VERIFIED, ComplianceReport, PoolCompliance, iso
 from shared.evidence.sshd import Verdict
+from shared.evidence.stig import STIG_RULES, Standing, StigRule, readable_time
 
 TITLE = "SSH compliance of AKS node pools"
 STANDING_TEXT = {

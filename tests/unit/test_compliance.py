@@ -19,16 +19,14 @@ from shared.cli.compliance import render_table
 from shared.core.records import NodeCheck
 from shared.evidence.compliance import (
     NEVER_VERIFIED,
-    STIG_RULES,
     NodeEvidence,
     ReportQuery,
     ReportQueryError,
-    Standing,
     Verification,
     build_report,
-    stig_standing,
 )
 from shared.evidence.compliance_html import SCRIPT, STYLE, render_page
+from shared.evidence.stig import STIG_RULES, Standing, stig_standing
 from tests.compliance_samples import (
     AUTO,
     DEV,
