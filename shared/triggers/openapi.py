@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.core.models import SshAccess
-from shared.evidence.compliance import QUERY_PARAMETERS, VERDICTS
+from shared.evidence.compliance import QUERY_PARAMETERS
 from shared.policy.plan import Status
-from shared.preflight.doctor import Level
 from shared.triggers.http_routes import (
     COMPLIANCE_FUNCTION,
     DOCTOR_FUNCTION,
@@ -29,64 +27,42 @@ from shared.triggers.http_validation import (
     FUNCTION_KEY_CALLER,
     MAX_BODY_BYTES,
     MAX_INSTANCE_ID_CHARS,
-    MAX_REASON_CHARS,
     RETRY_AFTER_SECONDS,
+)
+from shared.triggers.openapi_schemas import (
+    CLUSTER_ID,
+    json_body,
+    json_content,
+    reason_schema,
+    response_ref,
+    schema_ref,
+    schemas,
 )
 
 VERSION = "0.1.0"
-RUNTIME_STATUSES = ("Pending", "Running", "Completed", "ContinuedAsNew", "Failed", "Terminated", "Suspended")
-CLUSTER_ID = (
-    "/subscriptions/3f2c8a51-6b0e-4d7a-9c21-5e8f0a1b2c3d/resourceGroups/rg-dev-weu"
-    "/providers/Microsoft.ContainerService/managedClusters/aks-dev-weu"
-)
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _answer(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/responses/{name}"}
-
-
-def _json(schema: dict[str, Any], description: str, **extra: Any) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}, **extra}
-
-
-def _body(schema: str, *, required: bool = True) -> dict[str, Any]:
-    return {"required": required, "content": {"application/json": {"schema": _ref(schema)}}}
-
-
-def _object(properties: dict[str, Any], required: tuple[str, ...] = (), *, closed: bool = True) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "object", "properties": properties}
-    if required:
-        schema["required"] = list(required)
-    if closed:
-        schema["additionalProperties"] = False
-    return schema
 
 
 RETRY_AFTER = {"description": "seconds to wait before asking again", "schema": {"type": "integer", "minimum": 0}}
 WORK_ERRORS = {
-    "400": _answer("BadRequest"),
-    "401": _answer("Unauthorized"),
-    "403": _answer("OutOfScope"),
-    "413": _answer("TooLarge"),
-    "415": _answer("NotJson"),
-    "500": _answer("InternalError"),
-    "503": _answer("Unavailable"),
+    "400": response_ref("BadRequest"),
+    "401": response_ref("Unauthorized"),
+    "403": response_ref("OutOfScope"),
+    "413": response_ref("TooLarge"),
+    "415": response_ref("NotJson"),
+    "500": response_ref("InternalError"),
+    "503": response_ref("Unavailable"),
 }
 ACCEPTED = {
     "description": "Accepted: the cluster's worker has the request (started, or already running and joined). "
     "`Location` is the Durable status URL of that worker; the same instance id answers every request for the "
     "cluster while its worker runs.",
     "headers": {"Location": {"schema": {"type": "string", "format": "uri"}}, "Retry-After": RETRY_AFTER},
-    "content": {"application/json": {"schema": _ref("StatusLinks")}},
+    "content": {"application/json": {"schema": schema_ref("StatusLinks")}},
 }
 
 
 def _work(summary: str, schema: str) -> dict[str, Any]:
-    return {"summary": summary, "requestBody": _body(schema), "responses": {"202": ACCEPTED, **WORK_ERRORS}}
+    return {"summary": summary, "requestBody": json_body(schema), "responses": {"202": ACCEPTED, **WORK_ERRORS}}
 
 
 def _operations() -> dict[str, dict[str, Any]]:
@@ -97,7 +73,9 @@ def _operations() -> dict[str, dict[str, Any]]:
     )
     verify["responses"]["202"] = {
         **ACCEPTED,
-        "content": {"application/json": {"schema": {"oneOf": [_ref("StatusLinks"), _ref("FleetAccepted")]}}},
+        "content": {
+            "application/json": {"schema": {"oneOf": [schema_ref("StatusLinks"), schema_ref("FleetAccepted")]}}
+        },
         "description": ACCEPTED["description"] + " Without `cluster`: one entry per cluster asked, no `Location`.",
     }
     return {
@@ -117,40 +95,40 @@ def _operations() -> dict[str, dict[str, Any]]:
                 }
             ],
             "responses": {
-                "200": _json(_ref("InstanceStatus"), "The instance's status"),
-                "400": _answer("BadRequest"),
-                "401": _answer("Unauthorized"),
-                "404": _answer("NotFound"),
-                "500": _answer("InternalError"),
-                "503": _answer("Unavailable"),
+                "200": json_content(schema_ref("InstanceStatus"), "The instance's status"),
+                "400": response_ref("BadRequest"),
+                "401": response_ref("Unauthorized"),
+                "404": response_ref("NotFound"),
+                "500": response_ref("InternalError"),
+                "503": response_ref("Unavailable"),
             },
         },
         COMPLIANCE_FUNCTION: {
             "summary": "The compliance report from the tables, per pool, paged",
             "parameters": [_query(name) for name in QUERY_PARAMETERS],
             "responses": {
-                "200": _json(_ref("ComplianceReport"), "One page of the report"),
-                "400": _answer("BadRequest"),
-                "401": _answer("Unauthorized"),
-                "403": _answer("OutOfScope"),
-                "500": _answer("InternalError"),
-                "503": _answer("Unavailable"),
+                "200": json_content(schema_ref("ComplianceReport"), "One page of the report"),
+                "400": response_ref("BadRequest"),
+                "401": response_ref("Unauthorized"),
+                "403": response_ref("OutOfScope"),
+                "500": response_ref("InternalError"),
+                "503": response_ref("Unavailable"),
             },
         },
         DOCTOR_FUNCTION: {
             "summary": "Check the deployment before trusting it (read-only): permissions, features, delivery, services",
             "responses": {
-                "200": _json(_ref("DoctorReport"), "Every check, ok, warn or fail, with its fix"),
-                "401": _answer("Unauthorized"),
-                "500": _answer("InternalError"),
-                "503": _answer("Unavailable"),
+                "200": json_content(schema_ref("DoctorReport"), "Every check, ok, warn or fail, with its fix"),
+                "401": response_ref("Unauthorized"),
+                "500": response_ref("InternalError"),
+                "503": response_ref("Unavailable"),
             },
         },
         OPENAPI_FUNCTION: {
             "summary": "This document",
             "responses": {
-                "200": _json({"type": "object"}, "The OpenAPI 3.1 document"),
-                "401": _answer("Unauthorized"),
+                "200": json_content({"type": "object"}, "The OpenAPI 3.1 document"),
+                "401": response_ref("Unauthorized"),
             },
         },
     }
@@ -176,102 +154,49 @@ def _paths() -> dict[str, Any]:
 
 def _per_method_operations() -> dict[str, dict[str, Any]]:
     """The operations of functions serving several methods: by function name, then method."""
-    error = _ref("Error")
-    common = {"401": _answer("Unauthorized"), "500": _answer("InternalError"), "503": _answer("Unavailable")}
-    checked = {"400": _answer("BadRequest"), "403": _answer("OutOfScope"), **common}
+    error = schema_ref("Error")
+    common = {
+        "401": response_ref("Unauthorized"),
+        "500": response_ref("InternalError"),
+        "503": response_ref("Unavailable"),
+    }
+    checked = {"400": response_ref("BadRequest"), "403": response_ref("OutOfScope"), **common}
     pool_id = {"type": "string", "description": "an AKS agent-pool resource id"}
     return {
         EXEMPTIONS_FUNCTION: {
             "POST": {
                 "summary": "Exempt a pool until a deadline: it keeps its SSH mode, or is given `mode`",
-                "requestBody": _body("ExemptionRequest"),
+                "requestBody": json_body("ExemptionRequest"),
                 "responses": {
-                    "201": _json(_ref("ExemptionGranted"), "Granted; with `mode`, the pool's reconcile is requested"),
-                    "200": _json(_ref("ExemptionGranted"), "The pool's exemption changed, or was asked again as it is"),
+                    "201": json_content(
+                        schema_ref("ExemptionGranted"), "Granted; with `mode`, the pool's reconcile is requested"
+                    ),
+                    "200": json_content(
+                        schema_ref("ExemptionGranted"), "The pool's exemption changed, or was asked again as it is"
+                    ),
                     **checked,
-                    "413": _answer("TooLarge"),
-                    "415": _answer("NotJson"),
+                    "413": response_ref("TooLarge"),
+                    "415": response_ref("NotJson"),
                 },
             },
             "GET": {
                 "summary": "The exemptions in force (an expired one is never listed nor honoured)",
                 "parameters": [_query("cluster")],
-                "responses": {"200": _json(_ref("ExemptionList"), "The exemptions in force"), **checked},
+                "responses": {"200": json_content(schema_ref("ExemptionList"), "The exemptions in force"), **checked},
             },
             "DELETE": {
                 "summary": "End a pool's exemption now; its reconcile back to the policy is requested",
                 "parameters": [
                     {"name": "pool", "in": "query", "required": True, "schema": pool_id},
-                    {"name": "reason", "in": "query", "required": True, "schema": _reason()},
+                    {"name": "reason", "in": "query", "required": True, "schema": reason_schema()},
                 ],
                 "responses": {
-                    "200": _json(_ref("ExemptionRemoved"), "Removed"),
-                    "404": _json(error, "The pool has no exemption in force (code ExemptionNotFound)"),
+                    "200": json_content(schema_ref("ExemptionRemoved"), "Removed"),
+                    "404": json_content(error, "The pool has no exemption in force (code ExemptionNotFound)"),
                     **checked,
                 },
             },
         }
-    }
-
-
-def _reason() -> dict[str, Any]:
-    return {
-        "type": "string",
-        "minLength": 1,
-        "maxLength": MAX_REASON_CHARS,
-        "description": "why, for the audit trail: one line, no control characters",
-    }
-
-
-def _exemption_schemas() -> dict[str, Any]:
-    time = {"type": "string", "format": "date-time"}
-    mode = {"type": ["string", "null"], "enum": [*(m.value for m in SshAccess), None]}
-    exemption = {
-        "clusterId": {"type": "string"},
-        "poolId": {"type": "string"},
-        "subscription": {"type": "string"},
-        "resourceGroup": {"type": "string"},
-        "cluster": {"type": "string"},
-        "pool": {"type": "string"},
-        "mode": {**mode, "description": "the mode the pool is given; null: it keeps its own"},
-        "until": time,
-        "reason": {"type": "string"},
-        "actor": {"type": "string", "description": "who granted it"},
-        "grantedAt": time,
-    }
-    instance = {"type": ["string", "null"]}
-    return {
-        "ExemptionRequest": _object(
-            {
-                "pool": {"type": "string", "description": "an AKS agent-pool resource id"},
-                "until": {
-                    **time,
-                    "description": "when it ends, with its offset; after now, at most WARDEN_MAX_EXEMPTION away",
-                },
-                "reason": _reason(),
-                "mode": {
-                    "type": "string",
-                    "enum": [m.value for m in SshAccess],
-                    "description": "give the pool this mode while exempt (compared case-insensitively); "
-                    "omit to keep its own",
-                },
-            },
-            ("pool", "until", "reason"),
-        ),
-        "Exemption": _object(exemption, tuple(exemption)),
-        "ExemptionGranted": _object(
-            {
-                "exemption": _ref("Exemption"),
-                "change": {"type": "string", "enum": ["granted", "changed", "unchanged"]},
-                "expiryInstanceId": {"type": "string", "description": "the exemption's durable timer"},
-                "reconcileInstanceId": {**instance, "description": "the pool's worker, when it is given a mode"},
-            },
-            ("exemption", "change", "expiryInstanceId", "reconcileInstanceId"),
-        ),
-        "ExemptionList": _object({"exemptions": {"type": "array", "items": _ref("Exemption")}}, ("exemptions",)),
-        "ExemptionRemoved": _object(
-            {"exemption": _ref("Exemption"), "reconcileInstanceId": instance}, ("exemption", "reconcileInstanceId")
-        ),
     }
 
 
@@ -285,155 +210,17 @@ def _query(name: str) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False, "schema": schemas[name]}
 
 
-def _schemas() -> dict[str, Any]:
-    cluster = {"type": "string", "description": "an AKS managed-cluster resource id", "examples": [CLUSTER_ID]}
-    pool = {
-        "type": "string",
-        "pattern": "^[A-Za-z][A-Za-z0-9]{0,11}$",
-        "description": "an AKS pool name: 1-12 lowercase letters and digits, starting with a letter",
-    }
-    reason = {
-        "type": "string",
-        "maxLength": MAX_REASON_CHARS,
-        "description": "why, for the audit trail: one line, no control characters",
-    }
-    text_list = {"type": "array", "items": {"type": "string"}}
-    links = {name: {"type": "string"} for name in ("statusQueryGetUri", "sendEventPostUri", "terminatePostUri")}
-    level = {"type": "string", "enum": [level.value for level in Level]}
-    check = _object(
-        {name: {"type": "string"} for name in ("subscription", "check", "target", "detail", "fix")} | {"status": level},
-        ("subscription", "check", "target", "status", "detail", "fix"),
-    )
-    return {
-        "DoctorReport": _object(
-            {
-                "checks": {"type": "array", "items": check},
-                "summary": _object(
-                    {lv.value: {"type": "integer", "minimum": 0} for lv in Level}, tuple(lv.value for lv in Level)
-                ),
-            },
-            ("checks", "summary"),
-        ),
-        "Error": _object(
-            {"error": _object({"code": {"type": "string"}, "message": {"type": "string"}}, ("code", "message"))},
-            ("error",),
-        ),
-        "ReconcileRequest": _object(
-            {
-                "cluster": {**cluster, "description": "an AKS managed-cluster or agent-pool resource id"},
-                "pool": pool,
-                "reason": reason,
-            },
-            ("cluster",),
-        ),
-        "VerifyRequest": _object(
-            {
-                "cluster": {**cluster, "description": "omit to verify every cluster in scope"},
-                "pool": pool,
-                "reason": reason,
-            }
-        ),
-        "RotateKeysRequest": _object(
-            {
-                "cluster": cluster,
-                "publicKey": {
-                    "type": "string",
-                    "description": "one `ssh-rsa` public key of at least 2048 bits; omit to have one generated "
-                    "(its private half kept in Key Vault)",
-                },
-                "reason": reason,
-            },
-            ("cluster",),
-        ),
-        "StatusLinks": _object({"id": {"type": "string"}, **links}, ("id", *links), closed=False),
-        "FleetAccepted": _object(
-            {
-                "requested": {
-                    "type": "array",
-                    "items": _object(
-                        {"cluster": cluster, "id": {"type": "string"}, **links}, ("cluster", "id"), closed=False
-                    ),
-                },
-                "skipped": text_list,
-                "errors": text_list,
-            },
-            ("requested", "skipped", "errors"),
-        ),
-        "InstanceStatus": _object(
-            {
-                "instanceId": {"type": "string"},
-                "name": {"type": "string"},
-                "runtimeStatus": {"type": "string", "enum": list(RUNTIME_STATUSES)},
-                "createdTime": {"type": ["string", "null"], "format": "date-time"},
-                "lastUpdatedTime": {"type": ["string", "null"], "format": "date-time"},
-                "customStatus": {},
-                "output": {},
-                "progress": _ref("Progress"),
-            },
-            ("instanceId", "name", "runtimeStatus", "progress"),
-        ),
-        "Progress": _object(
-            {
-                "work": {"type": ["string", "null"], "description": "reconcile, verify or rotate-keys"},
-                "pool": {"type": ["string", "null"]},
-                "step": {"type": ["string", "null"], "description": "e.g. plan, update-ssh-access, upgrade-node-image"},
-                "instances": {
-                    "type": "array",
-                    "description": "the running chain: worker, work item, pool",
-                    "items": _object(
-                        {
-                            "instanceId": {"type": "string"},
-                            "name": {"type": "string"},
-                            "runtimeStatus": {"type": "string", "enum": list(RUNTIME_STATUSES)},
-                            "customStatus": {},
-                        },
-                        ("instanceId", "name", "runtimeStatus"),
-                    ),
-                },
-            },
-            ("work", "pool", "step", "instances"),
-        ),
-        "ComplianceReport": _object(
-            {
-                "generatedAt": {"type": "string", "format": "date-time"},
-                "filters": {"type": "object"},
-                "summary": {"type": "object", "required": ["pools", "byStatus", "byMode"]},
-                "stigRules": {"type": "array", "items": {"type": "object"}},
-                "pools": {"type": "array", "items": _ref("PoolCompliance")},
-                "continuationToken": {"type": ["string", "null"], "description": "null on the last page"},
-            },
-            ("generatedAt", "summary", "pools", "continuationToken"),
-            closed=False,
-        ),
-        **_exemption_schemas(),
-        "PoolCompliance": _object(
-            {
-                "clusterId": {"type": "string"},
-                "poolId": {"type": "string"},
-                "subscription": {"type": "string"},
-                "cluster": {"type": "string"},
-                "pool": {"type": "string"},
-                "status": {"type": "string", "enum": [s.value for s in Status]},
-                "verdict": {"type": "string", "enum": list(VERDICTS)},
-                "stig": {"type": "object"},
-            },
-            ("clusterId", "poolId", "subscription", "cluster", "pool", "status", "verdict", "stig"),
-            closed=False,
-        ),
-    }
-
-
 def _responses() -> dict[str, Any]:
-    error = _ref("Error")
+    error = schema_ref("Error")
     return {
-        "BadRequest": _json(error, "The request is malformed: its body, a field, a name or a parameter"),
+        "BadRequest": json_content(error, "The request is malformed: its body, a field, a name or a parameter"),
         "Unauthorized": {"description": "No or a wrong function key (the Functions host answers, with no body)"},
-        "OutOfScope": _json(error, "The subscription is not in WARDEN_SUBSCRIPTIONS (code OutOfScope)"),
-        "NotFound": _json(error, "No orchestration with this instance id (code InstanceNotFound)"),
-        "TooLarge": _json(error, f"The body is over {MAX_BODY_BYTES} bytes (code BodyTooLarge)"),
-        "NotJson": _json(error, "A body whose Content-Type is not application/json (code UnsupportedMediaType)"),
-        "InternalError": _json(error, "An unexpected failure (code InternalError); the logs have the details"),
-        "Unavailable": _json(
+        "OutOfScope": json_content(error, "The subscription is not in WARDEN_SUBSCRIPTIONS (code OutOfScope)"),
+        "NotFound": json_content(error, "No orchestration with this instance id (code InstanceNotFound)"),
+        "TooLarge": json_content(error, f"The body is over {MAX_BODY_BYTES} bytes (code BodyTooLarge)"),
+        "NotJson": json_content(error, "A body whose Content-Type is not application/json (code UnsupportedMediaType)"),
+        "InternalError": json_content(error, "An unexpected failure (code InternalError); the logs have the details"),
+        "Unavailable": json_content(
             error,
             "Table Storage or the task hub is out of reach; ask again after Retry-After seconds. "
             "A request that was recorded waits and is not lost.",
@@ -463,7 +250,7 @@ def document() -> dict[str, Any]:
         "security": [{"functionKeyHeader": []}, {"functionKeyQuery": []}],
         "paths": _paths(),
         "components": {
-            "schemas": _schemas(),
+            "schemas": schemas(),
             "responses": _responses(),
             "securitySchemes": {
                 "functionKeyHeader": {"type": "apiKey", "in": "header", "name": "x-functions-key"},
