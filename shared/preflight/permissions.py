@@ -21,8 +21,9 @@ from typing import Any
 # Reads of clusters, pools and maintenance windows; the pool PUT that sets sshAccess; the
 # node-image upgrade that makes it take effect; the operation-status reads of both; and, in each
 # cluster's node resource group, the scale sets, their VMs and run-command on a VM.
+LIST_CLUSTERS = "Microsoft.ContainerService/managedClusters/read"  # also what lists a subscription's clusters
 ENFORCEMENT_ACTIONS = (
-    "Microsoft.ContainerService/managedClusters/read",
+    LIST_CLUSTERS,
     "Microsoft.ContainerService/managedClusters/agentPools/read",
     "Microsoft.ContainerService/managedClusters/agentPools/write",
     "Microsoft.ContainerService/managedClusters/agentPools/upgradeNodeImageVersion/action",

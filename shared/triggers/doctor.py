@@ -9,7 +9,6 @@ Storage, Key Vault, the events topic) as the identity. The judgements are in sha
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
 
 from shared.adapters.arm_checks import ArmChecks
 from shared.core.errors import StoreNotFoundError, WardenError
@@ -22,12 +21,12 @@ from shared.preflight.permissions import (
     ASSIGN_IDENTITY,
     CLUSTER_ACTIONS,
     KEY_ROTATION_ACTIONS,
+    LIST_CLUSTERS,
     NODE_ACTIONS,
     READ_WORKSPACE_KEYS,
 )
 from shared.triggers.functions import EVENT_FUNCTION
 
-T = TypeVar("T")
 IDENTITY_PLACEHOLDER = "<the warden's identity (AZURE_CLIENT_ID)>"
 
 
@@ -57,7 +56,7 @@ def _subscription(rt: Runtime, arm: ArmChecks, subscription: str, assignee: str)
             *checks,
             Check(subscription, "permissions", scope, Level.FAIL, f"cannot list the AKS clusters: {e}", fix),
         ]
-    checks.append(_permissions(arm, subscription, scope, "list clusters", CLUSTER_ACTIONS[:1], assignee, role))
+    checks.append(_permissions(arm, subscription, scope, "list clusters", (LIST_CLUSTERS,), assignee, role))
     cluster_actions = CLUSTER_ACTIONS + (KEY_ROTATION_ACTIONS if rotation else ())
     scopes = {f"{scope}/resourceGroups/{c.ref.resource_group}".lower(): c for c in clusters}
     for rg_scope, cluster in sorted(scopes.items()):
