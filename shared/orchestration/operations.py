@@ -173,7 +173,10 @@ def poll_operation(context, payload: dict, operation: dict, base: float, activit
         if state.ok:
             failures = 0
             operation = state.get("operation") or operation  # moved: a new Location, or its result next
+            now_again = delay == 0  # the poll before said "now" too
             delay = retry_delay(state.get("retryAfter"), poll, base, jitter(context))
+            if delay == 0 and now_again:  # `Retry-After: 0` twice and still running: back off, no busy loop
+                delay = backoff_seconds(poll, base, jitter(context))
             continue
         if not state.error.retryable:
             return state

@@ -379,6 +379,22 @@ def test_run_commands_in_flight_per_subscription_and_per_vm_are_bounded(warden, 
     assert_all_done(w, DEV, PROD, AUTOMATIC)
 
 
+def test_a_retry_after_of_zero_is_no_busy_loop(warden, start_arm_emulator):
+    """An answer that says "poll again now" while the script still runs (`Retry-After: 0`) is
+    honoured once; a second in a row backs off: the check ends ok, its slot held to the end,
+    after a handful of polls (without the back-off, 400 polls at one instant, then `unknown`)."""
+    clock = EmulatorClock()
+    emulator = start_arm_emulator(clock=clock, run_command_seconds=20, retry_after=0)
+    w = warden({"default": "Disabled", "verify": {"sample": "all"}}, mode="audit", emulator=emulator)
+    clock.warden = w
+    request_verify(w, DEV, "nodepool1")
+    [verification] = verifications(w)
+    assert verification["nodepool1"]["verdict"] == "ok", verification["nodepool1"]["reason"]
+    polls = [r for r in emulator.requests if r.method == "GET" and "/Microsoft.Compute/locations/" in r.path]
+    assert len(polls) <= 3 * 8, f"{len(polls)} polls for 3 checks"
+    assert all(r.end is not None and r.end - r.start >= 20 for r in emulator.run_command_log)
+
+
 def test_a_verify_asked_for_while_one_runs_waits_for_it(warden, slow_nodes):
     """A second verification of the same nodes, requested while the first polls its checks, runs
     after it: the worker runs one item at a time, so a VM is never asked twice at once."""
