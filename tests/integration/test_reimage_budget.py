@@ -101,11 +101,12 @@ def test_a_budget_of_one_never_lets_two_upgrades_overlap_and_waiters_go_in_order
 
 
 def test_each_subscription_has_its_own_budget_within_the_fleets(warden, start_arm_emulator, test_fleet):
-    """Two pools of SUB_A reimage one after the other; SUB_B's goes alongside, within the fleet's two."""
+    """Two pools of SUB_A reimage one after the other; SUB_B's goes alongside. The fleet's budget (three)
+    is never the one full, so SUB_A's second pool waits for its subscription's alone."""
     [same, other] = copies_of_dev(test_fleet, (SUB_A, "rg-a1", "aks-a1"), (SUB_B, "rg-b1", "aks-b1"))
     emulator = start_arm_emulator(fleet=test_fleet, lro_polls=3)
     w = warden(
-        emulator=emulator, WARDEN_SUBSCRIPTIONS=BOTH, WARDEN_MAX_REIMAGES="2", WARDEN_MAX_REIMAGES_PER_SUBSCRIPTION="1"
+        emulator=emulator, WARDEN_SUBSCRIPTIONS=BOTH, WARDEN_MAX_REIMAGES="3", WARDEN_MAX_REIMAGES_PER_SUBSCRIPTION="1"
     )
     reimages = Reimages(w, emulator)
     w.deliver(*(arm_event(f"{c.id}/agentPools/nodepool1") for c in (DEV, same, other)))
