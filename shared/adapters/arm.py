@@ -2,9 +2,9 @@
 
 The only module that talks to Azure Resource Manager. It returns the project's plain
 models (`shared.core.models`) and raises the project's errors (`shared.core.errors`), never SDK
-types. Long-running operations are *started* here and polled separately
-(`operation_state`), so an orchestration can wait between polls with durable timers
-instead of blocking an activity for a 30-minute reimage.
+types. Long-running operations are *started* here and polled separately (`poll_operation`,
+`run_command_output`: one answer each, read by `lro`), so an orchestration can wait between polls
+with durable timers instead of blocking an activity for a 30-minute reimage.
 """
 
 from __future__ import annotations
