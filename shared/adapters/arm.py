@@ -271,32 +271,14 @@ class Arm:
         errors). Pools are read so: a fleet's scan reads hundreds of pool lists for a few fields
         of each, and the SDK's models of them (made and turned back into JSON) cost a third of
         the client's time per list. The one pool a PUT sends becomes a model there."""
-        quoted = "/".join(quote(segment, safe="") for segment in path.split("/"))  # each name, as the SDK does
-        return self._get_json(subscription, HttpRequest("GET", quoted, params={"api-version": AKS_API_VERSION}))
+        return get_json(self.aks(subscription), json_request(path, AKS_API_VERSION))
 
     def _read_pool(self, ref: ClusterRef, pool: str) -> dict[str, Any]:
         return self._read(ref.subscription, f"{ref.id}/agentPools/{pool}")
 
     def _read_list(self, subscription: str, path: str) -> list[dict[str, Any]]:
         """An AKS list's items as JSON (see `_read`), page after page (`nextLink`)."""
-        page = self._read(subscription, path)
-        items = list(page.get("value") or [])
-        while next_link := page.get("nextLink"):
-            page = self._get_json(subscription, _next_page(next_link))
-            items += page.get("value") or []
-        return items
-
-    def _get_json(self, subscription: str, request: HttpRequest) -> dict[str, Any]:
-        with translated_errors():
-            response = self.aks(subscription).send_request(request)
-        if response.status_code >= 400:
-            raise error_from_response(response)
-        try:
-            return response.json() or {}
-        except ValueError as e:
-            raise TransientError(
-                "InvalidResponse", f"ARM's answer to {request.method} {request.url} is not JSON"
-            ) from e
+        return read_list(self.aks(subscription), path, AKS_API_VERSION)
 
     def aks(self, subscription: str):
         with self._clients_lock:  # check and create as one step: a lost race would leak a client
@@ -353,12 +335,41 @@ class ClusterWrite:
     body: Any
 
 
-def _next_page(link: str) -> HttpRequest:
+def json_request(path: str, api_version: str) -> HttpRequest:
+    """A GET of an ARM path, each name in it quoted as the SDK quotes it."""
+    quoted = "/".join(quote(segment, safe="") for segment in path.split("/"))
+    return HttpRequest("GET", quoted, params={"api-version": api_version})
+
+
+def get_json(client: Any, request: HttpRequest) -> dict[str, Any]:
+    """One ARM answer as JSON, through a management client's pipeline (its auth, retries and
+    errors); the project's errors for an error status or an answer that is not JSON."""
+    with translated_errors():
+        response = client.send_request(request)
+    if response.status_code >= 400:
+        raise error_from_response(response)
+    try:
+        return response.json() or {}
+    except ValueError as e:
+        raise TransientError("InvalidResponse", f"ARM's answer to {request.method} {request.url} is not JSON") from e
+
+
+def read_list(client: Any, path: str, api_version: str) -> list[dict[str, Any]]:
+    """An ARM list's items as JSON, page after page (`nextLink`)."""
+    page = get_json(client, json_request(path, api_version))
+    items = list(page.get("value") or [])
+    while next_link := page.get("nextLink"):
+        page = get_json(client, _next_page(next_link, api_version))
+        items += page.get("value") or []
+    return items
+
+
+def _next_page(link: str, api_version: str) -> HttpRequest:
     """A list's next page asked for as the SDK's pagers ask: the link's path, and its query as
     parameters with the client's api-version."""
     parsed = urlparse(link)
     params = {key: [quote(value) for value in values] for key, values in parse_qs(parsed.query).items()}
-    return HttpRequest("GET", urljoin(link, parsed.path), params={**params, "api-version": AKS_API_VERSION})
+    return HttpRequest("GET", urljoin(link, parsed.path), params={**params, "api-version": api_version})
 
 
 @contextmanager

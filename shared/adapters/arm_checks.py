@@ -6,13 +6,8 @@ out (the doctor judges it in shared/preflight/doctor.py); the project's errors o
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
-from azure.core.rest import HttpRequest
-
-from shared.adapters.arm import Arm, translated_errors
-from shared.adapters.arm_parse import error_from_response
-from shared.core.errors import TransientError
+from shared.adapters.arm import Arm, get_json, json_request, read_list
 
 AUTHORIZATION_API = "2022-04-01"  # resource groups and resources, as the spec defines them
 SUBSCRIPTION_PERMISSIONS_API = "2015-07-01"  # the subscription scope, as ARM's authentication article calls it
@@ -47,23 +42,7 @@ class ArmChecks:
         return self._list(subscription, f"{topic_id}/eventSubscriptions", EVENTGRID_API)
 
     def _list(self, subscription: str, path: str, api_version: str) -> list[dict[str, Any]]:
-        page = self._get(subscription, path, api_version)
-        items = list(page.get("value") or [])
-        while link := page.get("nextLink"):
-            page = self._send(subscription, HttpRequest("GET", link))
-            items += page.get("value") or []
-        return items
+        return read_list(self._arm.aks(subscription), path, api_version)
 
     def _get(self, subscription: str, path: str, api_version: str) -> dict[str, Any]:
-        quoted = "/".join(quote(segment, safe="") for segment in path.split("/"))
-        return self._send(subscription, HttpRequest("GET", quoted, params={"api-version": api_version}))
-
-    def _send(self, subscription: str, request: HttpRequest) -> dict[str, Any]:
-        with translated_errors():
-            response = self._arm.aks(subscription).send_request(request)
-        if response.status_code >= 400:
-            raise error_from_response(response)
-        try:
-            return response.json() or {}
-        except ValueError as e:
-            raise TransientError("InvalidResponse", f"ARM's answer to GET {request.url} is not JSON") from e
+        return get_json(self._arm.aks(subscription), json_request(path, api_version))
