@@ -9,7 +9,7 @@ import argparse
 from shared.cli import EXIT_FAILED, EXIT_OK
 from shared.cli.output import Column, print_json, say, table, terminal_width
 from shared.config import Settings
-from shared.orchestration.runtime import Runtime
+from shared.orchestration import runtime
 from shared.preflight.doctor import DoctorReport, Level
 
 HELP = (
@@ -33,35 +33,16 @@ COLUMNS = (
 def run_doctor_command(args: argparse.Namespace) -> int:
     from shared.triggers.doctor import run_doctor
 
-    settings = Settings.from_env()
-    rt = _read_only_runtime(settings)
+    rt = runtime.build(Settings.from_env(), read_only=True)  # the doctor writes nothing, tables included
     try:
         report = run_doctor(rt)
     finally:
-        rt.arm.close()
-        if rt.store is not None:
-            rt.store.close()
+        runtime.close(rt)
     if args.json:
         print_json(report.to_json())
     else:
         _print(report, None if args.wide else terminal_width())
     return EXIT_FAILED if report.failed else EXIT_OK
-
-
-def _read_only_runtime(settings: Settings) -> Runtime:
-    """The runtime's clients without `build`'s table creation: the doctor writes nothing."""
-    from shared.adapters.arm import Arm
-    from shared.adapters.publisher import OutcomePublisher
-    from shared.adapters.store import WardenStore
-
-    store = WardenStore(settings.tables) if settings.tables else None
-    publisher = OutcomePublisher(settings.events_endpoint) if settings.events_endpoint else None
-    keystore = None
-    if settings.keyvault_url:
-        from shared.adapters.keyvault import KeyVaultKeyStore
-
-        keystore = KeyVaultKeyStore(settings.keyvault_url)
-    return Runtime(settings, Arm(settings.arm_endpoint, local=settings.arm_is_local), store, publisher, keystore)
 
 
 def _print(report: DoctorReport, width: int | None) -> None:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # the adapters load the Azure SDKs: imported by `build`, not 
 class Runtime:
     settings: Settings
     arm: Arm
-    store: WardenStore
+    store: WardenStore  # None only in a read-only runtime without WARDEN_TABLES (`build(read_only=True)`)
     publisher: OutcomePublisher | None = None  # set when WARDEN_EVENTS_ENDPOINT is
     keystore: Any = None  # where generated private keys go (Key Vault when WARDEN_KEYVAULT_URL is set)
 
@@ -79,25 +79,39 @@ def update_settings(settings: Settings) -> Runtime:
         return _runtime
 
 
-def build(settings: Settings, keystore: Any = None, **store_options) -> Runtime:
+def build(settings: Settings, keystore: Any = None, *, read_only: bool = False, **store_options) -> Runtime:
     """The resources for `settings`; `store_options` go to `WardenStore` (e.g. a table prefix).
-    `keystore`: another key store than the Key Vault of WARDEN_KEYVAULT_URL (local runs)."""
+    `keystore`: another key store than the Key Vault of WARDEN_KEYVAULT_URL (local runs).
+    `read_only` (the doctor): no table is created, the store is None without WARDEN_TABLES, and
+    ARM requests keep the SDK's own retries (no orchestration retries them)."""
     from shared.adapters.arm import Arm
     from shared.adapters.publisher import OutcomePublisher
     from shared.adapters.store import WardenStore
 
-    if not settings.tables:
+    if not settings.tables and not read_only:
         raise ConfigError("WARDEN_TABLES (or AzureWebJobsStorage) is required to record the audit trail")
-    store = WardenStore(settings.tables, **store_options)
-    store.ensure_tables()
-    # The orchestrations retry with durable timers: the SDK's own retries are off.
+    store = WardenStore(settings.tables, **store_options) if settings.tables else None
+    if store is not None and not read_only:
+        store.ensure_tables()
     publisher = OutcomePublisher(settings.events_endpoint) if settings.events_endpoint else None
     if keystore is None and settings.keyvault_url:
         from shared.adapters.keyvault import KeyVaultKeyStore  # only a rotation needs it
 
         keystore = KeyVaultKeyStore(settings.keyvault_url)
-    arm = Arm(settings.arm_endpoint, local=settings.arm_is_local, retries=0)
+    # The orchestrations retry with durable timers: there, the SDK's own retries are off.
+    arm = Arm(settings.arm_endpoint, local=settings.arm_is_local, retries=None if read_only else 0)
     return Runtime(settings, arm, store, publisher, keystore)
+
+
+def close(rt: Runtime) -> None:
+    """Close every client `rt` holds."""
+    rt.arm.close()
+    if rt.store is not None:
+        rt.store.close()
+    if rt.publisher is not None:
+        rt.publisher.close()
+    if hasattr(rt.keystore, "close"):
+        rt.keystore.close()
 
 
 def reset() -> None:
@@ -105,10 +119,5 @@ def reset() -> None:
     with _lock:
         _settings = None
         if _runtime is not None:
-            _runtime.arm.close()
-            _runtime.store.close()
-            if _runtime.publisher is not None:
-                _runtime.publisher.close()
-            if hasattr(_runtime.keystore, "close"):
-                _runtime.keystore.close()
+            close(_runtime)
         _runtime = None
