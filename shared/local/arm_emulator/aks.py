@@ -27,6 +27,7 @@ from shared.local.arm_emulator.aks_rules import (
 from shared.local.arm_emulator.faults import Faults
 from shared.local.arm_emulator.operations import (
     BODY,
+    BOTH,
     LroShapes,
     Operation,
     Operations,
@@ -156,7 +157,7 @@ class AksApi:
                 req, cluster, lambda ok: finish_pool_put(pool, ok, old_mode, node_disruption_policy(cluster))
             )
             operation.result = lambda: (200, pool_view(pool))
-            headers = self._lro_headers(req, s, operation, "agentPools/write")
+            headers = self._lro_headers(req, s, operation, self.shapes["agentPools/write"])
             return Response(200 if existing else 201, pool_view(pool), headers)
 
     def upgrade_node_image(self, req: Request, s: str, rg: str, c: str, p: str) -> Response:
@@ -210,7 +211,7 @@ class AksApi:
             operation = self._start(req, cluster, lambda ok: finish_cluster_put(target, ok))
             operation.result = lambda: (200, cluster_view(target))
             created = cluster.props["provisioningState"] == "Creating"
-            headers = self._lro_headers(req, s, operation, "managedClusters/write")
+            headers = self._lro_headers(req, s, operation, self.shapes["managedClusters/write"])
             return Response(201 if created else 200, cluster_view(cluster), headers)
 
     def set_power(self, req: Request, code: str, s: str, rg: str, c: str) -> Response:
@@ -235,7 +236,8 @@ class AksApi:
 
             operation = self._start(req, cluster, finish)
             operation.result = lambda: (204, None)
-            return Response(202, None, self._lro_headers(req, s, operation, "", both=True))
+            # start and stop: no recording to follow; both URLs, as the emulator always answered
+            return Response(202, None, self._lro_headers(req, s, operation, BOTH))
 
     # --- operation status ---
 
@@ -262,19 +264,16 @@ class AksApi:
         else:
             body["eTag"] = new_etag()
 
-    def _lro_headers(self, req: Request, s: str, operation: Operation, name: str, both: bool = False) -> dict[str, str]:
-        """The headers announcing `operation`, in the shape set for `name` (`both`: the two URLs)."""
+    def _lro_headers(self, req: Request, s: str, operation: Operation, shape: str) -> dict[str, str]:
+        """The headers announcing `operation` in `shape` (`LroShapes`): AKS's status URL and Location."""
         base = f"{req.base_url}/subscriptions/{s}/providers/{NAMESPACE}/locations/{operation.location}"
         query = f"?api-version={req.api_version}"
-        status_url, location = (
-            f"{base}/operations/{operation.id}{query}",
-            f"{base}/operationresults/{operation.id}{query}",
-        )
-        return lro_headers("both" if both else self.shapes[name], status_url, location, self.retry_after)
+        status_url = f"{base}/operations/{operation.id}{query}"
+        return lro_headers(shape, status_url, f"{base}/operationresults/{operation.id}{query}", self.retry_after)
 
     def _accepted(self, req: Request, s: str, operation: Operation, name: str, body: dict | None) -> Response:
         """A POST or DELETE: 202 with the operation's headers; in the "body" shape, answered once done."""
         if self.shapes[name] == BODY:
             self.operations.end_now(operation)
             return location_result(operation, req, self.retry_after)
-        return Response(202, body, self._lro_headers(req, s, operation, name))
+        return Response(202, body, self._lro_headers(req, s, operation, self.shapes[name]))
